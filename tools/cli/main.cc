@@ -1,28 +1,51 @@
-// sealkeep: the admin and client CLI. main() only assembles the subcommands.
+// sealkeep: the admin and client CLI. main() only assembles the registered commands.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 
-#include "crypto/self_test.h"
 #include "sealkeep_version.h"
+#include "tools/cli/command.h"
+
+namespace sk::cli {
+void AddRegisteredCommands(CLI::App& app);
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"sealkeep: provision HSM slots and TPM seals, manage versioned secrets, verify journals",
                "sealkeep"};
   app.require_subcommand(0, 1);
+  app.fallthrough();
+  auto& g = sk::cli::Globals();
+  if (const char* env = std::getenv("SEALKEEP_SOCKET"); env != nullptr && *env != '\0') g.socket = env;
+  if (g.socket.empty()) g.socket = "/run/sealkeep/api.sock";
   bool version = false;
   app.add_flag("--version", version, "Print the version and exit");
-  auto* self_check = app.add_subcommand("self-check", "Run the crypto known-answer self-test");
-  CLI11_PARSE(app, argc, argv);
-  if (version) {
-    std::printf("sealkeep %s\n", SEALKEEP_VERSION);
-    return 0;
+  app.add_option("--socket", g.socket, "Agent API socket (default: $SEALKEEP_SOCKET or /run/sealkeep/api.sock)");
+  app.add_flag("--json", g.json, "Machine-readable JSON output");
+  app.footer(
+      "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict/refused, 5 forbidden,\n"
+      "            6 sealed/unavailable, 7 corruption/verification failed.");
+  sk::cli::AddRegisteredCommands(app);
+  try {
+    app.parse(argc, argv);
+    if (version) {
+      std::printf("sealkeep %s\n", SEALKEEP_VERSION);
+      return 0;
+    }
+    if (app.get_subcommands().empty()) {
+      std::printf("%s", app.help().c_str());
+      return 0;
+    }
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);  // prints help, or the parse error
+    return rc == 0 ? 0 : sk::cli::kExitUsage;
+  } catch (const sk::cli::ExitRequest& e) {
+    return e.code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sealkeep: internal error: %s\n", e.what());
+    return sk::cli::kExitError;
   }
-  if (self_check->parsed()) {
-    sk::Status st = sk::RunCryptoSelfTest();
-    std::printf("%s\n", st.ok() ? "crypto self-test: ok" : st.ToString().c_str());
-    return st.ok() ? 0 : 1;
-  }
-  std::printf("%s", app.help().c_str());
   return 0;
 }
