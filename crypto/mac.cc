@@ -4,10 +4,14 @@
 #include <mbedtls/md.h>
 #include <mbedtls/sha256.h>
 
+#include <array>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 #include <string>
 
 #include "crypto/ct.h"
+#include "crypto/locked_pool.h"
 
 namespace sk {
 namespace {
@@ -50,23 +54,55 @@ Digest Sha256Hasher::Finish() {
   return out;
 }
 
+// The keyed state is key-equivalent: it lives in the locked pool, and is wiped on free.
+// Precomputing the states after the ipad and opad blocks saves two of the compressions
+// each MAC would otherwise spend re-absorbing the key.
 struct Hmac::Ctx {
-  mbedtls_md_context_t md;
+  mbedtls_sha256_context inner_start;  // after absorbing key ^ ipad
+  mbedtls_sha256_context outer_start;  // after absorbing key ^ opad
+  mbedtls_sha256_context work;
 };
 
-Hmac::Hmac(const SecretBytes& key) : ctx_(std::make_unique<Ctx>()) {
-  mbedtls_md_init(&ctx_->md);
-  Check(mbedtls_md_setup(&ctx_->md, Sha256Info(), 1));
-  Check(mbedtls_md_hmac_starts(&ctx_->md, key.Expose().data(), key.size()));
+Hmac::Hmac(const SecretBytes& key) {
+  void* mem = LockedPool::Instance().Allocate(sizeof(Ctx));
+  if (mem == nullptr) std::abort();
+  ctx_ = new (mem) Ctx;
+  mbedtls_sha256_init(&ctx_->inner_start);
+  mbedtls_sha256_init(&ctx_->outer_start);
+  mbedtls_sha256_init(&ctx_->work);
+  std::array<std::uint8_t, 64> block{};
+  if (key.size() > block.size()) {
+    Check(mbedtls_sha256_ret(key.Expose().data(), key.size(), block.data(), 0));
+  } else if (!key.empty()) {
+    std::memcpy(block.data(), key.Expose().data(), key.size());
+  }
+  for (auto& b : block) b ^= 0x36;
+  Check(mbedtls_sha256_starts_ret(&ctx_->inner_start, 0));
+  Check(mbedtls_sha256_update_ret(&ctx_->inner_start, block.data(), block.size()));
+  for (auto& b : block) b ^= 0x36 ^ 0x5c;
+  Check(mbedtls_sha256_starts_ret(&ctx_->outer_start, 0));
+  Check(mbedtls_sha256_update_ret(&ctx_->outer_start, block.data(), block.size()));
+  SecureWipe(block.data(), block.size());
+  Begin();
 }
 
-Hmac::~Hmac() { mbedtls_md_free(&ctx_->md); }  // wipes the keyed pads
+Hmac::~Hmac() {
+  mbedtls_sha256_free(&ctx_->inner_start);
+  mbedtls_sha256_free(&ctx_->outer_start);
+  mbedtls_sha256_free(&ctx_->work);
+  ctx_->~Ctx();
+  LockedPool::Instance().Free(ctx_, sizeof(Ctx));  // wipes
+}
 
-void Hmac::Begin() { Check(mbedtls_md_hmac_reset(&ctx_->md)); }
-void Hmac::Update(ByteView data) { Check(mbedtls_md_hmac_update(&ctx_->md, data.data(), data.size())); }
+void Hmac::Begin() { mbedtls_sha256_clone(&ctx_->work, &ctx_->inner_start); }
+void Hmac::Update(ByteView data) { Check(mbedtls_sha256_update_ret(&ctx_->work, data.data(), data.size())); }
 Digest Hmac::End() {
+  Digest inner{};
+  Check(mbedtls_sha256_finish_ret(&ctx_->work, inner.data()));
+  mbedtls_sha256_clone(&ctx_->work, &ctx_->outer_start);
+  Check(mbedtls_sha256_update_ret(&ctx_->work, inner.data(), inner.size()));
   Digest out{};
-  Check(mbedtls_md_hmac_finish(&ctx_->md, out.data()));
+  Check(mbedtls_sha256_finish_ret(&ctx_->work, out.data()));
   return out;
 }
 

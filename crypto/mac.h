@@ -2,8 +2,9 @@
 //
 // Digests and MAC tags are public values (Digest). Keys are SecretBytes. HMAC tags
 // are full 32 bytes: sealkeep never truncates a tag, and Verify refuses a shorter one.
-// Hmac keeps the keyed state between calls, which makes sealing many journal entries
-// cheap; mbedTLS wipes that state when the Hmac is destroyed. Hmac is not thread-safe
+// Hmac keeps the keyed state (inner and outer hash states after the key pads) between
+// calls, in locked memory, which makes sealing many journal entries cheap; the state is
+// wiped when the Hmac is destroyed. Hmac is not thread-safe
 // (one per thread); the free functions are.
 #pragma once
 
@@ -57,7 +58,7 @@ class Hmac {
 
  private:
   struct Ctx;
-  std::unique_ptr<Ctx> ctx_;
+  Ctx* ctx_;  // in the locked pool
 };
 
 Digest HmacSha256(const SecretBytes& key, ByteView message);

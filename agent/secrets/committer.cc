@@ -1,0 +1,232 @@
+// The committer: one thread applying queued transactions in batches (group commit), and
+// the Batch every transaction writes through.
+#include <algorithm>
+#include <chrono>
+
+#include "agent/secrets/service_impl.h"
+#include "crypto/random.h"
+
+namespace sk::secrets::internal {
+
+std::uint64_t NowMs() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+bool PathMatchesPrefix(std::string_view path, std::string_view prefix) {
+  if (prefix.empty()) return true;
+  if (prefix.back() == '/') return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix;
+  if (path.size() < prefix.size() || path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || path[prefix.size()] == '/';
+}
+
+std::string CanonicalLabels(const Labels& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) {  // std::map: sorted by key
+    if (!out.empty()) out += '\n';
+    out += k + "=" + v;
+  }
+  return out;
+}
+
+Labels ParseLabels(const std::string& canonical) {
+  Labels out;
+  std::size_t start = 0;
+  while (start < canonical.size()) {
+    std::size_t end = canonical.find('\n', start);
+    if (end == std::string::npos) end = canonical.size();
+    std::string line = canonical.substr(start, end - start);
+    std::size_t eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+PathView Batch::View(const std::string& path) const {
+  auto it = by_path_.find(path);
+  return PathView(index_.Find(path), it == by_path_.end() ? nullptr : &it->second);
+}
+
+std::vector<std::string> Batch::PathsWithPrefix(const std::string& prefix) const {
+  std::vector<std::string> out;
+  const auto& paths = index_.paths();
+  for (auto it = paths.lower_bound(prefix); it != paths.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    if (PathMatchesPrefix(it->first, prefix)) out.push_back(it->first);
+  }
+  for (const auto& [path, entries] : by_path_) {
+    if (PathMatchesPrefix(path, prefix) && index_.Find(path) == nullptr) out.push_back(path);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<const PendingEntry*> Batch::Append(journal::Entry e) {
+  e.seq = tip_.seq + 1;
+  e.time_ms = now_ms_;
+  e.txn_id = txn_id_;
+  e.prev_hash = tip_.hash;
+  if (!e.path.empty()) e.prev_path_hash = View(e.path).fields().last_hash;
+  SK_ASSIGN_OR_RETURN(Bytes encoded, journal::EncodeEntry(e));
+  Digest seal = sealer_.SealEntry(encoded);
+  SK_RETURN_IF_ERROR(writer_.AppendEntry({e.seq, e.path, std::move(encoded), seal}));
+  switch (e.kind) {
+    case journal::Kind::kRollback:
+    case journal::Kind::kRestore:
+    case journal::Kind::kFloor:
+    case journal::Kind::kRotate:
+    case journal::Kind::kRecover: anchor_needed = true; break;
+    case journal::Kind::kDestroy:
+      checkpoint_needed = true;
+      if (e.detail.note != "pruned") anchor_needed = true;
+      break;
+    default: break;
+  }
+  tip_ = {e.seq, seal};
+  pending_.push_back(PendingEntry{std::move(e), seal});
+  const PendingEntry* p = &pending_.back();
+  if (!p->entry.path.empty()) by_path_[p->entry.path].push_back(p);
+  return p;
+}
+
+void Batch::Restore(const Mark& m) {
+  while (pending_.size() > m.pending) {
+    const PendingEntry& p = pending_.back();
+    if (!p.entry.path.empty()) {
+      auto it = by_path_.find(p.entry.path);
+      it->second.pop_back();
+      if (it->second.empty()) by_path_.erase(it);
+    }
+    pending_.pop_back();
+  }
+  tip_ = m.tip;
+  anchor_needed = m.anchor_needed;
+  checkpoint_needed = m.checkpoint_needed;
+  idempotency = m.idempotency;
+}
+
+ServiceImpl::~ServiceImpl() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+}
+
+void ServiceImpl::StartCommitter() {
+  std::lock_guard lock(anchor_mu_);
+  last_anchor_time_ = std::chrono::steady_clock::now();
+  committer_ = std::thread([this] { CommitterLoop(); });
+}
+
+Status ServiceImpl::Submit(std::function<Status(Batch&)> run) {
+  if (read_only_) return FailedPrecondition("the store is open read-only", "read_only");
+  auto job = std::make_unique<Job>();
+  job->run = std::move(run);
+  std::future<Status> done = job->done.get_future();
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return Status(Code::kSealed, "sealed", "the service is shutting down");
+    queue_.push_back(std::move(job));
+  }
+  queue_cv_.notify_one();
+  return done.get();
+}
+
+void ServiceImpl::CommitterLoop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Job>> jobs;
+    {
+      std::unique_lock lock(queue_mu_);
+      bool epoch = options_.anchor_mode == AnchorMode::kEpoch;
+      if (epoch && unanchored_writes_) {
+        queue_cv_.wait_for(lock, options_.epoch_interval, [this] { return stopping_ || !queue_.empty(); });
+      } else {
+        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      }
+      if (queue_.empty()) {
+        if (stopping_) return;
+        lock.unlock();
+        // An epoch passed with writes and no commit since: anchor them now.
+        if (epoch && unanchored_writes_) (void)AdvanceAnchor(index_.tip);
+        continue;
+      }
+      while (!queue_.empty() && jobs.size() < options_.max_batch) {
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(jobs);
+  }
+}
+
+void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
+  std::vector<Status> results(jobs.size());
+  auto finish = [&](const Status& all) {
+    for (std::size_t i = 0; i < jobs.size(); ++i) jobs[i]->done.set_value(results[i].ok() ? all : results[i]);
+  };
+  auto began = store_->Begin();
+  if (!began.ok()) {
+    for (auto& r : results) r = began.status();
+    finish(OkStatus());
+    return;
+  }
+  store::Writer& w = **began;
+  Batch b(w, index_, *commit_sealer_, NowMs());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto txn = RandomBytes(journal::kTxnIdSize);
+    if (!txn.ok()) {
+      results[i] = txn.status();
+      continue;
+    }
+    journal::TxnId id{};
+    std::copy(txn->begin(), txn->end(), id.begin());
+    b.BeginTxn(id);
+    Batch::Mark mark = b.Save();
+    Status st = w.Savepoint();
+    if (st.ok()) st = jobs[i]->run(b);
+    if (st.ok()) st = w.ReleaseSavepoint();
+    if (!st.ok()) {
+      Status undo = w.RollbackToSavepoint();
+      b.Restore(mark);
+      if (!undo.ok()) {  // the transaction is unusable: fail the whole batch
+        store_->Abort();
+        for (auto& r : results) r = undo;
+        finish(OkStatus());
+        return;
+      }
+    }
+    results[i] = st;
+  }
+  Status committed = CommitBatch(b);
+  if (!committed.ok()) {
+    finish(committed);
+    return;
+  }
+  ++batches_;
+  commits_ += jobs.size();
+  if (options_.hooks != nullptr && options_.hooks->after_store_commit) options_.hooks->after_store_commit();
+
+  Status anchored = OkStatus();
+  bool epoch_due = false;
+  {
+    std::lock_guard lock(anchor_mu_);
+    epoch_due = std::chrono::steady_clock::now() - last_anchor_time_ >= options_.epoch_interval;
+  }
+  if (!b.pending().empty() &&
+      (options_.anchor_mode == AnchorMode::kStrict || b.anchor_needed || epoch_due)) {
+    anchored = AdvanceAnchor(b.tip());
+    if (!anchored.ok()) {
+      anchored = Status(Code::kUnavailable, "anchor_unavailable",
+                        "the change is stored durably but the hardware anchor could not be advanced (" +
+                            anchored.ToString() + "); it will be anchored on the next commit or restart");
+    }
+  }
+  if (options_.hooks != nullptr && options_.hooks->after_anchor_update) options_.hooks->after_anchor_update();
+  if (b.checkpoint_needed) (void)store_->Checkpoint();
+  finish(anchored);
+}
+
+}  // namespace sk::secrets::internal

@@ -1,0 +1,107 @@
+// The in-memory index: what the journal says about every path, rebuilt from the journal
+// at start-up and extended with each commit. The journal is the source of truth; the
+// store's version rows only hold bytes, which are checked against their entries on read.
+//
+// Effects are defined once (ApplyEntry) and used both when replaying the journal and when
+// the committer previews a batch (PathView over pending entries), so the live state and a
+// restarted agent's state cannot disagree.
+//
+// Thread safety: Index is guarded by its owner (SecretService): readers under a shared
+// lock, the committer under an exclusive lock when it applies a committed batch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/journal/journal_format.h"
+
+namespace sk::secrets {
+
+enum class VersionState : std::uint8_t { kLive, kDeleted, kDestroyed };
+std::string_view StateName(VersionState s);
+
+struct VersionInfo {
+  std::uint64_t created_seq = 0;   // the entry that wrote this version
+  std::uint64_t created_ms = 0;
+  std::uint64_t expires_ms = 0;    // 0: never
+  std::uint64_t from_version = 0;  // rollback/restore source
+  std::uint32_t key_generation = 0;
+  journal::Kind kind = journal::Kind::kPut;
+  VersionState state = VersionState::kLive;
+  bool seal_invalid = false;       // an entry about this version failed its seal check
+};
+
+// Path-wide facts other than the version list.
+struct PathFields {
+  std::uint64_t head = 0;          // highest version number (versions are 1..head)
+  std::uint64_t floor = 0;
+  std::uint32_t max_versions = 0;  // 0: the service default
+  std::string labels;              // of the latest written version
+  std::uint64_t last_seq = 0;      // last entry about this path
+  Digest last_hash{};
+  std::uint64_t updated_ms = 0;
+  std::uint64_t chain_ok_from = 0; // entries below this seq are cut off from the path's chain
+  bool tainted = false;            // an entry naming this path could not be parsed
+};
+
+struct PathState {
+  PathFields fields;
+  std::vector<VersionInfo> versions;  // versions[i] is version i + 1
+};
+
+// Applies one entry's effect. `seal_ok` false marks the versions it touches.
+void ApplyEntry(PathFields& fields, const journal::Entry& e, const Digest& seal, bool seal_ok);
+void ApplyEntry(PathState& state, const journal::Entry& e, const Digest& seal, bool seal_ok);
+
+struct JournalTip {
+  std::uint64_t seq = 0;
+  Digest hash{};
+};
+
+class Index {
+ public:
+  // Replay: applies an entry read from the journal (start-up). Tracks per-path chain
+  // links; the caller tracks the global chain.
+  void Replay(const journal::Entry& e, const Digest& stored_seal, bool seal_ok);
+  // Replay of an entry that did not parse: taints the row's path.
+  void ReplayUnparsed(const std::string& row_path, std::uint64_t seq);
+  // Applies an entry the committer wrote (seal known good, links known good).
+  void Apply(const journal::Entry& e, const Digest& seal);
+
+  const PathState* Find(std::string_view path) const;
+  const std::map<std::string, PathState, std::less<>>& paths() const { return paths_; }
+
+  JournalTip tip;                  // global head
+  std::uint64_t global_ok_from = 0;  // entries below this seq are cut off from the head
+  std::uint64_t bad_seals = 0;
+  std::vector<std::uint64_t> bad_seqs;  // first few, for reports
+  std::uint32_t rotations = 0;
+
+ private:
+  std::map<std::string, PathState, std::less<>> paths_;
+};
+
+// A pending (not yet committed) entry of the current batch.
+struct PendingEntry {
+  journal::Entry entry;
+  Digest seal{};
+};
+
+// A path as the committer sees it mid-batch: the committed state plus this batch's
+// pending entries, in order. Cheap: pending lists are short.
+class PathView {
+ public:
+  PathView(const PathState* base, const std::vector<const PendingEntry*>* pending) : base_(base), pending_(pending) {}
+  bool exists() const { return fields().head > 0 || fields().last_seq > 0; }
+  PathFields fields() const;
+  std::optional<VersionInfo> version(std::uint64_t v) const;
+
+ private:
+  const PathState* base_;
+  const std::vector<const PendingEntry*>* pending_;
+};
+
+}  // namespace sk::secrets

@@ -1,0 +1,141 @@
+// Reads: any thread. The index (under a shared lock) names the version; the store gives
+// its bytes; CheckVersion proves them against the sealed entry before decrypting.
+#include "agent/secrets/path.h"
+#include "agent/secrets/service_impl.h"
+
+namespace sk::secrets::internal {
+namespace {
+
+// What a read needs from the index, copied out under the lock.
+struct Located {
+  PathFields fields;
+  VersionInfo info;
+  std::uint64_t version = 0;
+  std::uint64_t global_ok_from = 0;
+};
+
+}  // namespace
+
+Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std::uint64_t> version) {
+  SK_RETURN_IF_ERROR(ValidatePath(path));
+  Located at;
+  {
+    std::shared_lock lock(index_mu_);
+    const PathState* s = index_.Find(path);
+    if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
+    at.version = version.value_or(s->fields.head);
+    if (at.version == 0 || at.version > s->versions.size()) {
+      return NotFound(path + " has no version " + std::to_string(at.version));
+    }
+    at.fields = s->fields;
+    at.info = s->versions[at.version - 1];
+    at.global_ok_from = index_.global_ok_from;
+  }
+  const std::string name = path + " version " + std::to_string(at.version);
+  if (at.info.state == VersionState::kDeleted) return NotFound(name + " is deleted", "deleted");
+  if (at.info.state == VersionState::kDestroyed) return NotFound(name + " was destroyed", "destroyed");
+  if (at.info.expires_ms != 0 && at.info.expires_ms <= NowMs()) {
+    return Status(Code::kExpired, "expired", name + " has expired");
+  }
+  VersionCheck c;
+  c.path = path;
+  c.version = at.version;
+  c.info = at.info;
+  c.fields = at.fields;
+  c.global_ok_from = at.global_ok_from;
+  SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
+  CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_};
+  auto opened = CheckVersion(ctx, c, true);
+  if (!opened.ok()) {
+    const Status& st = opened.status();
+    // A version that does not verify is never served; say why, as corruption.
+    if (st.code() == Code::kConflict && st.reason() != "below_floor") {
+      return Status(Code::kCorruption, std::string(st.reason()), std::string(st.message()));
+    }
+    return st;
+  }
+  SecretValue out;
+  out.path = path;
+  out.version = at.version;
+  out.value = std::move(opened->value);
+  out.created_ms = at.info.created_ms;
+  out.expires_ms = at.info.expires_ms;
+  out.labels = ParseLabels(opened->entry.detail.labels);
+  return out;
+}
+
+Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, std::size_t limit) {
+  SK_RETURN_IF_ERROR(ValidatePrefix(prefix));
+  std::vector<PathSummary> out;
+  std::shared_lock lock(index_mu_);
+  const auto& paths = index_.paths();
+  for (auto it = paths.lower_bound(prefix); it != paths.end() && out.size() < limit; ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    if (!PathMatchesPrefix(it->first, prefix) || it->second.fields.head == 0) continue;
+    const PathState& s = it->second;
+    PathSummary p;
+    p.path = it->first;
+    p.head = s.fields.head;
+    p.head_state = std::string(StateName(s.versions[s.fields.head - 1].state));
+    p.floor = s.fields.floor;
+    p.updated_ms = s.fields.updated_ms;
+    p.labels = ParseLabels(s.fields.labels);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<Labels> ServiceImpl::PathLabels(const std::string& path) {
+  SK_RETURN_IF_ERROR(ValidatePath(path));
+  std::shared_lock lock(index_mu_);
+  const PathState* s = index_.Find(path);
+  if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
+  return ParseLabels(s->fields.labels);
+}
+
+Result<std::vector<VersionReport>> ServiceImpl::Versions(const std::string& path) {
+  SK_RETURN_IF_ERROR(ValidatePath(path));
+  PathState state;
+  std::uint64_t global_ok_from = 0;
+  {
+    std::shared_lock lock(index_mu_);
+    const PathState* s = index_.Find(path);
+    if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
+    state = *s;
+    global_ok_from = index_.global_ok_from;
+  }
+  SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
+  SK_ASSIGN_OR_RETURN(std::uint64_t disk_ok_from, PathChainOkFrom(lease.reader(), lease.sealer(), path, state.fields));
+  CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_};
+  std::vector<VersionReport> out;
+  for (std::uint64_t v = 1; v <= state.versions.size(); ++v) {
+    const VersionInfo& info = state.versions[v - 1];
+    VersionReport r;
+    r.version = v;
+    r.state = std::string(StateName(info.state));
+    r.kind = std::string(journal::KindName(info.kind));
+    r.from_version = info.from_version;
+    r.created_ms = info.created_ms;
+    r.expires_ms = info.expires_ms;
+    r.key_generation = info.key_generation;
+    VersionCheck c;
+    c.path = path;
+    c.version = v;
+    c.info = info;
+    c.fields = state.fields;
+    c.global_ok_from = global_ok_from;
+    c.disk_chain_ok_from = disk_ok_from;
+    auto checked = CheckVersion(ctx, c, true);
+    if (checked.ok()) {
+      r.verifies = true;
+    } else if (checked.status().code() == Code::kConflict) {
+      r.reason = std::string(checked.status().reason());
+    } else {
+      return checked.status();  // the HSM or store failed: no verdict either way
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace sk::secrets::internal

@@ -1,0 +1,219 @@
+// SecretService: versioned, envelope-encrypted secrets over a Store, every change sealed
+// in the journal and anchored in the backend's hardware (DESIGN.md §2-4). This is the
+// library the daemon serves and the tests drive; it knows nothing of HTTP or policy
+// (callers authorise first and pass who asked as an Actor).
+//
+// Writes: every change is a transaction (Transact); Put, Delete... are one-op
+// transactions. A single committer thread applies queued transactions in batches, each
+// batch in one store transaction (one fsync: group commit), each transaction inside a
+// savepoint so one failing transaction does not fail its batch-mates. A commit then
+// moves the hardware anchor when the anchor mode says so, then acknowledges.
+// Reads: any thread; the in-memory index gives the version, the store gives its bytes,
+// which are checked against the sealed entry before the value is decrypted.
+//
+// Thread-safe: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto/secret_bytes.h"
+#include "crypto/status.h"
+#include "hsm/key_backend.h"
+
+namespace sk::secrets {
+
+enum class AnchorMode { kStrict, kEpoch };
+std::string_view AnchorModeName(AnchorMode m);
+
+// Crash points for the crash and fault tests; never set in production.
+struct FaultHooks {
+  std::function<void()> after_store_commit;   // store synced, anchor not yet moved
+  std::function<void()> after_anchor_update;  // anchor moved, not yet acknowledged
+};
+
+struct ServiceOptions {
+  std::string store_path;             // the SQLite file, e.g. <state>/store.db
+  std::string vfs;                    // "" (default) or "sk-fault" (fault tests)
+  AnchorMode anchor_mode = AnchorMode::kEpoch;
+  std::chrono::milliseconds epoch_interval{60'000};
+  std::uint32_t default_max_versions = 0;  // 0: keep every version
+  std::size_t max_value_bytes = 64 * 1024;
+  std::size_t dek_cache_entries = 4096;    // 0 disables the cache
+  std::chrono::milliseconds dek_cache_ttl{300'000};
+  int verify_threads = 2;
+  bool read_only = false;                  // offline verification: no writes, no anchor moves
+  std::size_t max_batch = 512;             // transactions per group commit
+  std::chrono::hours idempotency_ttl{24};
+  const FaultHooks* hooks = nullptr;
+};
+
+// Who asked: peer identity text recorded in the journal ("uid=0 pid=12 unit=x.service").
+struct Actor {
+  std::string text;
+};
+
+using Labels = std::map<std::string, std::string>;
+
+struct Op {
+  enum class Type { kPut, kDelete, kUndelete, kDestroy, kRollback, kCheckVersion, kFloor };
+  Type type = Type::kPut;
+  std::string path;
+  SecretBytes value;                    // put
+  std::optional<std::uint64_t> cas;     // the head version the caller saw (0: path must not exist)
+  std::optional<std::uint64_t> version; // delete/undelete/destroy: which (default: head);
+                                        // check-version: the head it must be; rollback: target
+  std::uint64_t expires_in_s = 0;       // put: 0 never
+  Labels labels;                        // put
+  std::optional<std::uint32_t> max_versions;  // put
+  std::uint64_t floor = 0;              // floor
+};
+std::string_view OpTypeName(Op::Type t);
+
+struct OpResult {
+  std::string op;
+  std::string path;
+  std::uint64_t version = 0;  // written (put/rollback) or affected
+};
+
+struct TxnResult {
+  std::string txn_id;  // hex
+  std::uint64_t seq = 0;  // journal head after the commit
+  std::vector<OpResult> results;
+  bool replayed = false;  // an idempotent retry: nothing was applied this time
+};
+
+struct SecretValue {
+  std::string path;
+  std::uint64_t version = 0;
+  SecretBytes value;
+  std::uint64_t created_ms = 0;
+  std::uint64_t expires_ms = 0;
+  Labels labels;
+};
+
+struct PathSummary {
+  std::string path;
+  std::uint64_t head = 0;
+  std::string head_state;
+  std::uint64_t floor = 0;
+  std::uint64_t updated_ms = 0;
+  Labels labels;
+};
+
+struct VersionReport {
+  std::uint64_t version = 0;
+  std::string state;   // live, deleted, destroyed
+  std::string kind;    // put, rollback, restore
+  std::uint64_t from_version = 0;
+  std::uint64_t created_ms = 0;
+  std::uint64_t expires_ms = 0;
+  std::uint32_t key_generation = 0;
+  bool verifies = false;
+  std::string reason;  // why not, when !verifies
+};
+
+struct SnapshotInfo {
+  std::string name;
+  std::string prefix;
+  std::uint64_t created_ms = 0;
+  std::map<std::string, std::uint64_t> versions;
+  bool verifies = false;
+};
+
+struct RestoreFailure {
+  std::string path;
+  std::uint64_t version = 0;
+  std::string reason;
+  std::string message;
+};
+
+struct RestoreReport {
+  bool applied = false;
+  std::vector<RestoreFailure> failures;  // why nothing was applied
+  TxnResult result;                      // when applied
+};
+
+struct JournalProblem {
+  std::uint64_t seq = 0;
+  std::string path;
+  std::uint64_t version = 0;
+  std::string reason;  // seal_invalid, chain_broken, content_mismatch, ...
+  std::string detail;
+};
+
+struct VerifyReport {
+  bool ok = false;
+  std::uint64_t entries = 0;
+  std::uint64_t versions_checked = 0;
+  std::uint64_t head_seq = 0;
+  std::string head_hash;  // hex
+  hsm::Anchor anchor;
+  std::string anchor_state;  // in_sync, roll_forward, replay
+  std::vector<JournalProblem> problems;  // the first 1000
+  double seconds = 0;
+};
+
+struct ServiceStatus {
+  hsm::BackendInfo backend;
+  std::uint64_t head_seq = 0;
+  std::string head_hash;
+  hsm::Anchor anchor;
+  std::string anchor_mode;
+  std::uint64_t paths = 0;
+  std::uint64_t journal_problems = 0;  // entries that failed verification at start-up
+  std::uint64_t commits = 0, batches = 0, anchor_advances = 0;
+  std::uint64_t dek_cache_hits = 0, dek_cache_misses = 0, dek_cache_size = 0;
+  double start_verify_seconds = 0;
+};
+
+class SecretService {
+ public:
+  // Opens the store (creating it on first start), unwraps the journal key, verifies the
+  // whole journal and checks it against the hardware anchor (rolling it forward after a
+  // crash). Errors: replay_detected (kSealed) when the store is older than the anchor or
+  // not the anchored history; store_* from the store; backend errors.
+  static Result<std::unique_ptr<SecretService>> Open(std::shared_ptr<hsm::KeyBackend> backend,
+                                                     const ServiceOptions& options);
+  // `sealkeep recover --accept-rollback`: accepts a store that Open refuses with
+  // replay_detected as the new truth. Journaled (kind recover) and anchored.
+  static Result<std::string> AcceptRollback(std::shared_ptr<hsm::KeyBackend> backend, const ServiceOptions& options,
+                                            const Actor& actor);
+  virtual ~SecretService() = default;
+
+  virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key, const Actor& actor) = 0;
+  virtual Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) = 0;
+  virtual Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) = 0;
+  virtual Result<std::vector<VersionReport>> Versions(const std::string& path) = 0;
+  // Labels of a path's latest version, for policy conditions (NotFound if no such path).
+  virtual Result<Labels> PathLabels(const std::string& path) = 0;
+
+  virtual Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
+                                           const Actor& actor) = 0;
+  virtual Result<SnapshotInfo> GetSnapshot(const std::string& name) = 0;
+  virtual Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) = 0;
+
+  // Makes a new master-key generation and re-wraps JK, AK and every data key under it.
+  virtual Result<TxnResult> Rotate(const Actor& actor) = 0;
+
+  virtual Result<VerifyReport> VerifyAll() = 0;
+  virtual ServiceStatus Report() = 0;
+  // The audit key AK (unwrapped at open), for the audit log.
+  virtual const SecretBytes& audit_key() const = 0;
+  // Drops cached data keys (sys/seal does this before closing the service).
+  virtual void DropCaches() = 0;
+};
+
+// Convenience one-op transactions.
+Result<TxnResult> Put(SecretService& s, const std::string& path, ByteView value, const Actor& actor,
+                      std::optional<std::uint64_t> cas = std::nullopt);
+Result<TxnResult> Rollback(SecretService& s, const std::string& path, std::uint64_t to, const Actor& actor,
+                           std::optional<std::uint64_t> cas = std::nullopt);
+
+}  // namespace sk::secrets

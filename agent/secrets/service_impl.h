@@ -1,0 +1,205 @@
+// Internals of SecretService, shared by its implementation files. Not a public header.
+//
+// Locking: index_mu_ guards index_ (readers shared; the committer takes it exclusively
+// only to apply a committed batch, and reads it unlocked otherwise, being its only
+// writer). anchor_mu_ guards anchor_. The committer thread owns the store's write
+// transaction, its Sealer, and every Batch.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "agent/journal/journal_format.h"
+#include "agent/journal/sealer.h"
+#include "agent/secrets/dek_cache.h"
+#include "agent/secrets/index.h"
+#include "agent/secrets/service.h"
+#include "agent/secrets/version_check.h"
+#include "agent/store/store.h"
+
+namespace sk::secrets::internal {
+
+std::uint64_t NowMs();
+std::string CanonicalLabels(const Labels& labels);
+Labels ParseLabels(const std::string& canonical);
+
+// Readers with their own Sealer, lent to one thread at a time.
+class ReaderPool {
+ public:
+  ReaderPool(store::Store& store, const SecretBytes& journal_key) : store_(store), jk_(journal_key) {}
+  struct Slot {
+    std::unique_ptr<store::Reader> reader;
+    std::unique_ptr<journal::Sealer> sealer;
+  };
+  class Lease {
+   public:
+    Lease(ReaderPool* pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
+    Lease(Lease&&) noexcept = default;
+    Lease& operator=(Lease&&) noexcept = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      if (slot_) pool_->Return(std::move(slot_));
+    }
+    store::Reader& reader() { return *slot_->reader; }
+    journal::Sealer& sealer() { return *slot_->sealer; }
+
+   private:
+    ReaderPool* pool_;
+    std::unique_ptr<Slot> slot_;
+  };
+  Result<Lease> Acquire();
+
+ private:
+  void Return(std::unique_ptr<Slot> slot);
+  store::Store& store_;
+  const SecretBytes& jk_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Slot>> free_;
+};
+
+// One batch of the committer: this batch's entries so far, in order, on top of the index.
+class Batch {
+ public:
+  Batch(store::Writer& writer, const Index& index, journal::Sealer& sealer, std::uint64_t now_ms)
+      : writer_(writer), index_(index), sealer_(sealer), tip_(index.tip), now_ms_(now_ms) {}
+
+  PathView View(const std::string& path) const;
+  // Paths under `prefix` (segment-aware, see PathMatchesPrefix) in the index or this batch.
+  std::vector<std::string> PathsWithPrefix(const std::string& prefix) const;
+  // Completes e (seq, time, txn id, chain links), encodes, seals and stores it.
+  Result<const PendingEntry*> Append(journal::Entry e);
+
+  store::Writer& writer() { return writer_; }
+  journal::Sealer& sealer() { return sealer_; }
+  const Index& index() const { return index_; }
+  std::uint64_t now_ms() const { return now_ms_; }
+  const JournalTip& tip() const { return tip_; }
+  const std::deque<PendingEntry>& pending() const { return pending_; }
+  void BeginTxn(const journal::TxnId& id) { txn_id_ = id; }
+  const journal::TxnId& txn_id() const { return txn_id_; }
+
+  bool anchor_needed = false;      // an entry kind that must be anchored at once
+  bool checkpoint_needed = false;  // something was erased
+  std::map<std::string, std::string> idempotency;  // keys recorded in this batch -> digest hex
+
+  struct Mark {
+    std::size_t pending = 0;
+    JournalTip tip;
+    bool anchor_needed = false, checkpoint_needed = false;
+    std::map<std::string, std::string> idempotency;
+  };
+  Mark Save() const { return {pending_.size(), tip_, anchor_needed, checkpoint_needed, idempotency}; }
+  void Restore(const Mark& m);
+
+ private:
+  store::Writer& writer_;
+  const Index& index_;
+  journal::Sealer& sealer_;
+  JournalTip tip_;
+  std::uint64_t now_ms_;
+  journal::TxnId txn_id_{};
+  std::deque<PendingEntry> pending_;
+  std::map<std::string, std::vector<const PendingEntry*>> by_path_;
+};
+
+bool PathMatchesPrefix(std::string_view path, std::string_view prefix);
+
+struct Job {
+  std::function<Status(Batch&)> run;
+  std::promise<Status> done;
+};
+
+class ServiceImpl final : public SecretService {
+ public:
+  ServiceImpl(std::shared_ptr<hsm::KeyBackend> backend, ServiceOptions options)
+      : backend_(std::move(backend)), options_(std::move(options)),
+        cache_(options_.dek_cache_entries, options_.dek_cache_ttl) {}
+  ~ServiceImpl() override;
+  ServiceImpl(const ServiceImpl&) = delete;
+  ServiceImpl& operator=(const ServiceImpl&) = delete;
+
+  // service_open.cc
+  Status Init(bool read_only, bool accept_rollback, const Actor& actor, std::string* recovered);
+
+  // ops.cc
+  Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key, const Actor& actor) override;
+  // reads.cc
+  Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) override;
+  Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) override;
+  Result<std::vector<VersionReport>> Versions(const std::string& path) override;
+  Result<Labels> PathLabels(const std::string& path) override;
+  // snapshots.cc
+  Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix, const Actor& actor) override;
+  Result<SnapshotInfo> GetSnapshot(const std::string& name) override;
+  Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) override;
+  // admin.cc
+  Result<TxnResult> Rotate(const Actor& actor) override;
+  Result<VerifyReport> VerifyAll() override;
+  ServiceStatus Report() override;
+  const SecretBytes& audit_key() const override { return ak_; }
+  void DropCaches() override { cache_.Clear(); }
+
+  // committer.cc
+  void StartCommitter();
+  // Queues run() for the next batch and waits for its commit (and anchor) outcome.
+  Status Submit(std::function<Status(Batch&)> run);
+
+  // Shared by ops.cc and snapshots.cc: writes a new version of `path` holding `value`.
+  Result<std::uint64_t> WriteVersion(Batch& b, const std::string& path, ByteView value, journal::Kind kind,
+                                     std::uint64_t from_version, const std::string& labels,
+                                     std::optional<std::uint32_t> max_versions, std::uint64_t expires_ms,
+                                     const std::string& snapshot, const Actor& actor);
+  // Fully verifies a version as the committer sees it (rollback/restore) and opens it.
+  Result<OpenedVersion> CheckForRollback(Batch& b, const std::string& path, std::uint64_t version);
+  Status Prune(Batch& b, const std::string& path, const Actor& actor);
+  VersionCheck MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,
+                         const PathFields& fields) const;
+
+ private:
+  void CommitterLoop();
+  void RunBatch(std::vector<std::unique_ptr<Job>>& jobs);
+  Status AdvanceAnchor(const JournalTip& tip);
+  Status BuildIndex(store::Reader& reader, std::uint64_t* entries);
+  Status CreateStore(const Actor& actor);
+  Status LoadKeys();
+  // Writes the sealed head on top of b, commits the store transaction, applies b to the
+  // index. The anchor is not moved.
+  Status CommitBatch(Batch& b);
+
+  std::shared_ptr<hsm::KeyBackend> backend_;
+  ServiceOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ReaderPool> readers_;
+  Bytes store_id_;
+  SecretBytes jk_, ak_;
+  DekCache cache_;
+
+  mutable std::shared_mutex index_mu_;
+  Index index_;
+
+  std::mutex anchor_mu_;
+  hsm::Anchor anchor_;  // the hardware anchor as last read or written
+  std::chrono::steady_clock::time_point last_anchor_time_{};
+  bool unanchored_writes_ = false;  // committer thread only
+
+  std::unique_ptr<journal::Sealer> commit_sealer_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool stopping_ = false;
+  std::thread committer_;
+
+  std::atomic<std::uint64_t> commits_{0}, batches_{0}, anchor_advances_{0};
+  double start_verify_seconds_ = 0;
+  bool read_only_ = false;
+};
+
+}  // namespace sk::secrets::internal

@@ -1,0 +1,128 @@
+// Snapshots: sealed release tags and their all-or-nothing restore.
+#include "agent/secrets/path.h"
+#include "agent/secrets/service_impl.h"
+#include "agent/secrets/snapshot_format.h"
+#include "crypto/ct.h"
+
+namespace sk::secrets::internal {
+namespace {
+
+Digest SnapshotSeal(const SecretBytes& jk, ByteView body) {
+  Hmac h(jk);
+  h.Begin();
+  h.Update(AsBytes(kSnapshotSealDomain));
+  static constexpr std::uint8_t kZero = 0;
+  h.Update(ByteView(&kZero, 1));
+  h.Update(body);
+  return h.End();
+}
+
+// Reads and checks a snapshot: not_found, or seal_invalid when it does not verify.
+Result<SnapshotBody> LoadSnapshot(store::Reader& reader, const SecretBytes& jk, const std::string& name) {
+  SK_ASSIGN_OR_RETURN(auto rec, reader.GetSnapshot(name));
+  if (!rec) return NotFound("no snapshot named " + name);
+  if (!ConstantTimeEqual(SnapshotSeal(jk, rec->body), rec->seal)) {
+    return Conflict("snapshot " + name + " does not verify", "seal_invalid");
+  }
+  SK_ASSIGN_OR_RETURN(SnapshotBody body, DecodeSnapshot(rec->body));
+  if (body.name != name) return Conflict("snapshot " + name + " holds another snapshot's body", "seal_invalid");
+  return body;
+}
+
+}  // namespace
+
+Result<TxnResult> ServiceImpl::CreateSnapshot(const std::string& name, const std::string& prefix,
+                                              const Actor& actor) {
+  SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
+  SK_RETURN_IF_ERROR(ValidatePrefix(prefix));
+  TxnResult result;
+  Status st = Submit([&](Batch& b) -> Status {
+    result = TxnResult{};
+    SK_ASSIGN_OR_RETURN(auto existing, b.writer().GetSnapshot(name));
+    if (existing) return Status(Code::kAlreadyExists, "snapshot_exists", "a snapshot named " + name + " exists");
+    SnapshotBody body;
+    body.name = name;
+    body.prefix = prefix;
+    body.created_ms = b.now_ms();
+    for (const std::string& path : b.PathsWithPrefix(prefix)) {
+      PathView view = b.View(path);
+      std::uint64_t head = view.fields().head;
+      std::optional<VersionInfo> info = view.version(head);
+      if (head == 0 || !info || info->state != VersionState::kLive) continue;
+      body.versions[path] = head;
+      result.results.push_back({"snapshot", path, head});
+    }
+    SK_ASSIGN_OR_RETURN(Bytes encoded, EncodeSnapshot(body));
+    SK_RETURN_IF_ERROR(b.writer().PutSnapshot({name, encoded, SnapshotSeal(jk_, encoded)}));
+    journal::Entry e;
+    e.kind = journal::Kind::kSnapshot;
+    e.actor = actor.text.substr(0, journal::kMaxActorBytes);
+    e.content_digest = Sha256(encoded);
+    e.detail.snapshot = name;
+    SK_RETURN_IF_ERROR(b.Append(std::move(e)).status());
+    result.txn_id = HexEncode(b.txn_id());
+    result.seq = b.tip().seq;
+    return OkStatus();
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
+Result<SnapshotInfo> ServiceImpl::GetSnapshot(const std::string& name) {
+  SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
+  SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
+  SK_ASSIGN_OR_RETURN(SnapshotBody body, LoadSnapshot(lease.reader(), jk_, name));
+  SnapshotInfo info;
+  info.name = body.name;
+  info.prefix = body.prefix;
+  info.created_ms = body.created_ms;
+  info.versions = std::move(body.versions);
+  info.verifies = true;
+  return info;
+}
+
+Result<RestoreReport> ServiceImpl::RestoreSnapshot(const std::string& name, const Actor& actor) {
+  SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
+  RestoreReport report;
+  Status st = Submit([&](Batch& b) -> Status {
+    report = RestoreReport{};
+    SK_ASSIGN_OR_RETURN(SnapshotBody body, LoadSnapshot(b.writer(), jk_, name));
+    // Every target must verify before anything changes.
+    std::map<std::string, OpenedVersion> opened;
+    for (const auto& [path, version] : body.versions) {
+      auto checked = CheckForRollback(b, path, version);
+      if (!checked.ok()) {
+        const Status& e = checked.status();
+        if (e.code() != Code::kConflict && e.code() != Code::kNotFound) return e;  // HSM/store failure
+        report.failures.push_back({path, version, std::string(e.reason()), std::string(e.message())});
+        continue;
+      }
+      opened.emplace(path, std::move(checked).value());
+    }
+    if (!report.failures.empty()) {
+      return Conflict("snapshot " + name + " cannot be restored: " + std::to_string(report.failures.size()) +
+                          " target(s) do not verify",
+                      "restore_refused");
+    }
+    for (auto& [path, src] : opened) {
+      std::uint64_t target = body.versions[path];
+      PathView view = b.View(path);
+      std::uint64_t head = view.fields().head;
+      std::optional<VersionInfo> head_info = view.version(head);
+      if (head == target && head_info && head_info->state == VersionState::kLive) continue;  // already there
+      SK_ASSIGN_OR_RETURN(std::uint64_t v,
+                          WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore, target,
+                                       src.entry.detail.labels, std::nullopt, src.entry.expires_ms, name, actor));
+      SK_RETURN_IF_ERROR(Prune(b, path, actor));
+      report.result.results.push_back({"restore", path, v});
+    }
+    report.result.txn_id = HexEncode(b.txn_id());
+    report.result.seq = b.tip().seq;
+    report.applied = true;
+    return OkStatus();
+  });
+  if (!st.ok() && st.reason() != "restore_refused") return st;
+  return report;
+}
+
+}  // namespace sk::secrets::internal

@@ -1,0 +1,55 @@
+#include "agent/store/schema.h"
+
+#include <string>
+
+#include "agent/store/store.h"
+
+namespace sk::store {
+namespace {
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE journal (seq INTEGER PRIMARY KEY, path TEXT NOT NULL, entry BLOB NOT NULL, seal BLOB NOT NULL);
+CREATE INDEX journal_by_path ON journal (path, seq);
+CREATE TABLE versions (path TEXT NOT NULL, version INTEGER NOT NULL, ciphertext BLOB NOT NULL,
+                       wrapped_dek BLOB NOT NULL, erased INTEGER NOT NULL DEFAULT 0,
+                       PRIMARY KEY (path, version)) WITHOUT ROWID;
+CREATE TABLE snapshots (name TEXT PRIMARY KEY, body BLOB NOT NULL, seal BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE idempotency (key TEXT PRIMARY KEY, request_digest BLOB NOT NULL, result TEXT NOT NULL,
+                          created_ms INTEGER NOT NULL) WITHOUT ROWID;
+)sql";
+
+// migrations[n] takes schema n to n+1; index 0 creates the schema from nothing.
+constexpr const char* kMigrations[] = {kSchemaV1};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
+
+}  // namespace
+
+Status MigrateSchema(Db& db) {
+  SK_ASSIGN_OR_RETURN(std::int64_t version, QueryInt(db, "PRAGMA user_version"));
+  if (version > kSchemaVersion) {
+    return Status(Code::kFailedPrecondition, "store_too_new",
+                  "the store has schema version " + std::to_string(version) + "; this sealkeep understands up to " +
+                      std::to_string(kSchemaVersion));
+  }
+  if (version == 0) {
+    SK_ASSIGN_OR_RETURN(std::int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_schema"));
+    if (tables != 0) {
+      return Status(Code::kCorruption, "store_corrupt", "the file has tables but no sealkeep schema version");
+    }
+  }
+  while (version < kSchemaVersion) {
+    SK_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    Status st = db.Exec(kMigrations[version]);
+    if (st.ok()) st = db.Exec("PRAGMA user_version = " + std::to_string(version + 1));
+    if (st.ok()) st = db.Exec("COMMIT");
+    if (!st.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return st.WithContext("migrating the store schema from version " + std::to_string(version));
+    }
+    ++version;
+  }
+  return OkStatus();
+}
+
+}  // namespace sk::store

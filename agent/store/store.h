@@ -1,0 +1,121 @@
+// Store: the narrow persistence interface under the journal and the secret service.
+//
+// It knows rows, not rules: journal records (sealed entries), version blobs (ciphertext
+// and wrapped data key), a few metadata values, snapshots and idempotency records. All
+// verification lives above it, so a PostgreSQL store (DESIGN.md §10) implements these
+// same calls with serialisable transactions and nothing else changes.
+//
+// Concurrency: any number of Readers (each used by one thread at a time) and one write
+// transaction at a time, driven by the single committer thread (Begin/Commit/Abort).
+// Readers never see an uncommitted write. Commit() returns OK only once the
+// transaction is durable (SQLite: WAL + synchronous=FULL). After a failed Commit the
+// store refuses further writes (reason store_failed) until it is reopened: after an
+// fsync error nobody can say what reached the disk, so recovery is a restart, where
+// the database's own recovery decides (a whole transaction or none of it).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "crypto/bytes.h"
+#include "crypto/mac.h"
+#include "crypto/status.h"
+
+namespace sk::store {
+
+struct JournalRecord {
+  std::uint64_t seq = 0;
+  std::string path;  // empty for entries that concern no path
+  Bytes entry;       // the sealed encoding (agent/journal/journal_format.h)
+  Digest seal{};
+};
+
+// A version's stored bytes. Destroyed versions keep their row with both fields erased.
+struct VersionBlob {
+  Bytes ciphertext;
+  Bytes wrapped_dek;
+  bool erased = false;
+};
+
+struct SnapshotRecord {
+  std::string name;
+  Bytes body;  // agent/secrets/snapshot_format.h
+  Digest seal{};
+};
+
+struct IdempotencyRecord {
+  std::string key;
+  Digest request_digest{};
+  std::string result;  // the first response, replayed on a retry
+  std::int64_t created_ms = 0;
+};
+
+class Reader {
+ public:
+  virtual ~Reader() = default;
+  virtual Result<std::optional<VersionBlob>> GetVersion(std::string_view path, std::uint64_t version) = 0;
+  virtual Result<std::optional<JournalRecord>> GetEntry(std::uint64_t seq) = 0;
+  // Calls fn for every entry with seq >= from, in seq order, until fn returns false.
+  virtual Status ScanJournal(std::uint64_t from, const std::function<bool(JournalRecord&)>& fn) = 0;
+  // Calls fn for the entries of one path with seq >= from, in seq order, until fn returns false.
+  virtual Status ScanPathEntries(std::string_view path, std::uint64_t from,
+                                 const std::function<bool(JournalRecord&)>& fn) = 0;
+  // Calls fn for every version row, ordered by (path, version), until fn returns false.
+  virtual Status ScanVersions(
+      const std::function<bool(const std::string& path, std::uint64_t version, VersionBlob&)>& fn) = 0;
+  virtual Result<std::optional<Bytes>> GetMeta(std::string_view key) = 0;
+  virtual Result<std::optional<SnapshotRecord>> GetSnapshot(std::string_view name) = 0;
+  virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(std::string_view key) = 0;
+};
+
+// The open write transaction. Savepoints nest inside it (all-or-nothing sub-scopes).
+class Writer : public virtual Reader {
+ public:
+  virtual Status AppendEntry(const JournalRecord& record) = 0;
+  virtual Status PutVersion(std::string_view path, std::uint64_t version, const VersionBlob& blob) = 0;
+  // Destroy: overwrites ciphertext and wrapped key (secure_delete) and marks the row erased.
+  virtual Status EraseVersion(std::string_view path, std::uint64_t version) = 0;
+  // Rotation: replaces a version's wrapped data key, leaving its ciphertext.
+  virtual Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped_dek) = 0;
+  virtual Status PutMeta(std::string_view key, ByteView value) = 0;
+  virtual Status PutSnapshot(const SnapshotRecord& record) = 0;
+  virtual Status PutIdempotency(const IdempotencyRecord& record) = 0;
+  virtual Status DeleteIdempotencyBefore(std::int64_t created_ms) = 0;
+  virtual Status Savepoint() = 0;
+  virtual Status ReleaseSavepoint() = 0;
+  virtual Status RollbackToSavepoint() = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual Result<std::unique_ptr<Reader>> NewReader() = 0;
+  virtual Result<Writer*> Begin() = 0;
+  virtual Status Commit() = 0;
+  virtual void Abort() = 0;
+  // Moves the write-ahead log into the database and truncates it, so erased bytes do
+  // not linger in the log (called after destroys).
+  virtual Status Checkpoint() = 0;
+  virtual std::string Describe() const = 0;
+  virtual bool is_empty_on_open() const = 0;  // the store was created by this open
+};
+
+struct SqliteOptions {
+  std::string path;           // the database file; -wal and -shm files sit beside it
+  bool create = true;         // create when missing (first start); false for offline tools
+  std::string vfs;            // empty: SQLite's default; "sk-fault" in fault-injection tests
+  int busy_timeout_ms = 5000;
+  bool lock = true;           // hold an exclusive lock file (<path>.lock) while open
+};
+
+// Opens (and creates or migrates) the SQLite store. Errors: store_locked (another process
+// holds it), store_missing, store_too_new (schema from a newer sealkeep), store_corrupt.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+inline constexpr int kSchemaVersion = 1;
+
+}  // namespace sk::store
