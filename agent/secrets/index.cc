@@ -60,8 +60,14 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
       s.versions.push_back(Created(e, seal_ok));
     } else if (e.version >= 1 && e.version <= s.versions.size()) {
       s.versions[e.version - 1] = Created(e, false);  // a version written twice: only by tampering
+    } else if (e.version > s.versions.size() + 1) {
+      // A gap in version numbers: entries were removed. The missing versions and every
+      // older one are cut off from the path's chain.
+      s.versions.resize(e.version - 1);
+      s.versions.push_back(Created(e, seal_ok));
+      s.fields.chain_ok_from = std::max(s.fields.chain_ok_from, e.seq);
     } else {
-      s.fields.tainted = true;  // a gap in version numbers: only by tampering
+      s.fields.tainted = true;  // version 0: only by tampering
     }
   } else if (e.version >= 1 && e.version <= s.versions.size()) {
     ApplyToVersion(s.versions[e.version - 1], e, seal_ok);
