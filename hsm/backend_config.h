@@ -18,6 +18,12 @@ struct Pkcs11Config {
   std::string token_label = "sealkeep";                    // found by label, never by slot number
   std::string pin_file;                                    // empty: $CREDENTIALS_DIRECTORY/hsm-pin
   std::size_t max_sessions = 8;                            // session pool size (concurrent wrap/unwrap)
+  // SoftHSM2 only: its token folder (softhsm2.conf's directories.tokendir). SoftHSM2 writes
+  // token objects without fsync, so a power cut could lose a new key generation or anchor.
+  // When set, every change to the token (anchor advance, rotate, retire, provisioning) is
+  // followed by an fsync of each file and folder under it. Empty: trust the module (a
+  // hardware HSM stores an object before C_CreateObject/C_GenerateKey return).
+  std::string sync_dir;
 };
 
 struct TpmConfig {

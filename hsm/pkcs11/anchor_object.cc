@@ -1,5 +1,6 @@
 #include "hsm/pkcs11/anchor_object.h"
 
+#include <optional>
 #include <string>
 
 #include "crypto/random.h"
@@ -12,29 +13,9 @@ namespace {
 
 Status Invalid(const std::string& why) { return Status(Code::kCorruption, "anchor_invalid", why); }
 
-}  // namespace
-
-Result<std::optional<ck_object_handle_t>> FindAnchorObject(const Session& session) {
-  ck_object_class_t cls = CKO_DATA;
-  std::string label(kAnchorLabel);
-  ck_attribute tmpl[] = {
-      Attr(CKA_CLASS, &cls, sizeof cls),
-      BoolAttr(CKA_TOKEN, true),
-      BoolAttr(CKA_PRIVATE, true),
-      Attr(CKA_LABEL, label.data(), label.size()),
-  };
-  SK_ASSIGN_OR_RETURN(auto found, FindObjects(session, tmpl));
-  if (found.empty()) return std::optional<ck_object_handle_t>();
-  if (found.size() > 1) {
-    return Status(Code::kCorruption, "anchor_duplicate",
-                  "the token holds " + std::to_string(found.size()) + " private data objects labelled '" +
-                      label + "'; sealkeep made one");
-  }
-  return std::optional<ck_object_handle_t>(found.front());
-}
-
-Result<AnchorRecord> ReadAnchor(const Session& session, ck_object_handle_t object, const KeysetId& keyset,
-                                const KeyHandles& keys) {
+// Parses and verifies one object's value.
+Result<AnchorRecord> VerifyObject(const Session& session, ck_object_handle_t object, const KeysetId& keyset,
+                                  const KeyHandles& keys) {
   SK_ASSIGN_OR_RETURN(Bytes value, GetBytes(session, object, CKA_VALUE));
   SK_ASSIGN_OR_RETURN(AnchorParts parts, ParseAnchorValue(value));
   if (parts.record.keyset_id != keyset) {
@@ -46,7 +27,7 @@ Result<AnchorRecord> ReadAnchor(const Session& session, ck_object_handle_t objec
     return Invalid("the anchor was sealed by master-key generation " +
                    std::to_string(parts.record.generation) + ", which is not on the token");
   }
-  // GMAC check: decrypt an empty ciphertext; only the tag is verified.
+  // GMAC check: decrypt an empty ciphertext, so only the tag is verified.
   Bytes aad = AnchorAad(parts.sealed_part);
   Bytes out(parts.tag.size());
   std::size_t written = 0;
@@ -57,7 +38,11 @@ Result<AnchorRecord> ReadAnchor(const Session& session, ck_object_handle_t objec
   return parts.record;
 }
 
-Result<Bytes> SealAnchor(const Session& session, ck_object_handle_t key, const AnchorRecord& record) {
+bool SameAnchor(const Anchor& a, const Anchor& b) {
+  return a.seq == b.seq && a.head_hash == b.head_hash && a.counter == b.counter;
+}
+
+Result<Bytes> Seal(const Session& session, ck_object_handle_t key, const AnchorRecord& record) {
   Bytes value = EncodeAnchorSealedPart(record);
   SK_ASSIGN_OR_RETURN(Bytes iv, RandomBytes(kGcmIvBytes));
   Bytes aad = AnchorAad(value);
@@ -68,19 +53,18 @@ Result<Bytes> SealAnchor(const Session& session, ck_object_handle_t key, const A
   return value;
 }
 
-Result<ck_object_handle_t> CreateAnchorObject(const Session& session, ByteView value) {
+Result<ck_object_handle_t> CreateObject(const Session& session, Bytes value) {
   ck_object_class_t cls = CKO_DATA;
   std::string label(kAnchorLabel);
   std::string app(kAnchorApplication);
-  Bytes v(value.begin(), value.end());
   ck_attribute tmpl[] = {
       Attr(CKA_CLASS, &cls, sizeof cls),
       BoolAttr(CKA_TOKEN, true),
       BoolAttr(CKA_PRIVATE, true),
-      BoolAttr(CKA_MODIFIABLE, true),
+      BoolAttr(CKA_MODIFIABLE, false),
       Attr(CKA_LABEL, label.data(), label.size()),
       Attr(CKA_APPLICATION, app.data(), app.size()),
-      Attr(CKA_VALUE, v.data(), v.size()),
+      Attr(CKA_VALUE, value.data(), value.size()),
   };
   ck_object_handle_t h = CK_INVALID_HANDLE;
   ck_rv_t rv = session.fn().C_CreateObject(session.handle(), tmpl, std::size(tmpl), &h);
@@ -88,15 +72,57 @@ Result<ck_object_handle_t> CreateAnchorObject(const Session& session, ByteView v
   return h;
 }
 
-Status WriteAnchorValue(const Session& session, ck_object_handle_t object, ByteView value) {
-  Bytes v(value.begin(), value.end());
-  ck_attribute a = Attr(CKA_VALUE, v.data(), v.size());
-  ck_rv_t rv = session.fn().C_SetAttributeValue(session.handle(), object, &a, 1);
-  if (rv != CKR_OK) return RvError(rv, "C_SetAttributeValue of the anchor");
-  SK_ASSIGN_OR_RETURN(Bytes back, GetBytes(session, object, CKA_VALUE));
-  if (back != v) {
+}  // namespace
+
+Result<std::vector<ck_object_handle_t>> FindAnchorObjects(const Session& session) {
+  ck_object_class_t cls = CKO_DATA;
+  std::string label(kAnchorLabel);
+  std::string app(kAnchorApplication);
+  ck_attribute tmpl[] = {
+      Attr(CKA_CLASS, &cls, sizeof cls),
+      BoolAttr(CKA_TOKEN, true),
+      BoolAttr(CKA_PRIVATE, true),
+      Attr(CKA_LABEL, label.data(), label.size()),
+      Attr(CKA_APPLICATION, app.data(), app.size()),
+  };
+  return FindObjects(session, tmpl);
+}
+
+Result<AnchorRecord> ReadAnchor(const Session& session, const KeysetId& keyset, const KeyHandles& keys) {
+  SK_ASSIGN_OR_RETURN(auto objects, FindAnchorObjects(session));
+  if (objects.empty()) {
+    return Status(Code::kFailedPrecondition, "anchor_missing",
+                  "the token has no sealkeep anchor object; run `sealkeep hsm provision`");
+  }
+  std::optional<AnchorRecord> best;
+  Status first_failure;
+  for (ck_object_handle_t object : objects) {
+    auto rec = VerifyObject(session, object, keyset, keys);
+    if (!rec.ok()) {
+      if (rec.status().reason() != "anchor_invalid") return rec.status();
+      if (first_failure.ok()) first_failure = rec.status();
+      continue;
+    }
+    if (best && best->anchor.counter == rec->anchor.counter && !SameAnchor(best->anchor, rec->anchor)) {
+      return Invalid("two anchor objects hold different heads at counter " +
+                     std::to_string(rec->anchor.counter));
+    }
+    if (!best || rec->anchor.counter > best->anchor.counter) best = std::move(rec).value();
+  }
+  if (!best) return first_failure;
+  return *best;
+}
+
+Status StoreAnchor(const Session& session, ck_object_handle_t key, const AnchorRecord& record) {
+  SK_ASSIGN_OR_RETURN(auto older, FindAnchorObjects(session));
+  SK_ASSIGN_OR_RETURN(Bytes value, Seal(session, key, record));
+  SK_ASSIGN_OR_RETURN(ck_object_handle_t created, CreateObject(session, value));
+  auto back = GetBytes(session, created, CKA_VALUE);
+  if (!back.ok() || *back != value) {
+    (void)DestroyObject(session, created);
     return Status(Code::kUnavailable, "anchor_write_lost", "the token did not keep the new anchor value");
   }
+  for (ck_object_handle_t old : older) (void)DestroyObject(session, old);  // see the header
   return OkStatus();
 }
 

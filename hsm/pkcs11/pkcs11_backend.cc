@@ -11,6 +11,7 @@
 #include "hsm/pkcs11/objects.h"
 #include "hsm/pkcs11/open_token.h"
 #include "hsm/pkcs11/session_pool.h"
+#include "hsm/pkcs11/sync_dir.h"
 #include "hsm/pkcs11/token_gcm.h"
 #include "hsm/wrapped_blob_format.h"
 
@@ -21,16 +22,15 @@ Status WrongToken(const std::string& why) { return Status(Code::kCorruption, "wr
 
 class Pkcs11Backend final : public KeyBackend {
  public:
-  Pkcs11Backend(OpenToken token, KeysetId keyset, KeyHandles keys, ck_object_handle_t anchor,
-                std::size_t max_sessions)
+  Pkcs11Backend(OpenToken token, KeysetId keyset, KeyHandles keys, const Pkcs11Config& config)
       : module_(token.module),
         token_(std::move(token.info)),
         keyset_(keyset),
         control_(std::move(token.session)),
-        anchor_object_(anchor),
         keys_(std::move(keys)),
         current_(keys_.rbegin()->first),
-        pool_(std::make_unique<SessionPool>(module_, token_.slot, max_sessions)) {}
+        sync_dir_(config.sync_dir),
+        pool_(std::make_unique<SessionPool>(module_, token_.slot, config.max_sessions)) {}
 
   Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) override;
   Result<SecretBytes> Unwrap(ByteView blob, ByteView aad) override;
@@ -42,7 +42,7 @@ class Pkcs11Backend final : public KeyBackend {
 
  private:
   // Reads and verifies the stored anchor; admin_mu_ held.
-  Result<AnchorRecord> ReadRecord() { return pkcs11::ReadAnchor(control_, anchor_object_, keyset_, keys_); }
+  Result<AnchorRecord> ReadRecord() { return pkcs11::ReadAnchor(control_, keyset_, keys_); }
   // Seals `anchor` under the current generation and stores it; admin_mu_ held.
   Status StoreRecord(const Anchor& anchor);
 
@@ -52,13 +52,13 @@ class Pkcs11Backend final : public KeyBackend {
 
   std::mutex admin_mu_;  // serialises anchor and generation changes; guards control_
   Session control_;      // read-write, logged in; keeps the login alive
-  const ck_object_handle_t anchor_object_;
 
   // Written only with admin_mu_ and keys_mu_ (exclusive) held; read under either.
   mutable std::shared_mutex keys_mu_;
   KeyHandles keys_;
   std::uint32_t current_;
 
+  const std::string sync_dir_;         // SoftHSM2's token folder, fsynced after each change (or empty)
   std::unique_ptr<SessionPool> pool_;  // declared last: its sessions close first
 };
 
@@ -127,9 +127,7 @@ Result<Anchor> Pkcs11Backend::ReadAnchor() {
 }
 
 Status Pkcs11Backend::StoreRecord(const Anchor& anchor) {
-  AnchorRecord rec{keyset_, current_, anchor};
-  SK_ASSIGN_OR_RETURN(Bytes value, SealAnchor(control_, keys_.at(current_), rec));
-  return WriteAnchorValue(control_, anchor_object_, value);
+  return pkcs11::StoreAnchor(control_, keys_.at(current_), AnchorRecord{keyset_, current_, anchor});
 }
 
 Result<Anchor> Pkcs11Backend::AdvanceAnchor(std::uint64_t seq, const Digest& head_hash) {
@@ -140,6 +138,7 @@ Result<Anchor> Pkcs11Backend::AdvanceAnchor(std::uint64_t seq, const Digest& hea
   }
   Anchor next{seq, head_hash, old.anchor.counter + 1};
   SK_RETURN_IF_ERROR(StoreRecord(next));
+  SK_RETURN_IF_ERROR(SyncIfConfigured(sync_dir_));
   return next;
 }
 
@@ -169,9 +168,13 @@ Result<std::uint32_t> Pkcs11Backend::Rotate() {
   }
   const std::uint32_t next = current_ + 1;
   SK_ASSIGN_OR_RETURN(MasterKey key, GenerateMasterKey(control_, next, keyset_));
-  std::unique_lock keys_lock(keys_mu_);
-  keys_[next] = key.handle;
-  current_ = next;
+  {
+    std::unique_lock keys_lock(keys_mu_);
+    keys_[next] = key.handle;
+    current_ = next;
+  }
+  // Nothing may be wrapped under the new generation before its key is durable.
+  SK_RETURN_IF_ERROR(SyncIfConfigured(sync_dir_));
   return next;
 }
 
@@ -189,9 +192,11 @@ Status Pkcs11Backend::Retire(std::uint32_t generation) {
   SK_ASSIGN_OR_RETURN(AnchorRecord rec, ReadRecord());
   if (rec.generation == generation) SK_RETURN_IF_ERROR(StoreRecord(rec.anchor));
   SK_RETURN_IF_ERROR(DestroyObject(control_, it->second));
-  std::unique_lock keys_lock(keys_mu_);
-  keys_.erase(generation);
-  return OkStatus();
+  {
+    std::unique_lock keys_lock(keys_mu_);
+    keys_.erase(generation);
+  }
+  return SyncIfConfigured(sync_dir_);
 }
 
 }  // namespace
@@ -210,13 +215,12 @@ Result<std::unique_ptr<KeyBackend>> OpenPkcs11Backend(const Pkcs11Config& config
     handles[k.generation] = k.handle;
   }
   SK_ASSIGN_OR_RETURN(KeysetId keyset, KeysetOf(keys));
-  SK_ASSIGN_OR_RETURN(auto anchor, FindAnchorObject(token.session));
-  if (!anchor) {
+  SK_ASSIGN_OR_RETURN(auto anchors, FindAnchorObjects(token.session));
+  if (anchors.empty()) {
     return Status(Code::kFailedPrecondition, "anchor_missing",
                   where + " has master keys but no sealkeep anchor object; run `sealkeep hsm provision`");
   }
-  return std::unique_ptr<KeyBackend>(
-      new Pkcs11Backend(std::move(token), keyset, std::move(handles), *anchor, config.max_sessions));
+  return std::unique_ptr<KeyBackend>(new Pkcs11Backend(std::move(token), keyset, std::move(handles), config));
 }
 
 }  // namespace sk::hsm::pkcs11

@@ -14,7 +14,9 @@
 //   3. lists the master-key generations and refuses any that is or ever was
 //      extractable (master_key_extractable), or when there is none
 //      (master_key_missing), or when the anchor object is absent (anchor_missing);
-//   4. keeps one read-write "control" session (anchor, rotation, retirement; it also
+//   4. with config.sync_dir set (SoftHSM2's token folder), fsyncs it after every change
+//      to the token, because SoftHSM2 never does (sync_dir.h);
+//   5. keeps one read-write "control" session (anchor, rotation, retirement; it also
 //      keeps the login alive) and a pool of up to config.max_sessions read-only
 //      sessions for Wrap/Unwrap.
 // Errors carry reasons a user can act on: module_not_found, not_a_pkcs11_module,

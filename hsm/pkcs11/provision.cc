@@ -6,6 +6,7 @@
 #include "hsm/pkcs11/errors.h"
 #include "hsm/pkcs11/master_key.h"
 #include "hsm/pkcs11/open_token.h"
+#include "hsm/pkcs11/sync_dir.h"
 
 namespace sk::hsm::pkcs11 {
 namespace {
@@ -50,13 +51,14 @@ Result<bool> InitTokenIfAbsent(const ProvisionOptions& o) {
 
 AnchorStatus InspectAnchor(const Session& session, const std::vector<MasterKey>& keys) {
   AnchorStatus a;
-  auto object = FindAnchorObject(session);
-  if (!object.ok()) {
+  auto objects = FindAnchorObjects(session);
+  if (!objects.ok()) {
     a.present = true;
-    a.problem = std::string(object.status().message());
+    a.problem = std::string(objects.status().message());
     return a;
   }
-  if (!*object) return a;
+  a.objects = objects->size();
+  if (objects->empty()) return a;
   a.present = true;
   KeyHandles live;
   for (const auto& k : keys) {
@@ -67,7 +69,7 @@ AnchorStatus InspectAnchor(const Session& session, const std::vector<MasterKey>&
     a.problem = "the master keys do not agree on a keyset id";
     return a;
   }
-  auto rec = ReadAnchor(session, **object, *keyset, live);
+  auto rec = ReadAnchor(session, *keyset, live);
   if (!rec.ok()) {
     a.problem = std::string(rec.status().message());
     return a;
@@ -122,13 +124,15 @@ Result<ProvisionReport> Provision(const ProvisionOptions& options) {
   }
   for (const auto& k : keys) SK_RETURN_IF_ERROR(CheckMasterKey(k).WithContext(t.info.Describe()));
   SK_ASSIGN_OR_RETURN(KeysetId keyset, KeysetOf(keys));
-  SK_ASSIGN_OR_RETURN(auto anchor, FindAnchorObject(t.session));
-  if (!anchor) {
+  SK_ASSIGN_OR_RETURN(auto anchors, FindAnchorObjects(t.session));
+  if (anchors.empty()) {
     const MasterKey& current = keys.back();
-    AnchorRecord initial{keyset, current.generation, Anchor{}};
-    SK_ASSIGN_OR_RETURN(Bytes value, SealAnchor(t.session, current.handle, initial));
-    SK_RETURN_IF_ERROR(CreateAnchorObject(t.session, value).status());
+    SK_RETURN_IF_ERROR(
+        StoreAnchor(t.session, current.handle, AnchorRecord{keyset, current.generation, Anchor{}}));
     report.anchor_created = true;
+  }
+  if (report.token_initialised || report.master_key_created || report.anchor_created) {
+    SK_RETURN_IF_ERROR(SyncIfConfigured(options.config.sync_dir));
   }
   SK_ASSIGN_OR_RETURN(report.status, Inspect(t));
   return report;

@@ -11,8 +11,8 @@
 //     with a fresh random keyset id; existing generations are checked (an extractable
 //     one fails with master_key_extractable) and left as they are;
 //   - when the token has no anchor object, creates it holding {seq 0, zero hash,
-//     counter 0} sealed under the current generation; an existing anchor is verified
-//     and never overwritten (overwriting would undo its protection).
+//     counter 0} sealed under the current generation; an existing anchor is never
+//     replaced (that would undo its protection), only reported.
 // Running it twice is safe: the second run creates nothing and reports what exists.
 //
 // InspectToken() logs in and lists sealkeep's objects and their attributes, and the
@@ -53,6 +53,7 @@ struct MasterKeyStatus {
 
 struct AnchorStatus {
   bool present = false;
+  std::size_t objects = 0;  // anchor objects on the token: 1, or 2 after a crash mid-advance
   bool verifies = false;
   std::string problem;  // why it does not verify
   Anchor value;         // meaningful when verifies
