@@ -33,6 +33,9 @@ struct TpmConfig {
   std::uint32_t nv_counter_index = 0x01500100;  // TPMA_NV_COUNTER index (anchor counter)
   std::uint32_t nv_anchor_index = 0x01500101;   // ordinary NV index holding the anchored head
   std::uint32_t primary_handle = 0;             // 0: recreate the primary from the fixed template
+  // PCRs (sha256 bank, 0-23) that provisioning seals to; empty: no PCR policy. After
+  // provisioning each sealed generation file records its own policy (hsm/tpm/sealed_file_format.h).
+  std::vector<int> pcrs;
 };
 
 struct BackendConfig {

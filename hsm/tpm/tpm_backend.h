@@ -1,13 +1,94 @@
-// TPM 2.0 implementation of KeyBackend (placeholder until the TPM issue lands).
+// TPM 2.0 implementation of KeyBackend, over tpm2-tss ESAPI.
+//
+// At open the backend connects through the configured TCTI, loads the record and every
+// live generation's sealed file from the state folder, unseals each once (salted policy
+// session: PolicyPCR and/or the auth value; sealed_key.h) into locked memory, and attaches
+// to the NV anchor (nv_anchor.h), checking that it accepts the anchor auth value and
+// holds this keyset's anchor. Wrap and Unwrap are then software AES-256-GCM over the
+// blob format of hsm/wrapped_blob_format.h (kind 0x02); they never touch the TPM.
+// ReadAnchor/AdvanceAnchor talk to the TPM each time; Rotate seals a fresh key to the same
+// policy as the current generation; Retire deletes a generation's file, then its key.
+//
+// Reseal() re-seals the keys held in memory (the same bytes) to the current values of
+// a PCR selection, for an admin who accepted a firmware or kernel change. It is only
+// possible while unsealed, i.e. on an open backend.
+//
+// Thread safety: Wrap, Unwrap, Info and Seals run concurrently (a shared lock over the
+// keys); ReadAnchor, AdvanceAnchor, Rotate, Retire and Reseal take the TPM mutex and run
+// one at a time, and never block Unwrap except for the instant a key is added or dropped.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
 
 #include "hsm/backend_config.h"
 #include "hsm/key_backend.h"
+#include "hsm/tpm/sealed_file_format.h"
 
 namespace sk::hsm::tpm {
 
+class TpmBackend final : public KeyBackend {
+ public:
+  // Errors: bad_config, not_provisioned, tpm_unavailable, boot_state_changed,
+  // auth_incorrect, auth_locked_out, wrong_tpm, malformed_state, credential_*, tpm_error.
+  static Result<std::unique_ptr<TpmBackend>> Open(const TpmConfig& config);
+  ~TpmBackend() override;
+  TpmBackend(const TpmBackend&) = delete;
+  TpmBackend& operator=(const TpmBackend&) = delete;
+
+  Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) override;
+  // Reasons: malformed_blob, wrong_tpm (another backend kind or keyset), key_retired,
+  // does_not_verify.
+  Result<SecretBytes> Unwrap(ByteView blob, ByteView aad) override;
+  // The anchored (seq, head_hash) and the NV counter's current value.
+  Result<Anchor> ReadAnchor() override;
+  Result<Anchor> AdvanceAnchor(std::uint64_t seq, const Digest& head_hash) override;
+  BackendInfo Info() const override;
+  Result<std::uint32_t> Rotate() override;
+  Status Retire(std::uint32_t generation) override;
+
+  // Re-seals every live generation to the current values of `pcrs` (sha256 bank; empty:
+  // no PCR policy), keeping its key and whether it needs the auth value. Each new object
+  // is unsealed once as a check before its file replaces the old one atomically; a crash
+  // midway leaves some generations under the old policy and some under the new (run it
+  // again). Errors: bad_pcrs, the TPM errors of sealing, state_io_error.
+  Status Reseal(const std::vector<int>& pcrs);
+
+  // What a live generation is sealed to.
+  struct SealInfo {
+    std::uint32_t generation = 0;
+    std::vector<int> pcrs;
+    bool auth_required = false;
+  };
+  std::vector<SealInfo> Seals() const;
+
+ private:
+  TpmBackend();
+
+  TpmConfig config_;
+  std::string identity_;
+  std::string keyset_hex_;
+
+  mutable std::shared_mutex keys_mu_;  // guards keys_, files_ and current_
+  std::map<std::uint32_t, SecretBytes> keys_;
+  std::map<std::uint32_t, SealedFile> files_;
+  std::uint32_t current_ = 0;
+
+  std::mutex tpm_mu_;  // serialises every use of esys_ and nv_, and state folder writes
+  struct State;
+  std::unique_ptr<State> state_;  // ESYS context, NV anchor, record, secrets for sealing
+};
+
+// Opens the TPM backend (hsm/backend_factory.cc calls this).
 Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config);
+
+// backend.Reseal(pcrs) when `backend` is a TpmBackend; failed_precondition
+// (not_tpm_backend) otherwise.
+Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs);
 
 }  // namespace sk::hsm::tpm
