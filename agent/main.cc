@@ -1,9 +1,14 @@
-// sealkeepd: the sealkeep agent. main() stays thin: parse flags, hand over.
-#include <CLI/CLI.hpp>
+// sealkeepd: the sealkeep agent. main() stays thin: harden the process, parse flags,
+// load the config, hand over to RunDaemon.
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
+#include "agent/config/config.h"
+#include "agent/daemon/daemon.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
 #include "crypto/self_test.h"
@@ -11,7 +16,19 @@
 
 namespace {
 
-// Runs the crypto known-answer tests and checks that secret memory can be locked.
+// No core dumps (they would hold keys), no ptrace by our own uid, enough descriptors
+// for the connection limit.
+void Harden() {
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  rlimit core{0, 0};
+  (void)::setrlimit(RLIMIT_CORE, &core);
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+  }
+}
+
 int SelfCheck() {
   sk::Status st = sk::RunCryptoSelfTest();
   if (!st.ok()) {
@@ -32,19 +49,40 @@ int SelfCheck() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sealkeepd: the sealkeep agent (hardware-sealed, versioned secrets over a Unix socket)",
+  CLI::App app{"sealkeepd: the sealkeep agent. Unseals the master key (TPM or PKCS#11 HSM), verifies the\n"
+               "sealed journal against its hardware anchor, and serves versioned secrets over a Unix socket\n"
+               "(HTTP/1.1 + JSON; see docs/api.md). Signals: SIGHUP reloads the policy and limits,\n"
+               "SIGTERM drains in-flight requests and exits 0.",
                "sealkeepd"};
+  std::string config_path = sk::config::kDefaultConfigPath;
   bool version = false;
   bool self_check = false;
+  bool check_config = false;
+  app.add_option("-c,--config", config_path, "Config file (TOML; docs/config.md)")->capture_default_str();
+  app.add_flag("--check-config", check_config, "Parse the config file, print what it says, and exit");
+  app.add_flag("--self-check", self_check, "Run the crypto self-test and the memory-locking check, then exit");
   app.add_flag("--version", version, "Print the version and exit");
-  app.add_flag("--self-check", self_check,
-               "Run the crypto self-test and the memory-locking check, then exit");
   CLI11_PARSE(app, argc, argv);
   if (version) {
     std::printf("sealkeepd %s\n", SEALKEEP_VERSION);
     return 0;
   }
   if (self_check) return SelfCheck();
-  std::fprintf(stderr, "sealkeepd: the agent is not built yet; try --self-check\n");
-  return 2;
+  Harden();
+  if (sk::Status st = sk::RunCryptoSelfTest(); !st.ok()) {
+    std::fprintf(stderr, "sealkeepd: refusing to start: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  auto config = sk::config::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "sealkeepd: %s\n", config.status().ToString().c_str());
+    return 2;
+  }
+  if (check_config) {
+    std::printf("config %s is valid: state %s, socket %s, backend %s, store %s (%s anchor)\n", config_path.c_str(),
+                config->state_dir.c_str(), config->socket.c_str(), config->backend.kind.c_str(),
+                config->store.store_path.c_str(), std::string(sk::secrets::AnchorModeName(config->store.anchor_mode)).c_str());
+    return 0;
+  }
+  return sk::daemon::RunDaemon(*config);
 }

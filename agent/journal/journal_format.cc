@@ -67,11 +67,12 @@ std::string_view KindName(Kind kind) {
     case Kind::kSnapshot: return "snapshot";
     case Kind::kRotate: return "rotate";
     case Kind::kRecover: return "recover";
+    case Kind::kReseal: return "reseal";
   }
   return "unknown";
 }
 
-bool IsKnownKind(std::uint8_t kind) { return kind >= 1 && kind <= 11; }
+bool IsKnownKind(std::uint8_t kind) { return kind >= 1 && kind <= 12; }
 
 Result<Bytes> EncodeEntry(const Entry& e) {
   if (e.path.size() > kMaxPathBytes) return InvalidArgument("path longer than 256 bytes", "path_too_long");

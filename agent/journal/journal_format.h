@@ -73,6 +73,7 @@ enum class Kind : std::uint8_t {
   kSnapshot = 9,   // sealed snapshot created (name in detail)
   kRotate = 10,    // master key rotated; everything re-wrapped under key_generation
   kRecover = 11,   // an admin accepted a store older than the hardware anchor
+  kReseal = 12,    // the TPM seal was renewed for a new boot state (PCRs in note)
 };
 
 std::string_view KindName(Kind kind);

@@ -58,6 +58,22 @@ Result<TxnResult> ServiceImpl::Rotate(const Actor& actor) {
   return result;
 }
 
+Result<TxnResult> ServiceImpl::RecordReseal(const std::string& note, const Actor& actor) {
+  TxnResult result;
+  Status st = Submit([&](Batch& b) -> Status {
+    journal::Entry e;
+    e.kind = journal::Kind::kReseal;
+    e.actor = actor.text.substr(0, journal::kMaxActorBytes);
+    e.detail.note = note.substr(0, 1024);
+    SK_RETURN_IF_ERROR(b.Append(std::move(e)).status());
+    result.txn_id = HexEncode(b.txn_id());
+    result.seq = b.tip().seq;
+    return OkStatus();
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
 Result<VerifyReport> ServiceImpl::VerifyAll() {
   auto started = std::chrono::steady_clock::now();
   VerifyReport rep;

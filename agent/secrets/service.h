@@ -201,6 +201,8 @@ class SecretService {
 
   // Makes a new master-key generation and re-wraps JK, AK and every data key under it.
   virtual Result<TxnResult> Rotate(const Actor& actor) = 0;
+  // Journals that an admin re-sealed the master key to a new boot state (`note` says how).
+  virtual Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) = 0;
 
   virtual Result<VerifyReport> VerifyAll() = 0;
   virtual ServiceStatus Report() = 0;

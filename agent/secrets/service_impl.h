@@ -142,6 +142,7 @@ class ServiceImpl final : public SecretService {
   Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) override;
   // admin.cc
   Result<TxnResult> Rotate(const Actor& actor) override;
+  Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) override;
   Result<VerifyReport> VerifyAll() override;
   ServiceStatus Report() override;
   const SecretBytes& audit_key() const override { return ak_; }

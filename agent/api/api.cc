@@ -1,0 +1,319 @@
+// Api::Handle: authorise, audit, dispatch, and map errors.
+#include "agent/api/api.h"
+
+#include <sstream>
+
+#include "agent/api/handlers.h"
+#include "agent/audit/audit_record.h"
+#include "agent/policy/policy.h"
+#include "agent/secrets/path.h"
+
+namespace sk::api {
+
+unsigned HttpStatusFor(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists:
+    case Code::kConflict:
+    case Code::kFailedPrecondition: return 409;
+    case Code::kCorruption: return 500;
+    case Code::kForbidden: return 403;
+    case Code::kUnauthenticated: return 401;
+    case Code::kSealed: return 503;
+    case Code::kTooLarge: return 413;
+    case Code::kExpired: return 410;
+    case Code::kUnavailable: return 503;
+    case Code::kResourceExhausted: return 429;
+    case Code::kUnimplemented: return 501;
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+ApiResponse Api::Error(unsigned status, std::string_view code, std::string_view message, std::string_view request_id) {
+  ApiResponse r;
+  r.status = status;
+  r.body = ErrorBody(code, message, request_id);
+  return r;
+}
+
+ApiResponse ErrorResponse(const Context& ctx, const Status& st, const Json* extra) {
+  ApiResponse r;
+  r.status = HttpStatusFor(st);
+  r.body = ErrorBody(st.reason(), st.message(), ctx.req.request_id, extra);
+  return r;
+}
+
+namespace {
+
+using policy::Capability;
+
+std::string ActorText(const ApiRequest& req) {
+  const policy::Subject& s = req.subject;
+  std::ostringstream out;
+  out << "uid=" << s.uid << " gid=" << s.gid << " pid=" << s.pid;
+  if (!s.user.empty()) out << " user=" << s.user;
+  if (!s.unit.empty()) out << " unit=" << s.unit;
+  if (!s.exe.empty()) out << " exe=" << s.exe;
+  out << " req=" << req.request_id;
+  return out.str().substr(0, 500);
+}
+
+// The capability and path the request as a whole needs; nullopt when the handler checks
+// per item (list, txn, snapshots) or nothing is needed (health).
+struct Need {
+  Capability cap;
+  std::string path;
+};
+
+std::optional<Need> NeedFor(const RouteMatch& m) {
+  switch (m.route) {
+    case Route::kHealth:
+    case Route::kSecretList:
+    case Route::kTxn:
+    case Route::kSnapshotCreate:
+    case Route::kSnapshotGet:
+    case Route::kSnapshotRestore: return std::nullopt;
+    case Route::kSecretGet:
+    case Route::kSecretVersions: return Need{Capability::kRead, m.path};
+    case Route::kSecretPut: return Need{Capability::kWrite, m.path};
+    case Route::kSecretDelete:
+    case Route::kSecretUndelete: return Need{Capability::kDelete, m.path};
+    case Route::kSecretDestroy: return Need{Capability::kDestroy, m.path};
+    case Route::kSecretRollback:
+    case Route::kSecretFloor: return Need{Capability::kRollback, m.path};
+    case Route::kStatus: return Need{Capability::kAdmin, "sys/status"};
+    case Route::kMetrics: return Need{Capability::kAdmin, "sys/metrics"};
+    case Route::kRotate: return Need{Capability::kAdmin, "sys/rotate"};
+    case Route::kSeal: return Need{Capability::kAdmin, "sys/seal"};
+    case Route::kUnseal: return Need{Capability::kAdmin, "sys/unseal"};
+    case Route::kRecover: return Need{Capability::kAdmin, "sys/recover"};
+    case Route::kReseal: return Need{Capability::kAdmin, "sys/reseal"};
+    case Route::kJournalVerify: return Need{Capability::kAdmin, "sys/journal"};
+    case Route::kAuditVerify: return Need{Capability::kAdmin, "sys/audit"};
+  }
+  return std::nullopt;
+}
+
+bool NeedsService(Route r) {
+  switch (r) {
+    case Route::kHealth:
+    case Route::kStatus:
+    case Route::kMetrics:
+    case Route::kSeal:
+    case Route::kUnseal:
+    case Route::kRecover: return false;
+    default: return true;
+  }
+}
+
+bool IsSecretRoute(Route r) {
+  switch (r) {
+    case Route::kSecretGet:
+    case Route::kSecretPut:
+    case Route::kSecretDelete:
+    case Route::kSecretVersions:
+    case Route::kSecretUndelete:
+    case Route::kSecretDestroy:
+    case Route::kSecretRollback:
+    case Route::kSecretFloor: return true;
+    default: return false;
+  }
+}
+
+bool IsRefusalReason(std::string_view r) {
+  return r == "seal_invalid" || r == "chain_broken" || r == "content_mismatch" || r == "destroyed" ||
+         r == "key_retired" || r == "below_floor" || r == "replay_detected" || r == "cas_mismatch" ||
+         r == "expired" || r == "restore_refused";
+}
+
+}  // namespace
+
+struct Api::Impl {
+  // Decides (cap, path) for this caller: the policy when one is configured, else the
+  // built-in rule (root and the agent's own user may do everything).
+  static Status Authorize(daemon::Agent& agent, const std::shared_ptr<secrets::SecretService>& svc,
+                          const ApiRequest& req, Capability cap, const std::string& path) {
+    if (!req.subject_known) return Status(Code::kForbidden, "forbidden", "the caller could not be identified");
+    std::shared_ptr<const policy::Policy> pol = agent.policy();
+    if (!pol) {
+      if (req.subject.uid == 0 || req.subject.uid == agent.own_uid()) return OkStatus();
+      return Status(Code::kForbidden, "forbidden",
+                    "only root and the agent's own user may call sealkeepd when no policy is configured");
+    }
+    std::optional<policy::Labels> labels;
+    if (svc && cap != Capability::kAdmin && secrets::ValidatePath(path).ok()) {
+      auto l = svc->PathLabels(path);
+      if (l.ok()) labels = policy::Labels(l->begin(), l->end());
+    }
+    policy::Request pr{req.subject, cap, path, labels ? &*labels : nullptr};
+    policy::Decision d = pol->Evaluate(pr);
+    if (d.allowed) return OkStatus();
+    // The same answer whether or not the path exists: nothing is revealed to a caller
+    // who may not list it.
+    return Status(Code::kForbidden, "forbidden",
+                  "not allowed to " + std::string(policy::CapabilityName(cap)) + " " + path + " (" +
+                      std::string(d.Reason()) + ")");
+  }
+
+  static void Audit(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m, audit::AuditOutcome outcome,
+                    std::string_view reason, bool sync, Status* failure) {
+    auto writer = agent.audit();
+    if (!writer) return;
+    audit::AuditRecord rec;
+    rec.request_id = req.request_id;
+    rec.peer = {req.subject.uid, req.subject.gid, req.subject.pid, req.subject.unit, req.subject.exe};
+    rec.route = req.method + " " + std::string(RouteName(m.route));
+    rec.path = m.path.substr(0, 300);
+    rec.outcome = outcome;
+    rec.reason = std::string(reason.substr(0, 200));
+    Status st = writer->Append(rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered);
+    if (!st.ok()) {
+      alerts::Alert a;
+      a.kind = alerts::AlertKind::kAuditUnavailable;
+      a.message = "the audit log cannot be written: " + st.ToString();
+      a.request_id = req.request_id;
+      a.reason = std::string(st.reason());
+      agent.alerts().Raise(std::move(a));
+      if (failure != nullptr) *failure = st;
+    }
+  }
+
+  static void Alert(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m, alerts::AlertKind kind,
+                    const std::string& message, std::string_view reason) {
+    alerts::Alert a;
+    a.kind = kind;
+    a.message = message;
+    a.request_id = req.request_id;
+    a.uid = req.subject.uid;
+    a.pid = req.subject.pid;
+    a.unit = req.subject.unit;
+    a.path = m.path;
+    a.reason = std::string(reason);
+    agent.alerts().Raise(std::move(a));
+  }
+};
+
+ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
+  ++requests_;
+  std::shared_ptr<secrets::SecretService> svc = agent_.service();
+  Context ctx{agent_, req, m, svc, secrets::Actor{ActorText(req)}, {}};
+  ctx.authorize = [this, &req, svc](Capability cap, const std::string& path) {
+    return Impl::Authorize(agent_, svc, req, cap, path);
+  };
+  const bool changes = IsStateChanging(m.route);
+  auto finish = [&](ApiResponse r) {
+    if (r.status >= 500) ++errors_5xx_;
+    else if (r.status >= 400) ++errors_4xx_;
+    return r;
+  };
+
+  if (IsSecretRoute(m.route)) {
+    if (Status st = secrets::ValidatePath(m.path); !st.ok()) return finish(ErrorResponse(ctx, st));
+  }
+  if (std::optional<Need> need = NeedFor(m)) {
+    Status allowed = ctx.authorize(need->cap, need->path);
+    if (!allowed.ok()) {
+      ++denied_;
+      Impl::Audit(agent_, req, m, audit::AuditOutcome::kDenied, allowed.message(), changes, nullptr);
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied: " + std::string(allowed.message()),
+                  "forbidden");
+      return finish(ErrorResponse(ctx, allowed));
+    }
+  }
+  if (m.route == Route::kHealth) return finish(HandleHealth(ctx));
+  if (NeedsService(m.route) && !svc) return finish(ErrorResponse(ctx, agent_.sealed_status()));
+
+  if (changes) {
+    Status audit_failure;
+    Impl::Audit(agent_, req, m, audit::AuditOutcome::kAllowed, "allowed", true, &audit_failure);
+    if (!audit_failure.ok()) {
+      return finish(ErrorResponse(ctx, Status(Code::kUnavailable, "audit_unavailable",
+                                              "the audit log cannot be written, so nothing is changed: " +
+                                                  std::string(audit_failure.message()))));
+    }
+  }
+
+  ApiResponse r;
+  switch (m.route) {
+    case Route::kStatus: r = HandleStatus(ctx); break;
+    case Route::kMetrics:
+      r.body = MetricsText();
+      r.content_type = "text/plain; version=0.0.4";
+      break;
+    case Route::kSecretGet: r = HandleSecretGet(ctx); break;
+    case Route::kSecretPut: r = HandleSecretPut(ctx); break;
+    case Route::kSecretList: r = HandleSecretList(ctx); break;
+    case Route::kSecretVersions: r = HandleSecretVersions(ctx); break;
+    case Route::kSecretDelete:
+    case Route::kSecretUndelete:
+    case Route::kSecretDestroy:
+    case Route::kSecretRollback:
+    case Route::kSecretFloor: r = HandleSecretChange(ctx); break;
+    case Route::kTxn: r = HandleTxn(ctx); break;
+    case Route::kSnapshotCreate: r = HandleSnapshotCreate(ctx); break;
+    case Route::kSnapshotGet: r = HandleSnapshotGet(ctx); break;
+    case Route::kSnapshotRestore: r = HandleSnapshotRestore(ctx); break;
+    default: r = HandleSys(ctx); break;
+  }
+
+  // The outcome on record, and alerts for what a monitor must see.
+  if (r.status >= 400) {
+    std::string reason = "error";
+    if (auto j = Json::parse(r.body, nullptr, false); !j.is_discarded() && j.contains("error")) {
+      reason = j["error"].value("code", "error");
+    }
+    bool denied = r.status == 403;
+    Impl::Audit(agent_, req, m, denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, changes,
+                nullptr);
+    if (denied) {
+      ++denied_;
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied", reason);
+    } else if ((m.route == Route::kSecretRollback || m.route == Route::kSnapshotRestore ||
+                (m.route == Route::kTxn && r.body.find("rollback") != std::string::npos)) &&
+               IsRefusalReason(reason)) {
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kRollbackRefused, "rollback refused: " + reason, reason);
+    }
+    if (r.status == 500 && (reason == "seal_invalid" || reason == "chain_broken" || reason == "content_mismatch")) {
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected, "stored data does not verify: " + reason, reason);
+    }
+  } else if (!changes && m.route != Route::kMetrics) {
+    Impl::Audit(agent_, req, m, audit::AuditOutcome::kAllowed, "ok", false, nullptr);
+  }
+  return finish(std::move(r));
+}
+
+std::string Api::MetricsText() const {
+  std::ostringstream out;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << value << "\n";
+  };
+  metric("sealkeep_requests_total", "counter", "API requests handled", requests_.load());
+  metric("sealkeep_responses_4xx_total", "counter", "Requests answered with a 4xx status", errors_4xx_.load());
+  metric("sealkeep_responses_5xx_total", "counter", "Requests answered with a 5xx status", errors_5xx_.load());
+  metric("sealkeep_denied_total", "counter", "Requests denied by policy", denied_.load());
+  metric("sealkeep_connections_open", "gauge", "Open client connections", open_connections_.load());
+  metric("sealkeep_connections_refused_total", "counter", "Connections refused at a limit", refused_connections_.load());
+  std::shared_ptr<secrets::SecretService> svc = agent_.service();
+  metric("sealkeep_sealed", "gauge", "1 while the agent is sealed", svc ? 0 : 1);
+  metric("sealkeep_uptime_seconds", "gauge", "Seconds since start", agent_.uptime_s());
+  if (svc) {
+    secrets::ServiceStatus s = svc->Report();
+    metric("sealkeep_journal_head_seq", "gauge", "Global sequence number of the journal head", s.head_seq);
+    metric("sealkeep_anchor_seq", "gauge", "Sequence number held by the hardware anchor", s.anchor.seq);
+    metric("sealkeep_anchor_advances_total", "counter", "Hardware anchor updates", s.anchor_advances);
+    metric("sealkeep_commits_total", "counter", "Transactions committed", s.commits);
+    metric("sealkeep_commit_batches_total", "counter", "Store transactions (group commits)", s.batches);
+    metric("sealkeep_journal_problems", "gauge", "Journal entries that failed verification at start", s.journal_problems);
+    metric("sealkeep_dek_cache_hits_total", "counter", "Data keys served from the cache", s.dek_cache_hits);
+    metric("sealkeep_dek_cache_misses_total", "counter", "Data keys unwrapped by the backend", s.dek_cache_misses);
+    metric("sealkeep_dek_cache_entries", "gauge", "Data keys in the cache", s.dek_cache_size);
+    metric("sealkeep_master_key_generation", "gauge", "Current master-key generation", s.backend.current_generation);
+  }
+  out << agent_.alerts().MetricsText();
+  return out.str();
+}
+
+}  // namespace sk::api

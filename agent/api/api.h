@@ -1,0 +1,67 @@
+// Api: one request in, one response out, with no knowledge of sockets or Beast. It
+// authorises the caller (policy, or the built-in rule: root and the agent's own user),
+// audits the request (state changes: written and synced before the change; the agent
+// changes nothing when that fails), runs it against the Agent, and maps every Status to
+// the documented error body (docs/api.md).
+//
+// Thread-safe. Handle() may block for blocking routes (IsBlockingRoute): the server runs
+// those on its worker pool.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/api/router.h"
+#include "agent/policy/subject.h"
+
+namespace sk::daemon {
+class Agent;
+}
+
+namespace sk::api {
+
+struct ApiRequest {
+  std::string method;
+  std::string target;
+  std::string body;             // wiped by the server after Handle()
+  std::string idempotency_key;  // the Idempotency-Key header
+  policy::Subject subject;
+  bool subject_known = true;    // false when the peer vanished before it could be named
+  std::string request_id;
+};
+
+struct ApiResponse {
+  unsigned status = 200;
+  std::string body;
+  const char* content_type = "application/json";
+  bool secret = false;  // the body holds a secret value: the server wipes it after sending
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class Api {
+ public:
+  explicit Api(daemon::Agent& agent) : agent_(agent) {}
+
+  ApiResponse Handle(ApiRequest& req, const RouteMatch& match);
+  // Errors found before routing (malformed HTTP, too large...).
+  static ApiResponse Error(unsigned status, std::string_view code, std::string_view message,
+                           std::string_view request_id);
+
+  std::string MetricsText() const;
+  void CountConnectionRefused() { ++refused_connections_; }
+  void CountConnection(int delta) { open_connections_ += delta; }
+
+ private:
+  struct Impl;
+  daemon::Agent& agent_;
+  std::atomic<std::uint64_t> requests_{0}, errors_4xx_{0}, errors_5xx_{0}, denied_{0};
+  std::atomic<std::uint64_t> refused_connections_{0};
+  std::atomic<std::int64_t> open_connections_{0};
+};
+
+// The HTTP status for a Status code (docs/api.md).
+unsigned HttpStatusFor(const Status& st);
+
+}  // namespace sk::api

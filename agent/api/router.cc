@@ -1,0 +1,186 @@
+#include "agent/api/router.h"
+
+namespace sk::api {
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      int hi = i + 1 < s.size() ? HexDigit(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+bool ParseQuery(std::string_view q, std::map<std::string, std::string>& out) {
+  while (!q.empty()) {
+    std::size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    std::size_t eq = pair.find('=');
+    auto key = PercentDecode(pair.substr(0, eq));
+    auto value = PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!key || !value || key->empty()) return false;
+    if (!out.emplace(std::move(*key), std::move(*value)).second) return false;
+  }
+  return true;
+}
+
+bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool EndsWith(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+RouteResult Found(Route r, std::string path, std::map<std::string, std::string> q) {
+  return {RouteMatch{r, std::move(path), std::move(q)}, RouteError::kNone};
+}
+RouteResult Error(RouteError e) { return {std::nullopt, e}; }
+
+}  // namespace
+
+std::string_view RouteName(Route r) {
+  switch (r) {
+    case Route::kHealth: return "health";
+    case Route::kStatus: return "sys.status";
+    case Route::kMetrics: return "metrics";
+    case Route::kSecretGet: return "secret.get";
+    case Route::kSecretPut: return "secret.put";
+    case Route::kSecretDelete: return "secret.delete";
+    case Route::kSecretList: return "secret.list";
+    case Route::kSecretVersions: return "secret.versions";
+    case Route::kSecretUndelete: return "secret.undelete";
+    case Route::kSecretDestroy: return "secret.destroy";
+    case Route::kSecretRollback: return "secret.rollback";
+    case Route::kSecretFloor: return "secret.floor";
+    case Route::kTxn: return "txn";
+    case Route::kSnapshotCreate: return "snapshot.create";
+    case Route::kSnapshotGet: return "snapshot.get";
+    case Route::kSnapshotRestore: return "snapshot.restore";
+    case Route::kRotate: return "sys.rotate";
+    case Route::kSeal: return "sys.seal";
+    case Route::kUnseal: return "sys.unseal";
+    case Route::kRecover: return "sys.recover";
+    case Route::kReseal: return "sys.reseal";
+    case Route::kJournalVerify: return "sys.journal.verify";
+    case Route::kAuditVerify: return "sys.audit.verify";
+  }
+  return "unknown";
+}
+
+RouteResult MatchRoute(std::string_view method, std::string_view target) {
+  if (target.empty() || target[0] != '/' || target.size() > 8192) return Error(RouteError::kBadTarget);
+  std::map<std::string, std::string> q;
+  std::string_view path = target;
+  if (std::size_t qm = target.find('?'); qm != std::string_view::npos) {
+    path = target.substr(0, qm);
+    if (!ParseQuery(target.substr(qm + 1), q)) return Error(RouteError::kBadTarget);
+  }
+  if (path.find('%') != std::string_view::npos || path.find('#') != std::string_view::npos) {
+    return Error(RouteError::kBadTarget);  // paths are plain [A-Za-z0-9._-/]: no escapes to decode
+  }
+  const bool get = method == "GET", post = method == "POST", put = method == "PUT", del = method == "DELETE";
+  auto only = [&](bool ok, Route r, std::string p = "") {
+    return ok ? Found(r, std::move(p), std::move(q)) : Error(RouteError::kMethodNotAllowed);
+  };
+
+  if (path == "/v1/health") return only(get, Route::kHealth);
+  if (path == "/metrics") return only(get, Route::kMetrics);
+  if (path == "/v1/sys/status") return only(get, Route::kStatus);
+  if (path == "/v1/sys/rotate") return only(post, Route::kRotate);
+  if (path == "/v1/sys/seal") return only(post, Route::kSeal);
+  if (path == "/v1/sys/unseal") return only(post, Route::kUnseal);
+  if (path == "/v1/sys/recover") return only(post, Route::kRecover);
+  if (path == "/v1/sys/reseal") return only(post, Route::kReseal);
+  if (path == "/v1/sys/journal/verify") return only(get, Route::kJournalVerify);
+  if (path == "/v1/sys/audit/verify") return only(get, Route::kAuditVerify);
+  if (path == "/v1/txn") return only(post, Route::kTxn);
+  if (path == "/v1/secrets" || path == "/v1/secrets/") return only(get, Route::kSecretList);
+  if (path == "/v1/snapshots") return only(post, Route::kSnapshotCreate);
+
+  constexpr std::string_view kSnap = "/v1/snapshots/";
+  if (StartsWith(path, kSnap)) {
+    std::string_view rest = path.substr(kSnap.size());
+    if (EndsWith(rest, "/restore")) return only(post, Route::kSnapshotRestore, std::string(rest.substr(0, rest.size() - 8)));
+    if (rest.find('/') != std::string_view::npos) return Error(RouteError::kNotFound);
+    return only(get, Route::kSnapshotGet, std::string(rest));
+  }
+
+  constexpr std::string_view kSecrets = "/v1/secrets/";
+  if (StartsWith(path, kSecrets)) {
+    std::string_view rest = path.substr(kSecrets.size());
+    struct Action {
+      std::string_view suffix;
+      Route route;
+      bool is_get;
+    };
+    static constexpr Action kActions[] = {{"/versions", Route::kSecretVersions, true},
+                                          {"/undelete", Route::kSecretUndelete, false},
+                                          {"/destroy", Route::kSecretDestroy, false},
+                                          {"/rollback", Route::kSecretRollback, false},
+                                          {"/floor", Route::kSecretFloor, false}};
+    // An action suffix applies to POST (GET for versions); a PUT/GET/DELETE of a path whose
+    // last segment happens to be "floor" still addresses that path.
+    for (const Action& a : kActions) {
+      if (EndsWith(rest, a.suffix) && rest.size() > a.suffix.size() && (a.is_get ? get : post)) {
+        return Found(a.route, std::string(rest.substr(0, rest.size() - a.suffix.size())), std::move(q));
+      }
+    }
+    if (get) return Found(Route::kSecretGet, std::string(rest), std::move(q));
+    if (put) return Found(Route::kSecretPut, std::string(rest), std::move(q));
+    if (del) return Found(Route::kSecretDelete, std::string(rest), std::move(q));
+    return Error(RouteError::kMethodNotAllowed);
+  }
+  return Error(RouteError::kNotFound);
+}
+
+bool IsBlockingRoute(Route r) {
+  switch (r) {
+    case Route::kHealth:
+    case Route::kStatus:
+    case Route::kMetrics:
+    case Route::kSecretGet:
+    case Route::kSecretList:
+    case Route::kSnapshotGet: return false;
+    default: return true;
+  }
+}
+
+bool IsStateChanging(Route r) {
+  switch (r) {
+    case Route::kSecretPut:
+    case Route::kSecretDelete:
+    case Route::kSecretUndelete:
+    case Route::kSecretDestroy:
+    case Route::kSecretRollback:
+    case Route::kSecretFloor:
+    case Route::kTxn:
+    case Route::kSnapshotCreate:
+    case Route::kSnapshotRestore:
+    case Route::kRotate:
+    case Route::kSeal:
+    case Route::kUnseal:
+    case Route::kRecover:
+    case Route::kReseal: return true;
+    default: return false;
+  }
+}
+
+}  // namespace sk::api

@@ -1,0 +1,64 @@
+// The route table of the v1 API (docs/api.md), as a pure function from method and target
+// to a route, so the fuzzer and the tests can call it on any bytes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sk::api {
+
+enum class Route {
+  kHealth,
+  kStatus,
+  kMetrics,
+  kSecretGet,
+  kSecretPut,
+  kSecretDelete,
+  kSecretList,
+  kSecretVersions,
+  kSecretUndelete,
+  kSecretDestroy,
+  kSecretRollback,
+  kSecretFloor,
+  kTxn,
+  kSnapshotCreate,
+  kSnapshotGet,
+  kSnapshotRestore,
+  kRotate,
+  kSeal,
+  kUnseal,
+  kRecover,
+  kReseal,
+  kJournalVerify,
+  kAuditVerify,
+};
+
+std::string_view RouteName(Route r);
+
+struct RouteMatch {
+  Route route;
+  std::string path;  // secret path, or snapshot name
+  std::map<std::string, std::string> query;
+};
+
+enum class RouteError { kNone, kNotFound, kMethodNotAllowed, kBadTarget };
+
+struct RouteResult {
+  std::optional<RouteMatch> match;
+  RouteError error = RouteError::kNone;
+};
+
+// `target` is the request target ("/v1/secrets/db/pw?version=3"). Query values are
+// percent-decoded; a malformed escape or a repeated key is kBadTarget.
+RouteResult MatchRoute(std::string_view method, std::string_view target);
+
+// Routes whose work may wait on the disk, the HSM or a commit: they run on the worker
+// pool, never on an I/O thread.
+bool IsBlockingRoute(Route r);
+// Routes that change state: audited synchronously (flushed before the response).
+bool IsStateChanging(Route r);
+
+}  // namespace sk::api

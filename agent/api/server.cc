@@ -1,0 +1,474 @@
+#include "agent/api/server.h"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "agent/api/api.h"
+#include "agent/api/json_util.h"
+#include "agent/policy/peer_identity.h"
+#include "crypto/locked_pool.h"
+#include "crypto/random.h"
+
+namespace sk::api {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Local = net::local::stream_protocol;
+using Stream = beast::basic_stream<Local>;
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+namespace {
+
+void Wipe(std::string& s) {
+  if (!s.empty()) SecureWipe(s.data(), s.size());
+  s.clear();
+}
+
+Status Errno(const std::string& what) { return Unavailable(what + ": " + std::strerror(errno), "socket_error"); }
+
+}  // namespace
+
+Result<int> CreateListenSocket(const std::string& path, unsigned mode, const std::string& group) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return InvalidArgument("socket path too long: " + path, "bad_config");
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!group.empty()) {
+    std::vector<char> buf(16384);
+    struct group grp {};
+    struct group* found = nullptr;
+    if (getgrnam_r(group.c_str(), &grp, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+      return InvalidArgument("no such group '" + group + "' for the socket", "bad_config");
+    }
+    gid = found->gr_gid;
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // A stale socket file from an earlier run: only remove it if it is a socket nobody serves.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      ::close(fd);
+      return FailedPrecondition(path + " exists and is not a socket", "socket_in_use");
+    }
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(probe);
+    if (live) {
+      ::close(fd);
+      return FailedPrecondition("another process is serving " + path, "socket_in_use");
+    }
+    ::unlink(path.c_str());
+  }
+  // Born 0600: never more open than the final mode, whatever the process umask is.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (rc != 0) {
+    Status s = Errno("bind " + path);
+    ::close(fd);
+    return s;
+  }
+  if ((gid != static_cast<gid_t>(-1) && ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) ||
+      ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0 || ::listen(fd, 1024) != 0) {
+    Status s = Errno("preparing " + path);
+    ::close(fd);
+    ::unlink(path.c_str());
+    return s;
+  }
+  return fd;
+}
+
+class Session;
+
+struct Server::Impl {
+  Impl(Api& a, const config::Limits& l, int io, int workers_n)
+      : api(a), limits(std::make_shared<const config::Limits>(l)), io_threads(io), workers(static_cast<std::size_t>(workers_n)) {
+    auto r = RandomBytes(4);
+    id_prefix = HexEncode(r.ok() ? *r : Bytes(4, 0));
+  }
+
+  std::string NextRequestId() {
+    std::uint64_t n = ++next_id;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s-%llx", id_prefix.c_str(), static_cast<unsigned long long>(n));
+    return buf;
+  }
+
+  std::shared_ptr<const config::Limits> Limits() const {
+    std::lock_guard lock(mu);
+    return limits;
+  }
+
+  // Counts a connection for uid; false (and nothing counted) when over a limit.
+  bool Admit(std::uint32_t uid, const config::Limits& l) {
+    std::lock_guard lock(mu);
+    if (total >= l.max_connections || per_uid[uid] >= l.max_connections_per_uid) return false;
+    ++total;
+    ++per_uid[uid];
+    api.CountConnection(1);
+    return true;
+  }
+  void Release(std::uint32_t uid) {
+    std::lock_guard lock(mu);
+    --total;
+    if (--per_uid[uid] == 0) per_uid.erase(uid);
+    api.CountConnection(-1);
+  }
+
+  void DoAccept();
+  void OnAccept(Local::socket sock);
+  void StopNow();
+
+  Api& api;
+  mutable std::mutex mu;
+  std::shared_ptr<const config::Limits> limits;  // guarded by mu
+  std::size_t total = 0;                         // guarded by mu
+  std::map<std::uint32_t, std::size_t> per_uid;  // guarded by mu
+  std::vector<std::weak_ptr<Session>> sessions;  // guarded by mu
+  int io_threads;
+  net::io_context ioc;
+  net::thread_pool workers;
+  std::optional<Local::acceptor> acceptor;
+  std::optional<net::steady_timer> tick;
+  std::optional<net::signal_set> signals;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> next_id{0};
+  std::string id_prefix;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl& srv, Local::socket&& sock, policy::Subject subject, bool known, std::uint32_t uid,
+          std::shared_ptr<const config::Limits> limits)
+      : srv_(srv), stream_(std::move(sock)), timer_(stream_.get_executor()), subject_(std::move(subject)),
+        subject_known_(known), uid_(uid), limits_(std::move(limits)) {}
+  ~Session() { srv_.Release(uid_); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void Start() { WaitForRequest(); }
+
+  // At shutdown: a connection waiting for its next request is closed now; one with a
+  // request in flight answers it (Connection: close) first.
+  void CloseIfIdle() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) self->Close();
+    });
+  }
+
+ private:
+  using Ms = std::chrono::milliseconds;
+
+  void WaitForRequest() {
+    if (srv_.stopping) return Close();
+    idle_ = true;
+    if (buffer_.size() > 0) return ReadHeader();  // the next request is already here
+    timer_.expires_after(Ms(limits_->idle_timeout_ms));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Close();
+    });
+    stream_.socket().async_wait(Local::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      self->timer_.cancel();
+      if (ec || !self->stream_.socket().is_open()) return self->Close();
+      self->ReadHeader();
+    });
+  }
+
+  void ReadHeader() {
+    idle_ = false;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(limits_->max_header_bytes));
+    parser_->body_limit(limits_->max_body_bytes);
+    // The whole request (headers and body) must arrive within the deadline.
+    stream_.expires_after(Ms(limits_->request_timeout_ms));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    auto& req = parser_->get();
+    if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
+      req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
+    }
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      continue_.emplace(http::status::continue_, 11);
+      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code e, std::size_t) {
+        self->continue_.reset();
+        if (e) return self->Close();
+        self->ReadBody();
+      });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRequest(ec); });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+      return Close();  // gone, or too slow: nothing to answer
+    }
+    keep_alive_ = false;
+    std::string id = srv_.NextRequestId();
+    if (ec == http::error::header_limit) {
+      return Write(Api::Error(431, "headers_too_large", "the request headers are larger than the limit", id), id);
+    }
+    if (ec == http::error::body_limit) {
+      return Write(Api::Error(413, "body_too_large", "the request body is larger than the limit", id), id);
+    }
+    return Write(Api::Error(400, "bad_request", "malformed HTTP request: " + ec.message(), id), id);
+  }
+
+  void OnRequest(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    stream_.expires_never();
+    http::request<http::string_body> req = parser_->release();
+    parser_.reset();
+    keep_alive_ = req.keep_alive() && !srv_.stopping;
+    auto ar = std::make_shared<ApiRequest>();
+    ar->method = std::string(req.method_string());
+    ar->target = std::string(req.target());
+    ar->body = std::move(req.body());
+    ar->idempotency_key = std::string(req["Idempotency-Key"]);
+    ar->subject = subject_;
+    ar->subject_known = subject_known_;
+    ar->request_id = srv_.NextRequestId();
+    std::string id = ar->request_id;
+    RouteResult rr = MatchRoute(ar->method, ar->target);
+    if (!rr.match) {
+      Wipe(ar->body);
+      if (rr.error == RouteError::kMethodNotAllowed) {
+        return Write(Api::Error(405, "method_not_allowed", "this route does not take " + ar->method.substr(0, 16), id), id);
+      }
+      if (rr.error == RouteError::kBadTarget) return Write(Api::Error(400, "bad_request", "malformed request target", id), id);
+      return Write(Api::Error(404, "no_route", "no such route", id), id);
+    }
+    if (!IsBlockingRoute(rr.match->route)) {
+      ApiResponse resp = srv_.api.Handle(*ar, *rr.match);
+      Wipe(ar->body);
+      return Write(std::move(resp), id);
+    }
+    auto match = std::make_shared<RouteMatch>(std::move(*rr.match));
+    // Keeps the I/O context running while the worker computes the answer (draining at
+    // shutdown must still send it).
+    auto work = std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(srv_.ioc.get_executor());
+    net::post(srv_.workers, [self = shared_from_this(), ar, match, id, work]() mutable {
+      auto resp = std::make_shared<ApiResponse>(self->srv_.api.Handle(*ar, *match));
+      Wipe(ar->body);
+      net::post(self->stream_.get_executor(), [self, resp, id, work]() mutable {
+        self->Write(std::move(*resp), id);
+        work->reset();
+      });
+    });
+  }
+
+  void Write(ApiResponse r, const std::string& id) {
+    res_.emplace(static_cast<http::status>(r.status), 11);
+    res_->set(http::field::server, "sealkeepd");
+    res_->set(http::field::content_type, r.content_type);
+    res_->set("X-Request-Id", id);
+    res_->set(http::field::cache_control, "no-store");
+    for (auto& [k, v] : r.headers) res_->set(k, v);
+    res_->keep_alive(keep_alive_ && !srv_.stopping);
+    res_->body() = std::move(r.body);
+    res_->prepare_payload();
+    secret_ = r.secret;
+    stream_.expires_after(Ms(limits_->request_timeout_ms));  // a client that never reads is dropped too
+    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->OnWrite(ec);
+    });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    bool keep = res_->keep_alive();
+    if (secret_) Wipe(res_->body());
+    res_.reset();
+    stream_.expires_never();
+    if (ec || !keep) return Close();
+    WaitForRequest();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    timer_.cancel();
+    stream_.socket().shutdown(Local::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  Server::Impl& srv_;
+  Stream stream_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> res_;
+  std::optional<http::response<http::empty_body>> continue_;
+  policy::Subject subject_;
+  bool subject_known_;
+  std::uint32_t uid_;
+  std::shared_ptr<const config::Limits> limits_;
+  bool keep_alive_ = true;
+  bool secret_ = false;
+  bool idle_ = false;
+};
+
+void Server::Impl::DoAccept() {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, Local::socket sock) {
+    if (stopping) return;
+    if (ec) {
+      if (ec == net::error::operation_aborted) return;
+      // Out of descriptors or memory: pause instead of spinning.
+      auto t = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
+      t->async_wait([this, t](beast::error_code) { if (!stopping) DoAccept(); });
+      return;
+    }
+    OnAccept(std::move(sock));
+    DoAccept();
+  });
+}
+
+void Server::Impl::OnAccept(Local::socket sock) {
+  int fd = sock.native_handle();
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;  // closes
+  std::shared_ptr<const config::Limits> l = Limits();
+  if (!Admit(cred.uid, *l)) {
+    api.CountConnectionRefused();
+    std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", "-");
+    std::string msg = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                      "Retry-After: 1\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    (void)::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    return;  // the socket closes as it goes out of scope
+  }
+  int pidfd = -1;
+  socklen_t plen = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &plen) != 0) {
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  }
+  policy::PeerCredentials pc{cred.pid, cred.uid, cred.gid, pidfd};
+  auto subject = policy::SubjectFromPeer(pc);
+  if (pidfd >= 0) ::close(pidfd);
+  policy::Subject s;
+  bool known = subject.ok();
+  if (known) {
+    s = std::move(subject).value();
+  } else {
+    s.uid = cred.uid;
+    s.gid = cred.gid;
+    s.pid = cred.pid;
+  }
+  auto session = std::make_shared<Session>(*this, std::move(sock), std::move(s), known, cred.uid, l);
+  {
+    std::lock_guard lock(mu);
+    if (sessions.size() > 256) {  // drop expired entries now and then
+      std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+    }
+    sessions.push_back(session);
+  }
+  session->Start();
+}
+
+void Server::Impl::StopNow() {
+  if (stopping.exchange(true)) return;
+  beast::error_code ec;
+  if (acceptor) acceptor->close(ec);
+  if (tick) tick->cancel();
+  if (signals) signals->cancel(ec);
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(mu);
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->CloseIfIdle();
+}
+
+Server::Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads)
+    : impl_(std::make_unique<Impl>(api, limits, io_threads, worker_threads)) {}
+
+Server::~Server() {
+  impl_->workers.join();
+}
+
+Status Server::Listen(int fd) {
+  beast::error_code ec;
+  impl_->acceptor.emplace(impl_->ioc);
+  impl_->acceptor->assign(Local(), fd, ec);
+  if (ec) return Unavailable("adopting the listening socket: " + ec.message(), "socket_error");
+  impl_->DoAccept();
+  return OkStatus();
+}
+
+void Server::SetLimits(const config::Limits& limits) {
+  std::lock_guard lock(impl_->mu);
+  impl_->limits = std::make_shared<const config::Limits>(limits);
+}
+
+void Server::OnSignals(std::function<void(int)> handler) {
+  impl_->signals.emplace(impl_->ioc, SIGTERM, SIGINT, SIGHUP);
+  auto wait = std::make_shared<std::function<void()>>();
+  *wait = [this, handler, wait] {
+    impl_->signals->async_wait([this, handler, wait](beast::error_code ec, int sig) {
+      if (ec) return;
+      handler(sig);
+      if (!impl_->stopping) (*wait)();
+    });
+  };
+  (*wait)();
+}
+
+void Server::Stop() {
+  net::post(impl_->ioc, [this] { impl_->StopNow(); });
+}
+
+void Server::Run(const std::function<void()>& on_tick, int tick_ms) {
+  if (on_tick && tick_ms > 0) {
+    impl_->tick.emplace(impl_->ioc);
+    auto arm = std::make_shared<std::function<void()>>();
+    *arm = [this, on_tick, tick_ms, arm] {
+      impl_->tick->expires_after(std::chrono::milliseconds(tick_ms));
+      impl_->tick->async_wait([this, on_tick, arm](beast::error_code ec) {
+        if (ec || impl_->stopping) return;
+        on_tick();
+        (*arm)();
+      });
+    };
+    (*arm)();
+  }
+  std::vector<std::thread> threads;
+  for (int i = 1; i < impl_->io_threads; ++i) threads.emplace_back([this] { impl_->ioc.run(); });
+  impl_->ioc.run();
+  for (auto& t : threads) t.join();
+  impl_->workers.join();
+}
+
+}  // namespace sk::api

@@ -1,0 +1,62 @@
+// Server: HTTP/1.1 over a Unix socket with Boost.Asio/Beast, in front of Api.
+//
+// - The listening socket comes from CreateListenSocket (0660 and the configured group
+//   from its first instant: bound under umask 0177, then chgrp and chmod) or from systemd
+//   socket activation (the fd is adopted as is).
+// - Every connection is identified once, at accept, by the kernel: SO_PEERCRED and a
+//   pidfd (SO_PEERPIDFD, else pidfd_open), then /proc for its unit, exe and groups.
+// - Limits: connections in total and per uid (over a limit: one 429 answer, then close),
+//   header and body sizes (431/413), a deadline for each whole request (a slow client is
+//   dropped), an idle timeout between requests on a kept-alive connection.
+// - I/O threads only parse, route and write; routes that may wait on the disk, the HSM
+//   or a commit (IsBlockingRoute) run on a worker pool, so one slow request never holds
+//   an I/O thread.
+// - Stop() stops accepting, lets in-flight requests finish and be answered (with
+//   Connection: close), closes idle connections, and makes Run() return.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/config/config.h"
+#include "crypto/status.h"
+
+namespace sk::daemon {
+class Agent;
+}
+
+namespace sk::api {
+
+class Api;
+
+// Creates, binds and listens on `path` (replacing a stale socket file), mode `mode`,
+// group `group` ("" keeps the process's group). Returns the fd.
+Result<int> CreateListenSocket(const std::string& path, unsigned mode, const std::string& group);
+
+class Server {
+ public:
+  Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Adopts a listening socket and starts accepting (call before Run).
+  Status Listen(int fd);
+  // Runs the I/O threads until Stop() has drained everything. `on_tick` (may be empty)
+  // runs on an I/O thread every `tick_ms` (watchdog pings, audit syncs).
+  void Run(const std::function<void()>& on_tick, int tick_ms);
+  // Thread-safe; also safe from a signal_set handler on the I/O threads.
+  void Stop();
+  // Applies new limits to connections accepted from now on (SIGHUP).
+  void SetLimits(const config::Limits& limits);
+  // Calls handler(signal) on an I/O thread for SIGTERM, SIGINT and SIGHUP.
+  void OnSignals(std::function<void(int)> handler);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sk::api

@@ -1,0 +1,227 @@
+#include "agent/config/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace sk::config {
+namespace {
+
+Status Bad(const std::string& source, const toml::source_region& where, const std::string& why) {
+  std::string at = source;
+  if (where.begin.line > 0) at += ":" + std::to_string(where.begin.line);
+  return InvalidArgument(at + ": " + why, "bad_config");
+}
+
+// Reads one table's keys into fields, refusing keys nobody reads.
+class TableReader {
+ public:
+  TableReader(const toml::table& t, std::string name, const std::string& source)
+      : t_(t), name_(std::move(name)), source_(source) {}
+
+  Status Str(const char* key, std::string& out) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_string()) return Bad(source_, n->source(), name_ + "." + key + " must be a string");
+    out = **n->as_string();
+    return OkStatus();
+  }
+  template <typename T>
+  Status Int(const char* key, T& out, std::int64_t lo, std::int64_t hi) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_integer()) return Bad(source_, n->source(), name_ + "." + key + " must be an integer");
+    std::int64_t v = **n->as_integer();
+    if (v < lo || v > hi) {
+      return Bad(source_, n->source(),
+                 name_ + "." + key + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    out = static_cast<T>(v);
+    return OkStatus();
+  }
+  Status IntList(const char* key, std::vector<int>& out, int lo, int hi) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return OkStatus();
+    const toml::array* a = n->as_array();
+    if (a == nullptr) return Bad(source_, n->source(), name_ + "." + key + " must be a list of integers");
+    out.clear();
+    for (const toml::node& e : *a) {
+      if (!e.is_integer() || **e.as_integer() < lo || **e.as_integer() > hi) {
+        return Bad(source_, e.source(),
+                   name_ + "." + key + " holds integers from " + std::to_string(lo) + " to " + std::to_string(hi));
+      }
+      out.push_back(static_cast<int>(**e.as_integer()));
+    }
+    return OkStatus();
+  }
+  // Call last: any key not read is an error.
+  Status Finish() {
+    for (const auto& [k, v] : t_) {
+      if (read_.count(std::string(k.str())) == 0) {
+        return Bad(source_, v.source(), "unknown key " + name_ + "." + std::string(k.str()));
+      }
+    }
+    return OkStatus();
+  }
+
+ private:
+  const toml::node* Take(const char* key) {
+    read_.insert(key);
+    return t_.get(key);
+  }
+  const toml::table& t_;
+  std::string name_;
+  const std::string& source_;
+  std::set<std::string> read_;
+};
+
+std::string Under(const std::string& dir, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return dir + "/" + path;
+}
+
+Status Apply(const toml::table& root, AgentConfig& c) {
+  static const toml::table kEmpty;
+  auto table = [&](const char* name) -> Result<const toml::table*> {
+    const toml::node* n = root.get(name);
+    if (n == nullptr) return &kEmpty;
+    if (!n->is_table()) return Bad(c.source, n->source(), std::string("[") + name + "] must be a table");
+    return n->as_table();
+  };
+  for (const auto& [k, v] : root) {
+    static const std::set<std::string> known = {"agent", "store", "backend", "pkcs11", "tpm",
+                                                "limits", "cache", "policy", "audit"};
+    if (known.count(std::string(k.str())) == 0) return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
+  }
+
+  SK_ASSIGN_OR_RETURN(const toml::table* agent, table("agent"));
+  TableReader a(*agent, "agent", c.source);
+  std::string mode = "0660";
+  SK_RETURN_IF_ERROR(a.Str("state_dir", c.state_dir));
+  SK_RETURN_IF_ERROR(a.Str("socket", c.socket));
+  SK_RETURN_IF_ERROR(a.Str("socket_group", c.socket_group));
+  SK_RETURN_IF_ERROR(a.Str("socket_mode", mode));
+  SK_RETURN_IF_ERROR(a.Int("io_threads", c.io_threads, 1, 64));
+  SK_RETURN_IF_ERROR(a.Int("worker_threads", c.worker_threads, 1, 256));
+  SK_RETURN_IF_ERROR(a.Finish());
+  if (mode.size() != 4 || mode[0] != '0' || mode.find_first_not_of("01234567") != std::string::npos) {
+    return InvalidArgument(c.source + ": agent.socket_mode must be octal like \"0660\"", "bad_config");
+  }
+  c.socket_mode = static_cast<unsigned>(std::stoul(mode, nullptr, 8));
+  if ((c.socket_mode & 0007) != 0) {
+    return InvalidArgument(c.source + ": agent.socket_mode must not grant anything to others", "bad_config");
+  }
+  if (c.state_dir.empty() || c.state_dir[0] != '/') {
+    return InvalidArgument(c.source + ": agent.state_dir must be an absolute path", "bad_config");
+  }
+
+  SK_ASSIGN_OR_RETURN(const toml::table* store, table("store"));
+  TableReader s(*store, "store", c.source);
+  std::string anchor = "epoch";
+  std::uint64_t epoch_seconds = 60;
+  SK_RETURN_IF_ERROR(s.Str("path", c.store.store_path));
+  SK_RETURN_IF_ERROR(s.Str("anchor_mode", anchor));
+  SK_RETURN_IF_ERROR(s.Int("epoch_seconds", epoch_seconds, 1, 86400));
+  SK_RETURN_IF_ERROR(s.Int("max_versions", c.store.default_max_versions, 0, 1'000'000));
+  SK_RETURN_IF_ERROR(s.Int("max_value_bytes", c.store.max_value_bytes, 1, 16 * 1024 * 1024));
+  SK_RETURN_IF_ERROR(s.Int("verify_threads", c.store.verify_threads, 1, 64));
+  SK_RETURN_IF_ERROR(s.Finish());
+  if (anchor != "epoch" && anchor != "strict") {
+    return InvalidArgument(c.source + ": store.anchor_mode is \"epoch\" or \"strict\"", "bad_config");
+  }
+  c.store.anchor_mode = anchor == "strict" ? secrets::AnchorMode::kStrict : secrets::AnchorMode::kEpoch;
+  c.store.epoch_interval = std::chrono::milliseconds(epoch_seconds * 1000);
+  c.store.store_path = Under(c.state_dir, c.store.store_path.empty() ? "store.db" : c.store.store_path);
+
+  SK_ASSIGN_OR_RETURN(const toml::table* backend, table("backend"));
+  TableReader b(*backend, "backend", c.source);
+  SK_RETURN_IF_ERROR(b.Str("kind", c.backend.kind));
+  SK_RETURN_IF_ERROR(b.Finish());
+  if (c.backend.kind != "pkcs11" && c.backend.kind != "tpm") {
+    return InvalidArgument(c.source + ": backend.kind is \"pkcs11\" or \"tpm\"", "bad_config");
+  }
+
+  SK_ASSIGN_OR_RETURN(const toml::table* pkcs11, table("pkcs11"));
+  TableReader p(*pkcs11, "pkcs11", c.source);
+  SK_RETURN_IF_ERROR(p.Str("module", c.backend.pkcs11.module));
+  SK_RETURN_IF_ERROR(p.Str("token", c.backend.pkcs11.token_label));
+  SK_RETURN_IF_ERROR(p.Str("pin_file", c.backend.pkcs11.pin_file));
+  SK_RETURN_IF_ERROR(p.Int("max_sessions", c.backend.pkcs11.max_sessions, 1, 256));
+  SK_RETURN_IF_ERROR(p.Str("sync_dir", c.backend.pkcs11.sync_dir));
+  SK_RETURN_IF_ERROR(p.Finish());
+  c.backend.pkcs11.pin_file = Under(c.state_dir, c.backend.pkcs11.pin_file);
+  c.backend.pkcs11.sync_dir = Under(c.state_dir, c.backend.pkcs11.sync_dir);
+
+  SK_ASSIGN_OR_RETURN(const toml::table* tpm, table("tpm"));
+  TableReader t(*tpm, "tpm", c.source);
+  SK_RETURN_IF_ERROR(t.Str("tcti", c.backend.tpm.tcti));
+  SK_RETURN_IF_ERROR(t.Str("state_dir", c.backend.tpm.state_dir));
+  SK_RETURN_IF_ERROR(t.Str("auth_file", c.backend.tpm.auth_file));
+  SK_RETURN_IF_ERROR(t.IntList("pcrs", c.backend.tpm.pcrs, 0, 23));
+  SK_RETURN_IF_ERROR(t.Int("nv_counter_index", c.backend.tpm.nv_counter_index, 0x01000000, 0x01FFFFFF));
+  SK_RETURN_IF_ERROR(t.Int("nv_anchor_index", c.backend.tpm.nv_anchor_index, 0x01000000, 0x01FFFFFF));
+  SK_RETURN_IF_ERROR(t.Int("primary_handle", c.backend.tpm.primary_handle, 0, 0x81FFFFFF));
+  SK_RETURN_IF_ERROR(t.Finish());
+  c.backend.tpm.state_dir = Under(c.state_dir, c.backend.tpm.state_dir.empty() ? "tpm" : c.backend.tpm.state_dir);
+  c.backend.tpm.auth_file = Under(c.state_dir, c.backend.tpm.auth_file);
+
+  SK_ASSIGN_OR_RETURN(const toml::table* limits, table("limits"));
+  TableReader l(*limits, "limits", c.source);
+  SK_RETURN_IF_ERROR(l.Int("max_header_bytes", c.limits.max_header_bytes, 1024, 1024 * 1024));
+  SK_RETURN_IF_ERROR(l.Int("max_body_bytes", c.limits.max_body_bytes, 1024, 64 * 1024 * 1024));
+  SK_RETURN_IF_ERROR(l.Int("max_connections", c.limits.max_connections, 1, 1'000'000));
+  SK_RETURN_IF_ERROR(l.Int("max_connections_per_uid", c.limits.max_connections_per_uid, 1, 1'000'000));
+  SK_RETURN_IF_ERROR(l.Int("idle_timeout_ms", c.limits.idle_timeout_ms, 10, 3'600'000));
+  SK_RETURN_IF_ERROR(l.Int("request_timeout_ms", c.limits.request_timeout_ms, 10, 3'600'000));
+  SK_RETURN_IF_ERROR(l.Finish());
+
+  SK_ASSIGN_OR_RETURN(const toml::table* cache, table("cache"));
+  TableReader k(*cache, "cache", c.source);
+  std::uint64_t ttl = 300;
+  SK_RETURN_IF_ERROR(k.Int("dek_entries", c.store.dek_cache_entries, 0, 10'000'000));
+  SK_RETURN_IF_ERROR(k.Int("dek_ttl_seconds", ttl, 1, 86400));
+  SK_RETURN_IF_ERROR(k.Finish());
+  c.store.dek_cache_ttl = std::chrono::milliseconds(ttl * 1000);
+
+  SK_ASSIGN_OR_RETURN(const toml::table* policy, table("policy"));
+  TableReader po(*policy, "policy", c.source);
+  SK_RETURN_IF_ERROR(po.Str("file", c.policy_file));
+  SK_RETURN_IF_ERROR(po.Finish());
+  c.policy_file = Under(c.state_dir, c.policy_file);
+
+  SK_ASSIGN_OR_RETURN(const toml::table* audit, table("audit"));
+  TableReader au(*audit, "audit", c.source);
+  SK_RETURN_IF_ERROR(au.Str("dir", c.audit_dir));
+  SK_RETURN_IF_ERROR(au.Int("segment_bytes", c.audit_segment_bytes, 4096, std::int64_t{1} << 40));
+  SK_RETURN_IF_ERROR(au.Finish());
+  c.audit_dir = Under(c.state_dir, c.audit_dir);
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source) {
+  AgentConfig c;
+  c.source = source;
+  try {
+    toml::table root = toml::parse(text, source);
+    SK_RETURN_IF_ERROR(Apply(root, c));
+  } catch (const toml::parse_error& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
+                           "bad_config");
+  }
+  return c;
+}
+
+Result<AgentConfig> LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::kNotFound, "config_missing", "cannot read the config file " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > 1024 * 1024) return InvalidArgument(path + " is larger than 1 MiB", "bad_config");
+  return ParseConfig(text, path);
+}
+
+}  // namespace sk::config

@@ -1,0 +1,61 @@
+// The agent's configuration: one TOML file (default /etc/sealkeep/sealkeep.toml), every
+// key optional, with defaults fit for a host. Unknown tables or keys are errors (a typo
+// must not silently fall back to a default), reported with file and line.
+//
+//   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads
+//   [store]    path, anchor_mode ("epoch" | "strict"), epoch_seconds, max_versions,
+//              max_value_bytes, verify_threads
+//   [backend]  kind ("pkcs11" | "tpm")
+//   [pkcs11]   module, token, pin_file, max_sessions, sync_dir
+//   [tpm]      tcti, state_dir, auth_file, pcrs ([7, 11]), nv_counter_index, nv_anchor_index,
+//              primary_handle
+//   [limits]   max_header_bytes, max_body_bytes, max_connections, max_connections_per_uid,
+//              idle_timeout_ms, request_timeout_ms
+//   [cache]    dek_entries, dek_ttl_seconds
+//   [policy]   file ("" = only root and the agent's own user may call it)
+//   [audit]    dir ("" = no audit log), segment_bytes
+// Relative paths are relative to state_dir. docs/config.md has a full example.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "agent/secrets/service.h"
+#include "crypto/status.h"
+#include "hsm/backend_config.h"
+
+namespace sk::config {
+
+struct Limits {
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 256 * 1024;  // a 64 KiB value as base64 in JSON, with room
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_uid = 256;
+  std::uint32_t idle_timeout_ms = 30'000;     // keep-alive connection with no request
+  std::uint32_t request_timeout_ms = 10'000;  // a whole request must arrive within this
+};
+
+struct AgentConfig {
+  std::string source;  // the file it came from ("" for defaults)
+  std::string state_dir = "/var/lib/sealkeep";
+  std::string socket = "/run/sealkeep/api.sock";
+  std::string socket_group;  // "" = the agent's primary group
+  unsigned socket_mode = 0660;
+  int io_threads = 2;
+  int worker_threads = 16;
+  secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
+  hsm::BackendConfig backend;
+  Limits limits;
+  std::string policy_file;    // "" = built-in policy (root and the agent's own uid)
+  std::string audit_dir;      // "" = no audit log
+  std::size_t audit_segment_bytes = 16 * 1024 * 1024;
+};
+
+// Parses TOML text; `source` names it in error messages. reason bad_config (kInvalidArgument).
+Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source);
+// Reads and parses a file (at most 1 MiB). reason config_missing when it does not exist.
+Result<AgentConfig> LoadConfig(const std::string& path);
+
+inline constexpr const char* kDefaultConfigPath = "/etc/sealkeep/sealkeep.toml";
+
+}  // namespace sk::config

@@ -1,0 +1,77 @@
+// Agent: the daemon's state, independent of HTTP. It owns the configuration, the key
+// backend and the secret service while unsealed, the running policy and the audit log,
+// and the reason it is sealed when it is.
+//
+// Sealed vs unsealed: Unseal() opens the backend (log in / unseal the TPM), the service
+// (verifies the journal against the hardware anchor) and the audit log; any failure
+// leaves the agent sealed with that reason (boot_state_changed, pin_incorrect,
+// replay_detected...) and nothing open. Seal() drops the service, the cached data keys,
+// the audit key and the backend. In-flight requests keep the service they started with
+// (shared_ptr) until they finish.
+//
+// Thread-safe: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/alerts/alerts.h"
+#include "agent/audit/audit_writer.h"
+#include "agent/config/config.h"
+#include "agent/policy/policy_holder.h"
+#include "agent/secrets/service.h"
+#include "hsm/key_backend.h"
+
+namespace sk::daemon {
+
+class Agent {
+ public:
+  explicit Agent(config::AgentConfig config);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads the policy file (when configured). A bad file is an error at start-up.
+  Status LoadPolicy();
+  // SIGHUP: re-reads the policy; a bad file keeps the running one and returns why.
+  Status ReloadPolicy();
+
+  Status Unseal();
+  void Seal(const std::string& why);
+  // POST /v1/sys/recover: only while sealed with replay_detected.
+  Result<std::string> AcceptRollback(const secrets::Actor& actor);
+
+  std::shared_ptr<secrets::SecretService> service() const;
+  std::shared_ptr<hsm::KeyBackend> backend() const;
+  // OK when unsealed; else kSealed with the reason it is sealed.
+  Status sealed_status() const;
+  bool policy_enabled() const { return !config_.policy_file.empty(); }
+  std::shared_ptr<const policy::Policy> policy() const;
+  // The audit log, or null when none is configured or the agent is sealed.
+  std::shared_ptr<audit::AuditWriter> audit() const;
+  alerts::Alerts& alerts() { return *alerts_; }
+
+  const config::AgentConfig& config() const { return config_; }
+  double uptime_s() const;
+  std::uint32_t own_uid() const { return own_uid_; }
+
+ private:
+  Status UnsealLocked();
+
+  const config::AgentConfig config_;
+  const std::uint32_t own_uid_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::unique_ptr<alerts::Alerts> alerts_;
+  policy::PolicyHolder policy_;
+
+  mutable std::mutex mu_;  // guards the fields below; Unseal/Seal hold it throughout
+  std::shared_ptr<hsm::KeyBackend> backend_;
+  std::shared_ptr<secrets::SecretService> service_;
+  std::shared_ptr<audit::AuditWriter> audit_;
+  Status sealed_;
+};
+
+}  // namespace sk::daemon

@@ -1,0 +1,150 @@
+// Pure pieces of the API: the route table, strict JSON, UTF-8, and config parsing.
+#include <gtest/gtest.h>
+
+#include "agent/api/json_util.h"
+#include "agent/api/router.h"
+#include "agent/config/config.h"
+
+namespace sk::api {
+namespace {
+
+TEST(Router, MapsEveryDocumentedRoute) {
+  struct Case {
+    const char* method;
+    const char* target;
+    Route route;
+    const char* path;
+  } cases[] = {
+      {"GET", "/v1/health", Route::kHealth, ""},
+      {"GET", "/v1/sys/status", Route::kStatus, ""},
+      {"GET", "/metrics", Route::kMetrics, ""},
+      {"GET", "/v1/secrets/db/pw", Route::kSecretGet, "db/pw"},
+      {"GET", "/v1/secrets/db/pw?version=3", Route::kSecretGet, "db/pw"},
+      {"PUT", "/v1/secrets/db/pw", Route::kSecretPut, "db/pw"},
+      {"DELETE", "/v1/secrets/db/pw", Route::kSecretDelete, "db/pw"},
+      {"GET", "/v1/secrets?prefix=db", Route::kSecretList, ""},
+      {"GET", "/v1/secrets/db/pw/versions", Route::kSecretVersions, "db/pw"},
+      {"POST", "/v1/secrets/db/pw/undelete", Route::kSecretUndelete, "db/pw"},
+      {"POST", "/v1/secrets/db/pw/destroy", Route::kSecretDestroy, "db/pw"},
+      {"POST", "/v1/secrets/db/pw/rollback", Route::kSecretRollback, "db/pw"},
+      {"POST", "/v1/secrets/db/pw/floor", Route::kSecretFloor, "db/pw"},
+      {"PUT", "/v1/secrets/app/floor", Route::kSecretPut, "app/floor"},
+      {"POST", "/v1/txn", Route::kTxn, ""},
+      {"POST", "/v1/snapshots", Route::kSnapshotCreate, ""},
+      {"GET", "/v1/snapshots/rel-1", Route::kSnapshotGet, "rel-1"},
+      {"POST", "/v1/snapshots/rel-1/restore", Route::kSnapshotRestore, "rel-1"},
+      {"POST", "/v1/sys/rotate", Route::kRotate, ""},
+      {"POST", "/v1/sys/seal", Route::kSeal, ""},
+      {"POST", "/v1/sys/unseal", Route::kUnseal, ""},
+      {"POST", "/v1/sys/recover", Route::kRecover, ""},
+      {"POST", "/v1/sys/reseal", Route::kReseal, ""},
+      {"GET", "/v1/sys/journal/verify", Route::kJournalVerify, ""},
+      {"GET", "/v1/sys/audit/verify", Route::kAuditVerify, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.target);
+    RouteResult r = MatchRoute(c.method, c.target);
+    ASSERT_TRUE(r.match.has_value());
+    EXPECT_EQ(r.match->route, c.route);
+    EXPECT_EQ(r.match->path, c.path);
+  }
+  EXPECT_EQ(MatchRoute("GET", "/v1/secrets/db/pw?version=3").match->query.at("version"), "3");
+}
+
+TEST(Router, RefusesWhatIsNotThere) {
+  EXPECT_EQ(MatchRoute("GET", "/v2/health").error, RouteError::kNotFound);
+  EXPECT_EQ(MatchRoute("POST", "/v1/health").error, RouteError::kMethodNotAllowed);
+  EXPECT_EQ(MatchRoute("PATCH", "/v1/secrets/a").error, RouteError::kMethodNotAllowed);
+  EXPECT_EQ(MatchRoute("GET", "relative").error, RouteError::kBadTarget);
+  EXPECT_EQ(MatchRoute("GET", "/v1/secrets/a%2Fb").error, RouteError::kBadTarget);
+  EXPECT_EQ(MatchRoute("GET", "/v1/secrets?prefix=a&prefix=b").error, RouteError::kBadTarget);
+  EXPECT_EQ(MatchRoute("GET", "/v1/secrets?prefix=%zz").error, RouteError::kBadTarget);
+}
+
+TEST(StrictJson, RefusesDeepNestingDuplicatesBadUtf8AndNonObjects) {
+  EXPECT_TRUE(ParseJsonObject(R"({"value":"x","cas":1})").ok());
+  EXPECT_TRUE(ParseJsonObject("").ok());
+  std::string deep(100, '[');
+  EXPECT_EQ(ParseJsonObject("{\"a\":" + deep).status().reason(), "bad_json");
+  std::string nested;
+  for (int i = 0; i < 40; ++i) nested += "{\"a\":";
+  nested += "1" + std::string(40, '}');
+  auto r = ParseJsonObject(nested);
+  EXPECT_EQ(r.status().reason(), "bad_json");
+  EXPECT_NE(r.status().message().find("deeper"), std::string_view::npos);
+  EXPECT_EQ(ParseJsonObject(R"({"a":1,"a":2})").status().reason(), "bad_json");
+  EXPECT_EQ(ParseJsonObject("{\"value\":\"\xff\"}").status().reason(), "bad_json");
+  EXPECT_EQ(ParseJsonObject("[1,2]").status().reason(), "bad_json");
+  EXPECT_EQ(ParseJsonObject("{").status().reason(), "bad_json");
+}
+
+TEST(StrictJson, ValueFieldTakesTextOrBase64AndWipesTheSource) {
+  auto j = ParseJsonObject(R"({"value":"hunter2"})");
+  ASSERT_TRUE(j.ok());
+  auto v = ValueField(*j);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(std::string(AsChars(v->Expose())), "hunter2");
+  EXPECT_EQ((*j)["value"].get<std::string>().find("hunter2"), std::string::npos) << "the JSON copy is wiped";
+  auto b = ParseJsonObject(R"({"value_b64":"AAEC/w=="})");
+  ASSERT_TRUE(b.ok());
+  auto bv = ValueField(*b);
+  ASSERT_TRUE(bv.ok());
+  EXPECT_EQ(bv->size(), 4u);
+  auto both = ParseJsonObject(R"({"value":"a","value_b64":"YQ=="})");
+  EXPECT_EQ(ValueField(*both).status().reason(), "bad_request");
+  auto bad = ParseJsonObject(R"({"value_b64":"!!"})");
+  EXPECT_EQ(ValueField(*bad).status().reason(), "bad_request");
+}
+
+TEST(StrictJson, Utf8ValidatorRefusesOverlongsSurrogatesAndTruncation) {
+  EXPECT_TRUE(IsValidUtf8(AsBytes("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91")));
+  for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xff"}) {
+    EXPECT_FALSE(IsValidUtf8(AsBytes(bad))) << bad;
+  }
+}
+
+TEST(Config, DefaultsAndEveryTableParse) {
+  auto c = config::ParseConfig(R"(
+[agent]
+state_dir = "/srv/sk"
+socket_mode = "0640"
+[store]
+anchor_mode = "strict"
+epoch_seconds = 5
+[backend]
+kind = "tpm"
+[tpm]
+tcti = "swtpm:host=127.0.0.1,port=2321"
+pcrs = [7, 11]
+[limits]
+max_connections = 10
+[policy]
+file = "policy.toml"
+[audit]
+dir = "audit"
+)", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->store.store_path, "/srv/sk/store.db");
+  EXPECT_EQ(c->store.anchor_mode, secrets::AnchorMode::kStrict);
+  EXPECT_EQ(c->backend.tpm.pcrs, (std::vector<int>{7, 11}));
+  EXPECT_EQ(c->backend.tpm.state_dir, "/srv/sk/tpm");
+  EXPECT_EQ(c->policy_file, "/srv/sk/policy.toml");
+  EXPECT_EQ(c->socket_mode, 0640u);
+  EXPECT_EQ(c->limits.max_connections, 10u);
+}
+
+TEST(Config, MistakesAreRefusedWithTheLine) {
+  auto typo = config::ParseConfig("[agent]\nstate_dir = \"/x\"\n[store]\nancor_mode = \"strict\"\n", "c.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(typo.status().reason(), "bad_config");
+  EXPECT_NE(typo.status().message().find("c.toml:4"), std::string_view::npos) << typo.status().message();
+  EXPECT_FALSE(config::ParseConfig("[agent]\nsocket_mode = \"0666\"\n", "c").ok()) << "others may not use the socket";
+  EXPECT_FALSE(config::ParseConfig("[store]\nanchor_mode = \"sometimes\"\n", "c").ok());
+  EXPECT_FALSE(config::ParseConfig("[limits]\nmax_connections = -1\n", "c").ok());
+  EXPECT_FALSE(config::ParseConfig("[nonsense]\n", "c").ok());
+  EXPECT_FALSE(config::ParseConfig("this is = = not toml", "c").ok());
+  EXPECT_EQ(config::LoadConfig("/nonexistent/sk.toml").status().reason(), "config_missing");
+}
+
+}  // namespace
+}  // namespace sk::api

@@ -1,0 +1,336 @@
+// sealkeepd end to end: a real daemon process, a real SoftHSM2 token, raw HTTP over its
+// Unix socket. Every route and its errors, keep-alive, concurrency, restarts, SIGTERM
+// during load, a non-root caller, and the sealed state.
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "tests/fixtures/agent_process.h"
+#include "tests/fixtures/temp_dir.h"
+
+namespace sk::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Body(const json& j) { return j.dump(); }
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override { agent_->Start(); }
+  HttpResponse Call(const std::string& method, const std::string& target, const std::string& body = "") {
+    return agent_->Call(method, target, body);
+  }
+  TempDir dir_{"daemon"};
+  std::unique_ptr<AgentProcess> agent_ = std::make_unique<AgentProcess>(dir_.path());
+};
+
+TEST_F(DaemonTest, EveryRouteAnswersAsDocumented) {
+  EXPECT_EQ(Call("GET", "/v1/health").Json()["status"], "unsealed");
+  auto put = Call("PUT", "/v1/secrets/app/db/password", Body({{"value", "hunter2"}, {"labels", {{"env", "prod"}}}}));
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.Json()["version"], 1);
+  EXPECT_FALSE(put.headers["x-request-id"].empty());
+  auto get = Call("GET", "/v1/secrets/app/db/password");
+  ASSERT_EQ(get.status, 200) << get.body;
+  EXPECT_EQ(get.Json()["value"], "hunter2");
+  EXPECT_EQ(get.Json()["labels"]["env"], "prod");
+  EXPECT_EQ(get.headers["cache-control"], "no-store");
+  // A binary value round-trips as base64.
+  ASSERT_EQ(Call("PUT", "/v1/secrets/app/blob", Body({{"value_b64", "AP8Q"}})).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/blob").Json()["value_b64"], "AP8Q");
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/db/password?encoding=base64").Json()["value_b64"], "aHVudGVyMg==");
+
+  ASSERT_EQ(Call("PUT", "/v1/secrets/app/db/password", Body({{"value", "oops"}, {"cas", 1}})).status, 200);
+  auto stale = Call("PUT", "/v1/secrets/app/db/password", Body({{"value", "x"}, {"cas", 1}}));
+  EXPECT_EQ(stale.status, 409);
+  EXPECT_EQ(stale.ErrorCode(), "cas_mismatch");
+  EXPECT_FALSE(stale.Json()["error"]["request_id"].get<std::string>().empty());
+
+  auto list = Call("GET", "/v1/secrets?prefix=app");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.Json()["paths"].size(), 2u);
+  EXPECT_EQ(list.body.find("hunter2"), std::string::npos) << "listings never hold values";
+
+  auto rb = Call("POST", "/v1/secrets/app/db/password/rollback", Body({{"to", 1}}));
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  EXPECT_EQ(rb.Json()["version"], 3);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/db/password").Json()["value"], "hunter2");
+  auto versions = Call("GET", "/v1/secrets/app/db/password/versions").Json()["versions"];
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_EQ(versions[2]["kind"], "rollback");
+  EXPECT_TRUE(versions[0]["verifies"].get<bool>());
+
+  EXPECT_EQ(Call("POST", "/v1/secrets/app/db/password/floor", Body({{"floor", 2}})).status, 200);
+  auto below = Call("POST", "/v1/secrets/app/db/password/rollback", Body({{"to", 1}}));
+  EXPECT_EQ(below.status, 409);
+  EXPECT_EQ(below.ErrorCode(), "below_floor");
+
+  EXPECT_EQ(Call("DELETE", "/v1/secrets/app/blob").status, 200);
+  auto deleted = Call("GET", "/v1/secrets/app/blob");
+  EXPECT_EQ(deleted.status, 404);
+  EXPECT_EQ(deleted.ErrorCode(), "deleted");
+  EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/undelete", "{}").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/blob").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/destroy", "{}").ErrorCode(), "bad_request") << "destroy needs a version";
+  EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/destroy", Body({{"version", 1}})).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/blob").ErrorCode(), "destroyed");
+
+  auto txn = Call("POST", "/v1/txn",
+                  Body({{"ops", json::array({{{"op", "put"}, {"path", "t/a"}, {"value", "1"}},
+                                             {{"op", "put"}, {"path", "t/b"}, {"value", "2"}},
+                                             {{"op", "check"}, {"path", "t/c"}, {"version", 0}}})},
+                        {"idempotency_key", "k-1"}}));
+  ASSERT_EQ(txn.status, 200) << txn.body;
+  EXPECT_EQ(txn.Json()["results"].size(), 3u);
+  auto again = Call("POST", "/v1/txn",
+                    Body({{"ops", json::array({{{"op", "put"}, {"path", "t/a"}, {"value", "1"}},
+                                               {{"op", "put"}, {"path", "t/b"}, {"value", "2"}},
+                                               {{"op", "check"}, {"path", "t/c"}, {"version", 0}}})},
+                          {"idempotency_key", "k-1"}}));
+  EXPECT_TRUE(again.Json()["replayed"].get<bool>());
+  auto failing = Call("POST", "/v1/txn",
+                      Body({{"ops", json::array({{{"op", "put"}, {"path", "t/a"}, {"value", "9"}},
+                                                 {{"op", "rollback"}, {"path", "t/b"}, {"to", 7}}})}}));
+  EXPECT_EQ(failing.status, 404) << failing.body;
+  EXPECT_EQ(Call("GET", "/v1/secrets/t/a").Json()["value"], "1") << "all or nothing";
+
+  auto snap = Call("POST", "/v1/snapshots", Body({{"name", "rel-1"}, {"prefix", "t"}}));
+  ASSERT_EQ(snap.status, 200) << snap.body;
+  EXPECT_EQ(snap.Json()["versions"]["t/a"], 1);
+  ASSERT_EQ(Call("PUT", "/v1/secrets/t/a", Body({{"value", "changed"}})).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/snapshots/rel-1").Json()["verifies"], true);
+  auto restored = Call("POST", "/v1/snapshots/rel-1/restore");
+  ASSERT_EQ(restored.status, 200) << restored.body;
+  EXPECT_EQ(Call("GET", "/v1/secrets/t/a").Json()["value"], "1");
+  EXPECT_EQ(Call("POST", "/v1/snapshots", Body({{"name", "rel-1"}})).ErrorCode(), "snapshot_exists");
+
+  auto status = Call("GET", "/v1/sys/status").Json();
+  EXPECT_EQ(status["state"], "unsealed");
+  EXPECT_EQ(status["backend"]["kind"], "pkcs11");
+  EXPECT_GT(status["journal"]["head_seq"].get<int>(), 10);
+  auto rotate = Call("POST", "/v1/sys/rotate");
+  ASSERT_EQ(rotate.status, 200) << rotate.body;
+  EXPECT_EQ(rotate.Json()["generation"], 2);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/db/password").Json()["value"], "hunter2");
+  auto verify = Call("GET", "/v1/sys/journal/verify").Json();
+  EXPECT_TRUE(verify["ok"].get<bool>()) << verify.dump();
+  auto audit = Call("GET", "/v1/sys/audit/verify");
+  ASSERT_EQ(audit.status, 200) << audit.body;
+  EXPECT_TRUE(audit.Json()["ok"].get<bool>()) << audit.body;
+  EXPECT_GT(audit.Json()["records"].get<int>(), 20);
+  auto metrics = Call("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("sealkeep_commits_total"), std::string::npos);
+  EXPECT_EQ(metrics.headers["content-type"].rfind("text/plain", 0), 0u);
+
+  EXPECT_EQ(Call("GET", "/v1/nothing").ErrorCode(), "no_route");
+  EXPECT_EQ(Call("PATCH", "/v1/secrets/a").status, 405);
+  EXPECT_EQ(Call("GET", "/v1/secrets/never/there").status, 404);
+  EXPECT_EQ(Call("PUT", "/v1/secrets/x", Body({{"value", "v"}, {"bogus", 1}})).ErrorCode(), "bad_request");
+  EXPECT_EQ(Call("PUT", "/v1/secrets/x", Body({{"value", std::string(70000, 'x')}})).status, 413);
+  EXPECT_EQ(Call("GET", "/v1/secrets/x?version=abc").ErrorCode(), "bad_request");
+
+  // Expiry.
+  ASSERT_EQ(Call("PUT", "/v1/secrets/tmp/tok", Body({{"value", "t"}, {"expires_in", 1}})).status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto expired = Call("GET", "/v1/secrets/tmp/tok");
+  EXPECT_EQ(expired.status, 410);
+  EXPECT_EQ(expired.ErrorCode(), "expired");
+
+  // Seal drops the keys: secrets answer 503 with the reason; unseal brings them back.
+  ASSERT_EQ(Call("POST", "/v1/sys/seal").status, 200);
+  auto sealed = Call("GET", "/v1/secrets/app/db/password");
+  EXPECT_EQ(sealed.status, 503);
+  EXPECT_EQ(sealed.ErrorCode(), "sealed");
+  EXPECT_EQ(Call("GET", "/v1/health").status, 503);
+  ASSERT_EQ(Call("POST", "/v1/sys/unseal").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/secrets/app/db/password").Json()["value"], "hunter2");
+}
+
+TEST_F(DaemonTest, KeepAliveServesManyRequestsOnOneConnection) {
+  HttpConnection c(agent_->socket());
+  ASSERT_TRUE(c.connected());
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.Request("PUT", "/v1/secrets/ka/" + std::to_string(i % 5), Body({{"value", std::to_string(i)}}));
+    ASSERT_EQ(r.status, 200) << i << " " << r.body;
+    EXPECT_EQ(c.Request("GET", "/v1/secrets/ka/" + std::to_string(i % 5)).Json()["value"], std::to_string(i));
+  }
+  // Pipelined: two requests in one write, two answers in order.
+  ASSERT_TRUE(c.SendRaw("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/secrets/ka/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(c.ReadResponse().status, 200);
+  EXPECT_EQ(c.ReadResponse().Json()["value"], "46");
+}
+
+TEST_F(DaemonTest, SixtyFourConcurrentClientsAreAllServed) {
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 64; ++t) {
+    threads.emplace_back([&, t] {
+      HttpConnection c(agent_->socket());
+      for (int i = 0; i < 10; ++i) {
+        std::string path = "/v1/secrets/conc/" + std::to_string(t);
+        auto w = c.Request("PUT", path, Body({{"value", std::to_string(i)}}));
+        auto r = c.Request("GET", path);
+        if (w.status == 200 && r.status == 200 && r.Json()["value"] == std::to_string(i)) {
+          ++ok;
+        } else {
+          ++bad;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(ok.load(), 640);
+  auto status = Call("GET", "/v1/sys/status").Json();
+  EXPECT_LT(status["batches"].get<int>(), status["commits"].get<int>()) << "concurrent writers share commits";
+}
+
+TEST_F(DaemonTest, RestartKeepsEverything) {
+  ASSERT_EQ(Call("PUT", "/v1/secrets/keep/me", Body({{"value", "v1"}})).status, 200);
+  ASSERT_EQ(Call("PUT", "/v1/secrets/keep/me", Body({{"value", "v2"}})).status, 200);
+  EXPECT_EQ(agent_->Stop(), 0) << "SIGTERM exits 0";
+  agent_->Start();
+  EXPECT_EQ(Call("GET", "/v1/secrets/keep/me").Json()["value"], "v2");
+  EXPECT_EQ(Call("GET", "/v1/secrets/keep/me?version=1").Json()["value"], "v1");
+  EXPECT_TRUE(Call("GET", "/v1/sys/journal/verify").Json()["ok"].get<bool>());
+}
+
+TEST_F(DaemonTest, SigtermDuringLoadLosesNoAcknowledgedWrite) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> acked;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&, t] {
+      HttpConnection c(agent_->socket());
+      for (int i = 0; !stop; ++i) {
+        std::string path = "load/" + std::to_string(t) + "/" + std::to_string(i);
+        auto r = c.Request("PUT", "/v1/secrets/" + path, Body({{"value", path}}));
+        if (r.status != 200) break;  // the agent is going away
+        std::lock_guard lock(mu);
+        acked.emplace_back(path, path);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(agent_->Stop(), 0) << agent_->Log();
+  stop = true;
+  for (auto& w : writers) w.join();
+  ASSERT_GT(acked.size(), 8u);
+  agent_->Start();
+  for (const auto& [path, value] : acked) {
+    auto r = Call("GET", "/v1/secrets/" + path);
+    ASSERT_EQ(r.status, 200) << "acknowledged write lost: " << path;
+    EXPECT_EQ(r.Json()["value"], value);
+  }
+}
+
+// Runs `fn` in a child process as the `nobody` user; returns its exit code.
+int AsNobody(const std::function<int()>& fn) {
+  passwd* pw = ::getpwnam("nobody");
+  if (pw == nullptr) return 99;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) ::_exit(98);
+    ::_exit(fn());
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 97;
+}
+
+TEST(DaemonAccess, ANonRootCallerIsRefusedAndLearnsNothing) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test runs clients as nobody: run it as root";
+  TempDir dir("daemon-nobody");
+  // The socket's group is nobody's group, so nobody can connect; the folders are
+  // traversable. The agent itself decides (no policy: only root and its own uid).
+  AgentProcess::Options o;
+  o.extra_config = "";
+  AgentProcess agent(dir.path(), o);
+  passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  group* gr = ::getgrgid(pw->pw_gid);
+  ASSERT_NE(gr, nullptr);
+  std::string config = ReadFile(agent.config_path());
+  config.replace(config.find("io_threads"), 0, "socket_group = \"" + std::string(gr->gr_name) + "\"\n");
+  WriteFile(agent.config_path(), config);
+  ::chmod(dir.path().c_str(), 0711);
+  ::chmod(agent.state_dir().c_str(), 0711);
+  ::chmod((agent.state_dir() + "/run").c_str(), 0711);
+  agent.Start();
+  ASSERT_EQ(agent.Call("PUT", "/v1/secrets/root/only", Body({{"value", "s3cret"}})).status, 200);
+  std::string sock = agent.socket();
+  int rc = AsNobody([&] {
+    if (Http(sock, "GET", "/v1/health").status != 200) return 1;
+    auto existing = Http(sock, "GET", "/v1/secrets/root/only");
+    auto missing = Http(sock, "GET", "/v1/secrets/no/such/path");
+    if (existing.status != 403 || missing.status != 403) return 2;
+    if (existing.ErrorCode() != missing.ErrorCode()) return 3;  // existence is not revealed
+    if (existing.body.find("s3cret") != std::string::npos) return 4;
+    if (Http(sock, "PUT", "/v1/secrets/x", Body({{"value", "v"}})).status != 403) return 5;
+    if (Http(sock, "POST", "/v1/sys/seal").status != 403) return 6;
+    if (!Http(sock, "GET", "/v1/secrets").Json()["paths"].empty()) return 7;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(agent.Call("GET", "/v1/secrets/root/only").Json()["value"], "s3cret") << "root still served";
+}
+
+TEST(DaemonSealed, AWrongPinKeepsTheAgentUpSealedAndUnsealRetries) {
+  TempDir dir("daemon-pin");
+  AgentProcess agent(dir.path());
+  std::string pin = ReadFile(agent.token().pin_file());
+  WriteFile(agent.token().pin_file(), "000000");
+  agent.Start();
+  auto health = agent.Call("GET", "/v1/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.Json()["status"], "sealed");
+  EXPECT_EQ(health.Json()["reason"], "pin_incorrect") << health.body;
+  EXPECT_EQ(agent.Call("GET", "/v1/secrets/a").ErrorCode(), "pin_incorrect");
+  EXPECT_EQ(agent.Call("GET", "/v1/sys/status").Json()["state"], "sealed");
+  WriteFile(agent.token().pin_file(), pin);
+  auto unseal = agent.Call("POST", "/v1/sys/unseal");
+  EXPECT_EQ(unseal.status, 200) << unseal.body;
+  EXPECT_EQ(agent.Call("GET", "/v1/health").Json()["status"], "unsealed");
+  EXPECT_EQ(agent.Log().find(pin), std::string::npos) << "the PIN never reaches the log";
+}
+
+TEST(DaemonSealed, AReplayedStoreKeepsTheAgentSealedUntilRecover) {
+  TempDir dir("daemon-replay");
+  AgentProcess agent(dir.path());
+  agent.Start();
+  ASSERT_EQ(agent.Call("PUT", "/v1/secrets/r/a", Body({{"value", "one"}})).status, 200);
+  ASSERT_EQ(agent.Stop(), 0);
+  namespace fs = std::filesystem;
+  fs::create_directories(dir.Join("copy"));
+  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
+    if (fs::exists(agent.state_dir() + "/" + f)) fs::copy_file(agent.state_dir() + "/" + f, dir.Join("copy/") + f);
+  }
+  agent.Start();
+  ASSERT_EQ(agent.Call("PUT", "/v1/secrets/r/a", Body({{"value", "two"}})).status, 200);
+  ASSERT_EQ(agent.Call("POST", "/v1/secrets/r/a/rollback", Body({{"to", 1}})).status, 200);
+  ASSERT_EQ(agent.Stop(), 0);
+  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
+    fs::remove(agent.state_dir() + "/" + f);
+    if (fs::exists(dir.Join("copy/") + f)) fs::copy_file(dir.Join("copy/") + f, agent.state_dir() + "/" + f);
+  }
+  agent.Start();
+  auto health = agent.Call("GET", "/v1/health").Json();
+  EXPECT_EQ(health["reason"], "replay_detected") << health.dump();
+  EXPECT_EQ(agent.Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected") << "unseal alone does not accept it";
+  EXPECT_EQ(agent.Call("POST", "/v1/sys/recover", "{}").ErrorCode(), "bad_request");
+  auto recovered = agent.Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
+  ASSERT_EQ(recovered.status, 200) << recovered.body;
+  EXPECT_EQ(agent.Call("GET", "/v1/secrets/r/a").Json()["value"], "one");
+}
+
+}  // namespace
+}  // namespace sk::testing
