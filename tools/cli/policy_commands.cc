@@ -1,0 +1,190 @@
+// `sealkeep policy check FILE` and `sealkeep policy explain FILE ... OP PATH`: offline
+// tools over a policy file (docs/policy.md). Neither talks to the agent.
+//
+// Exit codes: check: 0 valid, 2 invalid (each error "<file>:<line>: <what>"), 6 unreadable.
+//             explain: 0 allowed, 5 denied, 2 bad arguments or policy.
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/policy/peer_identity.h"
+#include "agent/policy/policy.h"
+#include "agent/policy/policy_holder.h"
+#include "tools/cli/command.h"
+
+namespace sk::cli {
+namespace {
+
+using nlohmann::json;
+using policy::Capability;
+
+struct ExplainFlags {
+  std::string file;
+  std::uint32_t uid = 0;
+  std::optional<std::uint32_t> gid;
+  std::vector<std::string> groups;
+  std::string unit;
+  std::string exe;
+  std::vector<std::string> labels;
+  std::string at;
+  std::string op;
+  std::string path;
+};
+
+ExplainFlags& Explain() {
+  static ExplainFlags flags;
+  return flags;
+}
+
+std::string& CheckFile() {
+  static std::string file;
+  return file;
+}
+
+std::shared_ptr<const policy::Policy> LoadOrFail(const std::string& file) {
+  Result<std::string> text = policy::ReadPolicyFile(file);
+  if (!text.ok()) Fail(text.status());
+  Result<std::shared_ptr<const policy::Policy>> parsed = policy::ParsePolicy(*text, file);
+  if (!parsed.ok()) Fail(parsed.status());
+  return *parsed;
+}
+
+void RunCheck() {
+  auto p = LoadOrFail(CheckFile());
+  if (Globals().json) {
+    json j = {{"file", CheckFile()},
+              {"valid", true},
+              {"roles", p->roles().size()},
+              {"bindings", p->bindings().size()}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: ok: %zu roles, %zu bindings\n", CheckFile().c_str(), p->roles().size(),
+                p->bindings().size());
+  }
+}
+
+// "2025-06-01T14:30:00Z" (UTC) or without the Z (local time); seconds optional.
+std::optional<std::chrono::system_clock::time_point> ParseAt(const std::string& s) {
+  std::tm tm{};
+  int sec = 0;
+  char z = 0;
+  int n = std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &sec, &z);
+  if (n < 5) return std::nullopt;
+  if (n == 5) {
+    n = std::sscanf(s.c_str(), "%*4d-%*2d-%*2dT%*2d:%*2d%c", &z);
+    if (n != 1) z = 0;
+  }
+  tm.tm_sec = sec;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  tm.tm_isdst = -1;
+  std::time_t t = z == 'Z' ? ::timegm(&tm) : std::mktime(&tm);
+  if (t == -1) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+std::string SubjectText(const policy::Subject& s) {
+  std::string out = "uid=" + std::to_string(s.uid);
+  if (!s.user.empty()) out += "(" + s.user + ")";
+  out += " gid=" + std::to_string(s.gid) + " groups=";
+  for (std::size_t i = 0; i < s.groups.size(); ++i) out += (i ? "," : "") + s.groups[i];
+  if (s.groups.empty()) out += "-";
+  out += " unit=" + (s.unit.empty() ? std::string("-") : s.unit);
+  out += " exe=" + (s.exe.empty() ? std::string("-") : s.exe);
+  return out;
+}
+
+void RunExplain() {
+  const ExplainFlags& f = Explain();
+  auto p = LoadOrFail(f.file);
+  std::optional<Capability> cap = policy::ParseCapability(f.op);
+  if (!cap) {
+    Fail(InvalidArgument("unknown operation '" + f.op +
+                         "' (read, list, write, delete, destroy, rollback, snapshot, admin)"));
+  }
+  policy::Subject subject = policy::SubjectForUser(f.uid, f.gid);
+  for (const std::string& g : f.groups) {
+    if (!subject.HasGroup(g)) subject.groups.push_back(g);
+  }
+  subject.unit = f.unit;
+  subject.exe = f.exe;
+  policy::Labels labels;
+  for (const std::string& kv : f.labels) {
+    std::size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      Fail(InvalidArgument("--label wants key=value, got '" + kv + "'"));
+    labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto when = std::chrono::system_clock::now();
+  if (!f.at.empty()) {
+    auto parsed = ParseAt(f.at);
+    if (!parsed) Fail(InvalidArgument("--at wants YYYY-MM-DDTHH:MM[:SS][Z], got '" + f.at + "'"));
+    when = *parsed;
+  }
+  const policy::Labels* label_ptr = f.labels.empty() ? nullptr : &labels;
+  policy::Request req{subject, *cap, f.path, label_ptr, when};
+  policy::Decision d = p->Evaluate(req);
+  bool visible = p->MayLearnExists(subject, f.path, label_ptr, when);
+  std::vector<std::string> trace = p->Trace(req);
+  std::string explanation = d.Explanation(*cap, f.path);
+  if (Globals().json) {
+    json j = {{"decision", d.allowed ? "allow" : "deny"},
+              {"reason", std::string(d.Reason())},
+              {"explanation", explanation},
+              {"subject", SubjectText(subject)},
+              {"may_learn_exists", visible},
+              {"trace", trace}};
+    if (d.allowed) {
+      j["rule"] = {{"binding", d.binding->name},
+                   {"binding_line", d.binding->line},
+                   {"role", d.role->name},
+                   {"glob", d.glob->pattern()},
+                   {"grant_line", d.grant->line}};
+    }
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("decision: %s\n", d.allowed ? "allow" : "deny");
+    std::printf("why: %s\n", explanation.c_str());
+    std::printf("subject: %s\n", SubjectText(subject).c_str());
+    std::printf("may learn that it exists (list): %s\n", visible ? "yes" : "no (403 and 404 look alike)");
+    std::printf("bindings:\n");
+    for (const std::string& line : trace) std::printf("  %s\n", line.c_str());
+  }
+  if (!d.allowed) throw ExitRequest{kExitForbidden};
+}
+
+void Add(CLI::App& app) {
+  auto* cmd = app.add_subcommand("policy", "Check a policy file, or explain a decision it makes (offline)");
+  cmd->require_subcommand(1);
+
+  auto* check = cmd->add_subcommand("check", "Validate a policy file; every error names its line");
+  check->add_option("FILE", CheckFile(), "Policy file (TOML, see docs/policy.md)")->required();
+  check->callback(RunCheck);
+
+  auto& f = Explain();
+  auto* explain = cmd->add_subcommand(
+      "explain", "Say whether a caller may do OP on PATH under a policy file, and which rule decides");
+  explain->add_option("FILE", f.file, "Policy file")->required();
+  explain->add_option("OP", f.op, "read, list, write, delete, destroy, rollback, snapshot or admin")
+      ->required();
+  explain->add_option("PATH", f.path, "Secret path, such as apps/web/db")->required();
+  explain->add_option("--uid", f.uid, "Caller's uid (its name and groups come from the user database)")
+      ->required();
+  explain->add_option("--gid", f.gid, "Caller's primary gid (default: from the user database)");
+  explain->add_option("--group", f.groups, "An extra group name the caller is in (repeatable)");
+  explain->add_option("--unit", f.unit, "Caller's systemd unit, such as web.service");
+  explain->add_option("--exe", f.exe, "Caller's executable path");
+  explain->add_option("--label", f.labels, "A label of the secret, key=value (repeatable)");
+  explain->add_option("--at", f.at, "Time of the request: YYYY-MM-DDTHH:MM[:SS]Z (UTC) or without Z (local)");
+  explain->footer("Exit codes: 0 allowed, 5 denied, 2 bad arguments or an invalid policy.");
+  explain->callback(RunExplain);
+}
+
+const Registrar kRegistrar(Add, 600);
+
+}  // namespace
+}  // namespace sk::cli
