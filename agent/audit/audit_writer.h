@@ -1,0 +1,104 @@
+// AuditWriter: appends records to the audit log (audit_format.h), the daemon's one
+// writer of it.
+//
+// Per request the daemon calls Append() before it sends the response:
+//   - kSync for requests that change state (and for every denial of one): the record
+//     is written and fdatasync'd before Append returns, and the daemon changes nothing
+//     unless it returned OK. So a crash may lose no record of a state change.
+//   - kBuffered for reads: the record is written to the file (a process crash keeps it:
+//     it is in the kernel) but not synced; the next kSync append, Sync(), Checkpoint()
+//     or Close() makes it durable. A power loss may lose reads since the last sync; a
+//     clean shutdown (Close) loses nothing. The daemon calls Sync() every second or so.
+// Fail closed: any write, sync, rotation or rename error makes the call fail with
+// kUnavailable, reason "audit_unavailable" (the daemon answers 503). The writer then
+// stays failed: it has tried to cut the file back to the end of the last whole record,
+// and each later call first retries that (cut + sync) and proceeds only when it works.
+// No half-written line stays behind: a short write is cut back; if even that fails, the
+// torn line is cut when the log is next opened, and that cut is itself recorded.
+//
+// Open() verifies the last segment's chain (so the log is never extended from a forged
+// or damaged tail: that is kCorruption, reason "audit_corrupt"), cuts a torn last line
+// and records that as an event, and writes a checkpoint. Thread-safe (one lock).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent/audit/audit_env.h"
+#include "agent/audit/audit_format.h"
+#include "agent/audit/audit_record.h"
+#include "agent/audit/audit_verifier.h"
+#include "crypto/mac.h"
+#include "crypto/secret_bytes.h"
+#include "crypto/status.h"
+
+namespace sk::audit {
+
+struct AuditWriterOptions {
+  std::string dir;  // created (0700) when missing
+  std::uint64_t max_segment_bytes = kDefaultMaxSegmentBytes;
+  AuditEnv* env = nullptr;  // nullptr: AuditEnv::Posix()
+};
+
+struct AuditOpenReport {
+  bool created = false;          // the log was empty: segment 1 was made
+  std::uint64_t torn_bytes = 0;  // cut from the end of the last segment
+  std::string torn_file;         // which segment
+  std::uint64_t segments = 0;
+};
+
+class AuditWriter {
+ public:
+  enum class Durability : std::uint8_t { kSync, kBuffered };
+
+  // `ak` must be 32 bytes; the writer keeps only its keyed HMAC state.
+  static Result<std::unique_ptr<AuditWriter>> Open(const AuditWriterOptions& options, const SecretBytes& ak);
+  ~AuditWriter();
+  AuditWriter(const AuditWriter&) = delete;
+  AuditWriter& operator=(const AuditWriter&) = delete;
+
+  Status Append(const AuditRecord& record, Durability durability);
+  // Makes every record written so far durable.
+  Status Sync();
+  // Syncs, then seals the current head into the checkpoint file.
+  Status Checkpoint();
+  // Sync + checkpoint; after it every call fails with failed_precondition.
+  Status Close();
+
+  // The last record's seq and the MAC of the last line, for live verification.
+  AuditHead Head() const;
+  const AuditOpenReport& open_report() const { return open_report_; }
+  bool failed() const;
+
+ private:
+  AuditWriter(const AuditWriterOptions& options, const SecretBytes& ak);
+  Status OpenLocked();
+  Status CreateSegment(std::uint64_t segment);
+  Status RotateLocked();
+  Status WriteLine(std::string_view line);
+  Status SyncLocked();
+  Status CheckpointLocked();
+  Status RecoverLocked();
+  Status Fail(Status st);
+  std::string PathOf(const std::string& name) const { return options_.dir + "/" + name; }
+
+  AuditWriterOptions options_;
+  AuditEnv& env_;
+  mutable std::mutex mu_;
+  Hmac hmac_;
+  std::unique_ptr<AuditFile> file_;
+  std::uint64_t segment_ = 0;
+  std::uint64_t file_size_ = 0;  // end of the last whole line in the current segment
+  std::uint64_t next_seq_ = 1;
+  Digest head_mac_{};
+  bool segment_has_records_ = false;
+  bool unsynced_ = false;
+  bool failed_ = false;
+  bool dir_sync_pending_ = false;
+  bool closed_ = false;
+  AuditOpenReport open_report_;
+};
+
+}  // namespace sk::audit
