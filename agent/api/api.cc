@@ -199,11 +199,12 @@ struct Api::Impl {
 ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   ++requests_;
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
-  Context ctx{agent_, req, m, svc, secrets::Actor{ActorText(req)}, {}};
+  const bool changes = IsStateChanging(m.route);
+  // Only changes are journaled with who asked; reads skip building the text.
+  Context ctx{agent_, req, m, svc, secrets::Actor{changes ? ActorText(req) : std::string()}, {}};
   ctx.authorize = [this, &req, svc](Capability cap, const std::string& path) {
     return Impl::Authorize(agent_, svc, req, cap, path);
   };
-  const bool changes = IsStateChanging(m.route);
   auto finish = [&](ApiResponse r) {
     if (r.status >= 500) ++errors_5xx_;
     else if (r.status >= 400) ++errors_4xx_;

@@ -6,27 +6,26 @@ std::string DekCache::Key(const std::string& path, std::uint64_t version, std::u
   return path + '\0' + std::to_string(version) + '\0' + std::to_string(seq);
 }
 
-std::shared_ptr<const SecretBytes> DekCache::Get(const std::string& path, std::uint64_t version, std::uint64_t seq) {
-  if (capacity_ == 0) return nullptr;
+std::optional<CachedVersion> DekCache::Get(const std::string& path, std::uint64_t version, std::uint64_t seq) {
+  if (capacity_ == 0) return std::nullopt;
   std::lock_guard lock(mu_);
   auto it = map_.find(Key(path, version, seq));
   if (it == map_.end()) {
     ++misses_;
-    return nullptr;
+    return std::nullopt;
   }
   if (Clock::now() >= it->second->expires) {
     lru_.erase(it->second);
     map_.erase(it);
     ++misses_;
-    return nullptr;
+    return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
   ++hits_;
-  return it->second->dek;
+  return it->second->v;
 }
 
-void DekCache::Put(const std::string& path, std::uint64_t version, std::uint64_t seq,
-                   std::shared_ptr<const SecretBytes> dek) {
+void DekCache::Put(const std::string& path, std::uint64_t version, std::uint64_t seq, CachedVersion v) {
   if (capacity_ == 0) return;
   std::string key = Key(path, version, seq);
   std::lock_guard lock(mu_);
@@ -35,7 +34,7 @@ void DekCache::Put(const std::string& path, std::uint64_t version, std::uint64_t
     lru_.erase(it->second);
     map_.erase(it);
   }
-  lru_.push_front(Item{key, std::move(dek), Clock::now() + ttl_});
+  lru_.push_front(Item{key, std::move(v), Clock::now() + ttl_});
   map_.emplace(std::move(key), lru_.begin());
   while (map_.size() > capacity_) {
     map_.erase(lru_.back().key);

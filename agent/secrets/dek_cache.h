@@ -2,6 +2,10 @@
 // secret is not unwrapped by the HSM on every read. Only data keys are cached, never
 // plaintext values. Keys are (path, version, seq of the entry that wrote it): a seq is
 // never reused, so a cached key can never answer for different bytes.
+// Beside each key the cache keeps what its sealed journal entry said (the ciphertext
+// digest and the labels), as verified when the key was unwrapped: entries never change,
+// so a hot read need not re-read and re-seal its entry; it still reads the ciphertext
+// and checks it against that digest.
 // Thread-safe. Clear() drops every key (sys/seal).
 #pragma once
 
@@ -10,19 +14,28 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "crypto/mac.h"
 #include "crypto/secret_bytes.h"
 
 namespace sk::secrets {
+
+struct CachedVersion {
+  std::shared_ptr<const SecretBytes> dek;
+  Digest content_digest{};
+  std::string labels;  // canonical, from the entry
+};
 
 class DekCache {
  public:
   DekCache(std::size_t capacity, std::chrono::milliseconds ttl) : capacity_(capacity), ttl_(ttl) {}
 
-  std::shared_ptr<const SecretBytes> Get(const std::string& path, std::uint64_t version, std::uint64_t seq);
-  void Put(const std::string& path, std::uint64_t version, std::uint64_t seq, std::shared_ptr<const SecretBytes> dek);
+  // A copy of the cached facts (the key itself is shared, not copied).
+  std::optional<CachedVersion> Get(const std::string& path, std::uint64_t version, std::uint64_t seq);
+  void Put(const std::string& path, std::uint64_t version, std::uint64_t seq, CachedVersion v);
   void Erase(const std::string& path, std::uint64_t version);
   void Clear();
 
@@ -34,7 +47,7 @@ class DekCache {
   using Clock = std::chrono::steady_clock;
   struct Item {
     std::string key;
-    std::shared_ptr<const SecretBytes> dek;
+    CachedVersion v;
     Clock::time_point expires;
   };
   static std::string Key(const std::string& path, std::uint64_t version, std::uint64_t seq);

@@ -276,6 +276,7 @@ class OpApplier {
         if (info->state == VersionState::kDestroyed) return OkStatus();
         kind = journal::Kind::kDestroy;
         SK_RETURN_IF_ERROR(b_.writer().EraseVersion(op.path, v));
+        svc_.ForgetVersion(op.path, v);
         break;
     }
     journal::Entry e;

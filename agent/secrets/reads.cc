@@ -44,7 +44,7 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
   c.fields = at.fields;
   c.global_ok_from = at.global_ok_from;
   SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
-  CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_};
+  CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_, /*trust_cached_entry=*/true};
   auto opened = CheckVersion(ctx, c, true);
   if (!opened.ok()) {
     const Status& st = opened.status();

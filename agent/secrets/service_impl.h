@@ -161,6 +161,8 @@ class ServiceImpl final : public SecretService {
   // Fully verifies a version as the committer sees it (rollback/restore) and opens it.
   Result<OpenedVersion> CheckForRollback(Batch& b, const std::string& path, std::uint64_t version);
   Status Prune(Batch& b, const std::string& path, const Actor& actor);
+  // A destroyed version's data key leaves the cache at once.
+  void ForgetVersion(const std::string& path, std::uint64_t version) { cache_.Erase(path, version); }
   VersionCheck MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,
                          const PathFields& fields) const;
 

@@ -35,24 +35,36 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
   if (auto r = CheckIndexed(c)) return RefusalStatus(*r);
   auto refuse = [&](const char* reason, const std::string& why) { return RefusalStatus({reason, Name(c) + ": " + why}); };
 
-  SK_ASSIGN_OR_RETURN(auto row, ctx.reader.GetEntry(c.info.created_seq));
-  if (!row) return refuse("chain_broken", "its journal entry is missing");
-  auto entry = journal::DecodeEntry(row->entry);
-  if (!entry.ok() || !ctx.sealer.EntrySealMatches(row->entry, row->seal) || entry->seq != row->seq) {
-    return refuse("seal_invalid", "its journal entry does not verify");
-  }
-  if (entry->path != c.path || entry->version != c.version || !journal::WritesVersion(entry->kind)) {
-    return refuse("seal_invalid", "its journal entry names another version");
+  OpenedVersion out;
+  std::optional<CachedVersion> cached;
+  if (ctx.cache != nullptr) cached = ctx.cache->Get(c.path, c.version, c.info.created_seq);
+  if (cached && ctx.trust_cached_entry) {
+    out.entry.path = c.path;
+    out.entry.version = c.version;
+    out.entry.content_digest = cached->content_digest;
+    out.entry.detail.labels = cached->labels;
+    out.entry.expires_ms = c.info.expires_ms;
+  } else {
+    SK_ASSIGN_OR_RETURN(auto row, ctx.reader.GetEntry(c.info.created_seq));
+    if (!row) return refuse("chain_broken", "its journal entry is missing");
+    auto entry = journal::DecodeEntry(row->entry);
+    if (!entry.ok() || !ctx.sealer.EntrySealMatches(row->entry, row->seal) || entry->seq != row->seq) {
+      return refuse("seal_invalid", "its journal entry does not verify");
+    }
+    if (entry->path != c.path || entry->version != c.version || !journal::WritesVersion(entry->kind)) {
+      return refuse("seal_invalid", "its journal entry names another version");
+    }
+    out.entry = std::move(entry).value();
+    if (cached && cached->content_digest != out.entry.content_digest) cached.reset();
   }
 
   SK_ASSIGN_OR_RETURN(auto blob, ctx.reader.GetVersion(c.path, c.version));
   if (!blob || blob->erased) return refuse("content_mismatch", "its stored bytes are missing");
-  if (!ConstantTimeEqual(Sha256(blob->ciphertext), entry->content_digest)) {
+  if (!ConstantTimeEqual(Sha256(blob->ciphertext), out.entry.content_digest)) {
     return refuse("content_mismatch", "the stored ciphertext does not match its sealed digest");
   }
 
-  std::shared_ptr<const SecretBytes> dek;
-  if (ctx.cache != nullptr) dek = ctx.cache->Get(c.path, c.version, c.info.created_seq);
+  std::shared_ptr<const SecretBytes> dek = cached ? cached->dek : nullptr;
   if (!dek) {
     auto unwrapped = ctx.backend.Unwrap(blob->wrapped_dek, DekAad(ctx.store_id, c.path, c.version));
     if (!unwrapped.ok()) {
@@ -63,20 +75,20 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
       }
       return std::move(unwrapped).status();
     }
-    if (!ConstantTimeEqual(journal::DekCommit(*unwrapped), entry->dek_commit)) {
+    if (!ConstantTimeEqual(journal::DekCommit(*unwrapped), out.entry.dek_commit)) {
       return refuse("content_mismatch", "its data key is not the one the journal committed to");
     }
     dek = std::make_shared<const SecretBytes>(std::move(unwrapped).value());
-    if (ctx.cache != nullptr) ctx.cache->Put(c.path, c.version, c.info.created_seq, dek);
+    if (ctx.cache != nullptr) {
+      ctx.cache->Put(c.path, c.version, c.info.created_seq, {dek, out.entry.content_digest, out.entry.detail.labels});
+    }
   }
 
-  OpenedVersion out;
   if (open_value) {
     auto value = AeadOpen(*dek, ValueAad(ctx.store_id, c.path, c.version), blob->ciphertext);
     if (!value.ok()) return refuse("content_mismatch", "the value does not decrypt");
     out.value = std::move(value).value();
   }
-  out.entry = std::move(entry).value();
   return out;
 }
 

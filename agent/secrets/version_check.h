@@ -36,8 +36,8 @@ struct Refusal {
 };
 
 struct OpenedVersion {
-  journal::Entry entry;
-  SecretBytes value;  // only when asked to open the value
+  journal::Entry entry;  // from a cache hit: only path, version, content_digest and labels
+  SecretBytes value;     // only when asked to open the value
 };
 
 // The checks that need no I/O (state, floor, start-up findings, chains).
@@ -49,6 +49,9 @@ struct CheckContext {
   hsm::KeyBackend& backend;
   ByteView store_id;
   DekCache* cache = nullptr;  // may be null
+  // Reads may trust the cached facts of an entry verified earlier; rollbacks and
+  // verification re-read and re-seal it every time.
+  bool trust_cached_entry = false;
 };
 
 // All checks; on success returns the entry and, when `open_value`, the plaintext.

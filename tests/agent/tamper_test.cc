@@ -2,6 +2,7 @@
 // (SQL from outside while the agent is stopped, as an attacker with the disk would), and
 // the AAD binding that keeps ciphertexts and wrapped keys where they belong.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "agent/secrets/keys.h"
 #include "crypto/aead.h"
@@ -124,6 +125,27 @@ TEST_F(TamperTest, CiphertextAndKeyCopiedToAnotherPathDoNotDecrypt) {
   ASSERT_TRUE(h_.Open().ok());
   auto r = h_.GetText("bystander");
   EXPECT_FALSE(r.ok()) << "a value moved to another path must not be served there";
+  EXPECT_EQ(r.status().reason(), "content_mismatch");
+}
+
+TEST_F(TamperTest, CiphertextEditedWhileTheAgentRunsIsCaughtEvenWhenItsKeyIsCached) {
+  ASSERT_TRUE(h_.Open().ok());
+  EXPECT_EQ(*h_.GetText("k"), "v3");  // its data key and entry facts are now cached
+  {
+    // Another process edits the live file (SQLite lets a second connection write).
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(h_.store_path().c_str(), &raw), SQLITE_OK);
+    sqlite3_busy_timeout(raw, 5000);
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "UPDATE versions SET ciphertext = substr(ciphertext, 1, 20) || "
+                           "(CASE WHEN substr(ciphertext, 21, 1) = x'00' THEN x'01' ELSE x'00' END) || "
+                           "substr(ciphertext, 22) WHERE path = 'k' AND version = 3",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto r = h_.GetText("k");
+  ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().reason(), "content_mismatch");
 }
 
