@@ -2,7 +2,6 @@
 
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
-#include <mbedtls/sha256.h>
 
 #include <array>
 #include <cstdlib>
@@ -12,45 +11,41 @@
 
 #include "crypto/ct.h"
 #include "crypto/locked_pool.h"
+#include "crypto/sha256_engine.h"
 
 namespace sk {
 namespace {
 
 const mbedtls_md_info_t* Sha256Info() { return mbedtls_md_info_from_type(MBEDTLS_MD_SHA256); }
 
-// mbedTLS only fails these calls on bad parameters or allocation failure; both are
-// bugs or out-of-memory here, which sealkeep treats as fatal like operator new.
-void Check(int rc) {
-  if (rc != 0) std::abort();
-}
 
 }  // namespace
 
 Digest Sha256(ByteView data) {
+  internal::Sha256Engine e;
+  e.Init();
+  e.Update(data.data(), data.size());
   Digest out{};
-  Check(mbedtls_sha256_ret(data.data(), data.size(), out.data(), 0));
+  e.Final(out.data());
   return out;
 }
 
 struct Sha256Hasher::Ctx {
-  mbedtls_sha256_context c;
+  internal::Sha256Engine e;
 };
 
-Sha256Hasher::Sha256Hasher() : ctx_(std::make_unique<Ctx>()) {
-  mbedtls_sha256_init(&ctx_->c);
-  Check(mbedtls_sha256_starts_ret(&ctx_->c, 0));
-}
-Sha256Hasher::~Sha256Hasher() { mbedtls_sha256_free(&ctx_->c); }
+Sha256Hasher::Sha256Hasher() : ctx_(std::make_unique<Ctx>()) { ctx_->e.Init(); }
+Sha256Hasher::~Sha256Hasher() = default;
 
 Sha256Hasher& Sha256Hasher::Update(ByteView data) {
-  Check(mbedtls_sha256_update_ret(&ctx_->c, data.data(), data.size()));
+  ctx_->e.Update(data.data(), data.size());
   return *this;
 }
 
 Digest Sha256Hasher::Finish() {
   Digest out{};
-  Check(mbedtls_sha256_finish_ret(&ctx_->c, out.data()));
-  Check(mbedtls_sha256_starts_ret(&ctx_->c, 0));
+  ctx_->e.Final(out.data());
+  ctx_->e.Init();
   return out;
 }
 
@@ -58,51 +53,49 @@ Digest Sha256Hasher::Finish() {
 // Precomputing the states after the ipad and opad blocks saves two of the compressions
 // each MAC would otherwise spend re-absorbing the key.
 struct Hmac::Ctx {
-  mbedtls_sha256_context inner_start;  // after absorbing key ^ ipad
-  mbedtls_sha256_context outer_start;  // after absorbing key ^ opad
-  mbedtls_sha256_context work;
+  internal::Sha256Engine inner_start;  // after absorbing key ^ ipad
+  internal::Sha256Engine outer_start;  // after absorbing key ^ opad
+  internal::Sha256Engine work;
 };
 
 Hmac::Hmac(const SecretBytes& key) {
   void* mem = LockedPool::Instance().Allocate(sizeof(Ctx));
   if (mem == nullptr) std::abort();
   ctx_ = new (mem) Ctx;
-  mbedtls_sha256_init(&ctx_->inner_start);
-  mbedtls_sha256_init(&ctx_->outer_start);
-  mbedtls_sha256_init(&ctx_->work);
   std::array<std::uint8_t, 64> block{};
   if (key.size() > block.size()) {
-    Check(mbedtls_sha256_ret(key.Expose().data(), key.size(), block.data(), 0));
+    internal::Sha256Engine e;
+    e.Init();
+    e.Update(key.Expose().data(), key.size());
+    e.Final(block.data());
+    SecureWipe(&e, sizeof e);
   } else if (!key.empty()) {
     std::memcpy(block.data(), key.Expose().data(), key.size());
   }
   for (auto& b : block) b ^= 0x36;
-  Check(mbedtls_sha256_starts_ret(&ctx_->inner_start, 0));
-  Check(mbedtls_sha256_update_ret(&ctx_->inner_start, block.data(), block.size()));
+  ctx_->inner_start.Init();
+  ctx_->inner_start.Update(block.data(), block.size());
   for (auto& b : block) b ^= 0x36 ^ 0x5c;
-  Check(mbedtls_sha256_starts_ret(&ctx_->outer_start, 0));
-  Check(mbedtls_sha256_update_ret(&ctx_->outer_start, block.data(), block.size()));
+  ctx_->outer_start.Init();
+  ctx_->outer_start.Update(block.data(), block.size());
   SecureWipe(block.data(), block.size());
   Begin();
 }
 
 Hmac::~Hmac() {
-  mbedtls_sha256_free(&ctx_->inner_start);
-  mbedtls_sha256_free(&ctx_->outer_start);
-  mbedtls_sha256_free(&ctx_->work);
   ctx_->~Ctx();
   LockedPool::Instance().Free(ctx_, sizeof(Ctx));  // wipes
 }
 
-void Hmac::Begin() { mbedtls_sha256_clone(&ctx_->work, &ctx_->inner_start); }
-void Hmac::Update(ByteView data) { Check(mbedtls_sha256_update_ret(&ctx_->work, data.data(), data.size())); }
+void Hmac::Begin() { ctx_->work = ctx_->inner_start; }
+void Hmac::Update(ByteView data) { ctx_->work.Update(data.data(), data.size()); }
 Digest Hmac::End() {
   Digest inner{};
-  Check(mbedtls_sha256_finish_ret(&ctx_->work, inner.data()));
-  mbedtls_sha256_clone(&ctx_->work, &ctx_->outer_start);
-  Check(mbedtls_sha256_update_ret(&ctx_->work, inner.data(), inner.size()));
+  ctx_->work.Final(inner.data());
+  ctx_->work = ctx_->outer_start;
+  ctx_->work.Update(inner.data(), inner.size());
   Digest out{};
-  Check(mbedtls_sha256_finish_ret(&ctx_->work, out.data()));
+  ctx_->work.Final(out.data());
   return out;
 }
 
