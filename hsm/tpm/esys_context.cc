@@ -66,8 +66,14 @@ void Wipe(void* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) b[i] = 0;
 }
 
+std::size_t AuthSize(const std::uint8_t* data, std::size_t size) {
+  while (size > 0 && data[size - 1] == 0) --size;
+  return size;
+}
+
 Status SetAuth(ESYS_CONTEXT* ctx, ESYS_TR tr, const std::uint8_t* data, std::size_t size) {
   TPM2B_AUTH auth{};
+  if (data != nullptr) size = AuthSize(data, size);
   if (size > sizeof auth.buffer) return InvalidArgument("auth value longer than 64 bytes");
   if (size > 0) std::memcpy(auth.buffer, data, size);
   auth.size = static_cast<UINT16>(size);

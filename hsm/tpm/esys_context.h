@@ -70,8 +70,16 @@ struct EsysFree {
 template <typename T>
 using EsysPtr = std::unique_ptr<T, EsysFree<T>>;
 
-// Sets (or, with nullptr/empty, clears) the auth value ESYS uses for tr. Copies the bytes
-// into a TPM2B_AUTH that is wiped afterwards. At most 64 bytes (sizeof(TPMU_HA)).
+// The size of an auth value as the TPM keeps it: a TPM removes trailing zero bytes from
+// every auth value it stores (TPM2_Create, TPM2_NV_DefineSpace, ...) and uses the rest in
+// HMACs. tpm2-tss 3.2 strips them too when it computes session HMACs, but sealkeep does not
+// rely on that: every auth value it hands to ESYS or the TPM is cut to this size, so a
+// random value ending in 0x00 (1 in 256) authorises the same with any TSS.
+std::size_t AuthSize(const std::uint8_t* data, std::size_t size);
+
+// Sets (or, with nullptr/empty, clears) the auth value ESYS uses for tr, without trailing
+// zeros (AuthSize). Copies the bytes into a TPM2B_AUTH that is wiped afterwards. At most
+// 64 bytes (sizeof(TPMU_HA)).
 Status SetAuth(ESYS_CONTEXT* ctx, ESYS_TR tr, const std::uint8_t* data, std::size_t size);
 
 // Zeroes n bytes in a way the compiler cannot drop (for ESYS buffers that held secrets).

@@ -51,8 +51,8 @@ Status DefineIndex(ESYS_CONTEXT* ctx, ESYS_TR primary, std::uint32_t handle, TPM
   pub.nvPublic.attributes = attributes;
   pub.nvPublic.dataSize = size;
   TPM2B_AUTH auth{};
-  auth.size = static_cast<UINT16>(anchor_auth.size());
-  std::memcpy(auth.buffer, anchor_auth.Expose().data(), anchor_auth.size());
+  auth.size = static_cast<UINT16>(AuthSize(anchor_auth.Expose().data(), anchor_auth.size()));
+  std::memcpy(auth.buffer, anchor_auth.Expose().data(), auth.size);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS2_RC rc = TSS2_RC_SUCCESS;
   {

@@ -117,8 +117,9 @@ Result<SealedFile> SealGeneration(ESYS_CONTEXT* ctx, ESYS_TR primary, const Seal
 
   TPM2B_SENSITIVE_CREATE in_sensitive{};
   if (policy.auth_required) {
-    in_sensitive.sensitive.userAuth.size = static_cast<UINT16>(auth_value.size());
-    std::memcpy(in_sensitive.sensitive.userAuth.buffer, auth_value.Expose().data(), auth_value.size());
+    std::size_t n = AuthSize(auth_value.Expose().data(), auth_value.size());
+    in_sensitive.sensitive.userAuth.size = static_cast<UINT16>(n);
+    std::memcpy(in_sensitive.sensitive.userAuth.buffer, auth_value.Expose().data(), n);
   }
   in_sensitive.sensitive.data.size = static_cast<UINT16>(data.size());
   std::memcpy(in_sensitive.sensitive.data.buffer, data.Expose().data(), data.size());
