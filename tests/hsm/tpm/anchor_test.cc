@@ -2,7 +2,10 @@
 // anchor surviving a close/reopen, an orderly reboot and a power loss.
 #include <gtest/gtest.h>
 
+#include "hsm/tpm/esys_context.h"
 #include "hsm/tpm/inspect.h"
+#include "hsm/tpm/nv_anchor.h"
+#include "hsm/tpm/primary.h"
 #include "tests/hsm/tpm/test_util.h"
 
 namespace sk::hsm::tpm {
@@ -112,6 +115,31 @@ TEST_F(AnchorTest, StatusReadsTheAnchorAsOwner) {
   EXPECT_EQ(st->anchored->seq, 3u);
   EXPECT_EQ(st->anchored->head_hash, HashOf(3));
   EXPECT_TRUE(st->anchor_keyset_matches);
+}
+
+TEST_F(AnchorTest, AnAnchorAuthValueEndingInZeroBytesWorks) {
+  // The TPM drops trailing zero bytes of an index's auth value; ESYS must be given the same.
+  auto esys = EsysContext::Open(config_.tcti);
+  ASSERT_TRUE(esys.ok());
+  ESYS_CONTEXT* ctx = (*esys)->get();
+  SecretBytes auth = NewKey(32);
+  auth.Expose()[30] = 0;
+  auth.Expose()[31] = 0;
+  {
+    auto primary = LoadPrimary(ctx, 0);
+    ASSERT_TRUE(primary.ok());
+    ASSERT_TRUE(DefineCounterIndex(ctx, primary->get(), 0x01500300, auth, SecretBytes()).ok());
+    ASSERT_TRUE(DefineAnchorIndex(ctx, primary->get(), 0x01500301, auth, SecretBytes()).ok());
+  }
+  auto nv = NvAnchor::Attach(ctx, 0x01500300, 0x01500301);
+  ASSERT_TRUE(nv.ok()) << nv.status().ToString();
+  ASSERT_TRUE((*nv)->SetAnchorAuth(auth).ok());
+  KeysetId keyset{1, 2, 3, 4, 5, 6, 7, 8};
+  auto a = (*nv)->Advance(keyset, 1, HashOf(1));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto read = (*nv)->Read(keyset);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->seq, 1u);
 }
 
 TEST_F(AnchorTest, AnchorIndexRedefinedBySomeoneElseIsWrongTpm) {

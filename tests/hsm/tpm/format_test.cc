@@ -44,6 +44,15 @@ TEST(PolicyDigestTest, AuthValueOnlyPolicyHasTheWellKnownDigest) {
             "8fcd2169ab92694e0c633f1ab772842b8241bbc20288981fc7ac1eddc1fddb0e");
 }
 
+TEST(PolicyDigestTest, PcrSevenAtResetPolicyMatchesWhatTheTpmComputes) {
+  // tpm2_startauthsession (trial); tpm2_policypcr -l sha256:7; tpm2_policyauthvalue on a
+  // fresh swtpm, where PCR 7 holds 32 zero bytes.
+  Digest composite = PcrComposite({Digest{}});
+  EXPECT_EQ(Hex(composite), "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
+  EXPECT_EQ(Hex(PolicyDigest(1u << 7, composite)),
+            "b8db92fae7c1e0c588e7352d2fc10f27c7b384e32f706a520cb10bf7ffee8970");
+}
+
 TEST(PolicyDigestTest, PcrPolicyDependsOnSelectionAndValues) {
   Digest zero{};
   Digest composite = PcrComposite({zero});

@@ -6,6 +6,7 @@
 
 #include "hsm/tpm/pcr.h"
 #include "hsm/tpm/sealed_file_format.h"
+#include "hsm/tpm/sealed_key.h"
 #include "tests/hsm/tpm/test_util.h"
 
 namespace sk::hsm::tpm {
@@ -181,6 +182,21 @@ TEST_F(SealTest, RepeatedWrongAuthValuesLockTheTpmOutUntilCleared) {
   EXPECT_EQ(Open().status().reason(), "auth_locked_out");
   swtpm_.ClearLockout();
   EXPECT_TRUE(Open().ok());
+}
+
+TEST_F(SealTest, AnAuthValueEndingInZeroBytesOpens) {
+  // A TPM drops trailing zero bytes of the auth values it stores; a derived auth value that
+  // ends in 0x00 (1 in 256 credentials) must still authorise.
+  std::string credential;
+  for (int i = 0; credential.empty(); ++i) {
+    std::string candidate = "zero-tail-" + std::to_string(i);
+    if (DeriveAuthValue(SecretBytes::CopyFrom(AsBytes(candidate))).Expose().back() == 0)
+      credential = candidate;
+  }
+  UseAuthFile(credential);
+  Provision();
+  auto b = Open();
+  EXPECT_TRUE(b.ok()) << b.status().ToString();
 }
 
 TEST_F(SealTest, AuthValueFromTheCredentialDirectoryIsUsedWhenNoFileIsConfigured) {
