@@ -51,6 +51,16 @@ Result<MasterKey> ReadMasterKey(const Session& session, ck_object_handle_t handl
   return k;
 }
 
+// A session copy must be as locked down as its original, minus CKA_TOKEN.
+Status CheckCopy(const MasterKey& copy) {
+  if (copy.token || !copy.is_private || !copy.sensitive || copy.extractable || !copy.never_extractable ||
+      copy.key_type != CKK_AES || copy.value_len != kMasterKeyBytes || !copy.encrypt || !copy.decrypt) {
+    return Status(Code::kInternal, "session_copy_weaker",
+                  "the session copy of " + copy.label + " does not keep the original's protections");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string MasterKeyLabel(std::uint32_t generation) {
@@ -143,7 +153,6 @@ Result<MasterKey> GenerateMasterKey(const Session& session, std::uint32_t genera
       BoolAttr(CKA_DECRYPT, true),           BoolAttr(CKA_WRAP, false),
       BoolAttr(CKA_UNWRAP, false),           BoolAttr(CKA_SIGN, false),
       BoolAttr(CKA_VERIFY, false),           BoolAttr(CKA_DERIVE, false),
-      BoolAttr(CKA_MODIFIABLE, false),
   };
   ck_mechanism mech{CKM_AES_KEY_GEN, nullptr, 0};
   ck_object_handle_t h = CK_INVALID_HANDLE;
@@ -156,6 +165,20 @@ Result<MasterKey> GenerateMasterKey(const Session& session, std::uint32_t genera
     return st.WithContext("the token generated an unusable key");
   }
   return k;
+}
+
+Result<ck_object_handle_t> SessionCopy(const Session& session, const MasterKey& key) {
+  ck_attribute tmpl[] = {BoolAttr(CKA_TOKEN, false)};
+  ck_object_handle_t copy = CK_INVALID_HANDLE;
+  ck_rv_t rv = session.fn().C_CopyObject(session.handle(), key.handle, tmpl, std::size(tmpl), &copy);
+  if (rv != CKR_OK) return RvError(rv, "C_CopyObject of " + key.label + " into a session object");
+  auto read = ReadMasterKey(session, copy, key.generation, key.label);
+  Status st = read.ok() ? CheckCopy(*read) : read.status();
+  if (!st.ok()) {
+    (void)DestroyObject(session, copy);
+    return st;
+  }
+  return copy;
 }
 
 }  // namespace sk::hsm::pkcs11

@@ -5,13 +5,21 @@
 //   CKA_LABEL    "sealkeep-master-g<g>" (decimal, no leading zeros, g >= 1)
 //   CKA_ID       the 8-byte keyset id, the same for every generation of one key set
 //   CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_ENCRYPT, CKA_DECRYPT   true
-//   CKA_EXTRACTABLE, CKA_WRAP, CKA_UNWRAP, CKA_SIGN, CKA_VERIFY, CKA_DERIVE, CKA_MODIFIABLE  false
+//   CKA_EXTRACTABLE, CKA_WRAP, CKA_UNWRAP, CKA_SIGN, CKA_VERIFY, CKA_DERIVE  false
 // generated inside the token (C_GenerateKey with CKM_AES_KEY_GEN), so the token also
 // reports CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE true and CKA_LOCAL true.
 //
 // A key is usable only if it is sensitive and not extractable now, and always was
 // (always-sensitive, never-extractable): a key whose bytes could ever have been read
 // out is refused with master_key_extractable, whoever created it.
+//
+// Session copies: SoftHSM2 re-validates a token object against its files on every
+// operation (about a dozen system calls and a file lock per C_DecryptInit); a session
+// object lives in the module's memory only. So the backend works with a session-object
+// copy of each generation (C_CopyObject with CKA_TOKEN false), which PKCS#11 lets keep
+// only the same or stronger protections (sensitive stays true, extractable stays false);
+// SessionCopy() checks that anyway. The copy dies with the session that made it. CKA_MODIFIABLE
+// is left true on the token key because SoftHSM2 refuses to copy an unmodifiable object.
 //
 // Never reads CKA_VALUE.
 #pragma once
@@ -77,5 +85,10 @@ Result<KeysetId> KeysetOf(const std::vector<MasterKey>& keys);
 // Generates generation `generation` in the token (session must be read-write and
 // logged in) and reads back what the token made of it.
 Result<MasterKey> GenerateMasterKey(const Session& session, std::uint32_t generation, const KeysetId& keyset);
+
+// A session-object copy of `key`, made in `session` (it lives as long as that session)
+// and usable from every session of this process. Errors: pkcs11_error when the module
+// refuses to copy (the caller then uses the token object), session_copy_weaker.
+Result<ck_object_handle_t> SessionCopy(const Session& session, const MasterKey& key);
 
 }  // namespace sk::hsm::pkcs11

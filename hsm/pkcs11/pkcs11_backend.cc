@@ -22,11 +22,13 @@ Status WrongToken(const std::string& why) { return Status(Code::kCorruption, "wr
 
 class Pkcs11Backend final : public KeyBackend {
  public:
-  Pkcs11Backend(OpenToken token, KeysetId keyset, KeyHandles keys, const Pkcs11Config& config)
+  Pkcs11Backend(OpenToken token, KeysetId keyset, KeyHandles token_keys, KeyHandles keys,
+                const Pkcs11Config& config)
       : module_(token.module),
         token_(std::move(token.info)),
         keyset_(keyset),
         control_(std::move(token.session)),
+        token_keys_(std::move(token_keys)),
         keys_(std::move(keys)),
         current_(keys_.rbegin()->first),
         sync_dir_(config.sync_dir),
@@ -50,10 +52,13 @@ class Pkcs11Backend final : public KeyBackend {
   const TokenInfo token_;
   const KeysetId keyset_;
 
-  std::mutex admin_mu_;  // serialises anchor and generation changes; guards control_
-  Session control_;      // read-write, logged in; keeps the login alive
+  std::mutex admin_mu_;    // serialises anchor and generation changes; guards control_
+  Session control_;        // read-write, logged in; keeps the login alive and owns the session copies
+  KeyHandles token_keys_;  // generation -> token object; guarded by admin_mu_
 
   // Written only with admin_mu_ and keys_mu_ (exclusive) held; read under either.
+  // keys_ maps a generation to the handle operations use: its session copy, or the
+  // token object where the module would not copy it (master_key.h).
   mutable std::shared_mutex keys_mu_;
   KeyHandles keys_;
   std::uint32_t current_;
@@ -168,9 +173,11 @@ Result<std::uint32_t> Pkcs11Backend::Rotate() {
   }
   const std::uint32_t next = current_ + 1;
   SK_ASSIGN_OR_RETURN(MasterKey key, GenerateMasterKey(control_, next, keyset_));
+  auto copy = SessionCopy(control_, key);
+  token_keys_[next] = key.handle;
   {
     std::unique_lock keys_lock(keys_mu_);
-    keys_[next] = key.handle;
+    keys_[next] = copy.ok() ? *copy : key.handle;
     current_ = next;
   }
   // Nothing may be wrapped under the new generation before its key is durable.
@@ -184,18 +191,22 @@ Status Pkcs11Backend::Retire(std::uint32_t generation) {
     return Status(Code::kFailedPrecondition, "is_current",
                   "generation " + std::to_string(generation) + " is current; rotate first");
   }
-  auto it = keys_.find(generation);
-  if (it == keys_.end()) {
+  auto it = token_keys_.find(generation);
+  if (it == token_keys_.end()) {
     return Status(Code::kNotFound, "not_found", "generation " + std::to_string(generation) + " is not live");
   }
   // The anchor must stay verifiable: move its seal off the generation being destroyed.
   SK_ASSIGN_OR_RETURN(AnchorRecord rec, ReadRecord());
   if (rec.generation == generation) SK_RETURN_IF_ERROR(StoreRecord(rec.anchor));
-  SK_RETURN_IF_ERROR(DestroyObject(control_, it->second));
+  const ck_object_handle_t token_key = it->second;
+  const ck_object_handle_t op_key = keys_.at(generation);
+  SK_RETURN_IF_ERROR(DestroyObject(control_, token_key));
+  token_keys_.erase(it);
   {
     std::unique_lock keys_lock(keys_mu_);
     keys_.erase(generation);
   }
+  if (op_key != token_key) (void)DestroyObject(control_, op_key);  // it would die with the session anyway
   return SyncIfConfigured(sync_dir_);
 }
 
@@ -209,10 +220,12 @@ Result<std::unique_ptr<KeyBackend>> OpenPkcs11Backend(const Pkcs11Config& config
     return Status(Code::kFailedPrecondition, "master_key_missing",
                   where + " holds no sealkeep master key; run `sealkeep hsm provision`");
   }
-  KeyHandles handles;
+  KeyHandles token_keys, op_keys;
   for (const auto& k : keys) {
     SK_RETURN_IF_ERROR(CheckMasterKey(k).WithContext(where));
-    handles[k.generation] = k.handle;
+    token_keys[k.generation] = k.handle;
+    auto copy = SessionCopy(token.session, k);
+    op_keys[k.generation] = copy.ok() ? *copy : k.handle;
   }
   SK_ASSIGN_OR_RETURN(KeysetId keyset, KeysetOf(keys));
   SK_ASSIGN_OR_RETURN(auto anchors, FindAnchorObjects(token.session));
@@ -220,7 +233,8 @@ Result<std::unique_ptr<KeyBackend>> OpenPkcs11Backend(const Pkcs11Config& config
     return Status(Code::kFailedPrecondition, "anchor_missing",
                   where + " has master keys but no sealkeep anchor object; run `sealkeep hsm provision`");
   }
-  return std::unique_ptr<KeyBackend>(new Pkcs11Backend(std::move(token), keyset, std::move(handles), config));
+  return std::unique_ptr<KeyBackend>(
+      new Pkcs11Backend(std::move(token), keyset, std::move(token_keys), std::move(op_keys), config));
 }
 
 }  // namespace sk::hsm::pkcs11

@@ -16,7 +16,10 @@
 //      (master_key_missing), or when the anchor object is absent (anchor_missing);
 //   4. with config.sync_dir set (SoftHSM2's token folder), fsyncs it after every change
 //      to the token, because SoftHSM2 never does (sync_dir.h);
-//   5. keeps one read-write "control" session (anchor, rotation, retirement; it also
+//   5. copies each generation into a session object for the operations (master_key.h:
+//      SoftHSM2 checks a token object against its files on every use; the copy keeps
+//      the key's protections), falling back to the token object where copying fails;
+//   6. keeps one read-write "control" session (anchor, rotation, retirement; it also
 //      keeps the login alive) and a pool of up to config.max_sessions read-only
 //      sessions for Wrap/Unwrap.
 // Errors carry reasons a user can act on: module_not_found, not_a_pkcs11_module,
