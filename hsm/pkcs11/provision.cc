@@ -19,9 +19,9 @@ Status PinRangeOr(ck_rv_t rv, const char* step) {
   return RvError(rv, step);
 }
 
-// Initialises a free slot's token as `label` with the SO PIN, and sets the user PIN.
-// Returns false (and does nothing) when a token with that label already exists.
-Result<bool> InitTokenIfAbsent(const ProvisionOptions& o) {
+}  // namespace
+
+Result<bool> InitToken(const ProvisionOptions& o) {
   const std::string& label = o.config.token_label;
   SK_ASSIGN_OR_RETURN(auto module, LoadModule(o.config.module));
   auto existing = FindToken(*module, label);
@@ -48,6 +48,8 @@ Result<bool> InitTokenIfAbsent(const ProvisionOptions& o) {
   if (rv != CKR_OK) return PinRangeOr(rv, "C_InitPIN");
   return true;
 }
+
+namespace {
 
 AnchorStatus InspectAnchor(const Session& session, const std::vector<MasterKey>& keys) {
   AnchorStatus a;
@@ -111,7 +113,7 @@ Result<TokenStatus> Inspect(const OpenToken& t) {
 Result<ProvisionReport> Provision(const ProvisionOptions& options) {
   ProvisionReport report;
   if (options.init) {
-    SK_ASSIGN_OR_RETURN(report.token_initialised, InitTokenIfAbsent(options));
+    SK_ASSIGN_OR_RETURN(report.token_initialised, InitToken(options));
   }
   SK_ASSIGN_OR_RETURN(OpenToken t, OpenAndLogin(options.config));
   SK_ASSIGN_OR_RETURN(auto keys, ListMasterKeys(t.session));

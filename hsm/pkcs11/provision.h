@@ -84,6 +84,11 @@ struct ProvisionReport {
 
 Result<ProvisionReport> Provision(const ProvisionOptions& options);
 
+// Only the token step of Provision(): when no token carries the label, initialises a free
+// slot's token with it (SO PIN from so_pin_file) and sets the user PIN. Returns whether
+// it did; false when the label exists already (that token is left alone).
+Result<bool> InitToken(const ProvisionOptions& options);
+
 Result<TokenStatus> InspectToken(const Pkcs11Config& config);
 
 }  // namespace sk::hsm::pkcs11

@@ -51,6 +51,23 @@ TEST(ModuleRegistry, TwoBackendsOnOneTokenKeepEachOtherLoggedIn) {
   EXPECT_TRUE(b->ReadAnchor().ok());
 }
 
+// SoftHSM2 does not see tokens another process initialises while it is initialised
+// here, so the fixture initialises through the module then (tests/fixtures/softhsm.h).
+TEST(ModuleRegistry, ATokenMadeWhileABackendIsOpenIsUsable) {
+  TempDir dir("p11-reg");
+  SoftHsmToken alpha(dir.path(), "alpha");
+  auto a = OpenOrDie(alpha);
+  ASSERT_NE(a, nullptr);
+  SoftHsmToken beta(dir.path(), "beta");
+  auto b = OpenOrDie(beta);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a->Info().keyset_id, b->Info().keyset_id);
+  auto blob = b->Wrap(NewKey(), {});
+  ASSERT_TRUE(blob.ok());
+  EXPECT_TRUE(b->Unwrap(*blob, {}).ok());
+  EXPECT_EQ(a->Unwrap(*blob, {}).status().reason(), "wrong_token");
+}
+
 TEST(ModuleRegistry, ASymlinkToTheModuleIsTheSameModule) {
   TempDir dir("p11-reg");
   sk::testing::PrepareSoftHsmDir(dir.path());
