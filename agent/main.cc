@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "agent/config/config.h"
@@ -69,6 +70,9 @@ int main(int argc, char** argv) {
   }
   if (self_check) return SelfCheck();
   Harden();
+  // tpm2-tss logs every failed TPM command to stderr, including ones sealkeep expects
+  // (a policy check failing after a boot-state change); sealkeepd reports them itself.
+  (void)::setenv("TSS2_LOG", "all+none", /*overwrite=*/0);
   if (sk::Status st = sk::RunCryptoSelfTest(); !st.ok()) {
     std::fprintf(stderr, "sealkeepd: refusing to start: %s\n", st.ToString().c_str());
     return 1;

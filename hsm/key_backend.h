@@ -55,7 +55,7 @@ class KeyBackend {
 
   // Wraps key (at most 64 bytes) under the current generation, binding aad.
   virtual Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) = 0;
-  // Errors (reason): malformed_blob, wrong_token (another keyset), key_retired
+  // Errors (reason): malformed_blob, wrong_token / wrong_tpm (another keyset), key_retired
   // (generation absent), does_not_verify (tampered blob or wrong aad).
   virtual Result<SecretBytes> Unwrap(ByteView blob, ByteView aad) = 0;
 

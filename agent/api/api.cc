@@ -71,6 +71,7 @@ struct Need {
 std::optional<Need> NeedFor(const RouteMatch& m) {
   switch (m.route) {
     case Route::kHealth:
+    case Route::kMetrics:
     case Route::kSecretList:
     case Route::kTxn:
     case Route::kSnapshotCreate:
@@ -84,15 +85,14 @@ std::optional<Need> NeedFor(const RouteMatch& m) {
     case Route::kSecretDestroy: return Need{Capability::kDestroy, m.path};
     case Route::kSecretRollback:
     case Route::kSecretFloor: return Need{Capability::kRollback, m.path};
-    case Route::kStatus: return Need{Capability::kAdmin, "sys/status"};
-    case Route::kMetrics: return Need{Capability::kAdmin, "sys/metrics"};
-    case Route::kRotate: return Need{Capability::kAdmin, "sys/rotate"};
-    case Route::kSeal: return Need{Capability::kAdmin, "sys/seal"};
-    case Route::kUnseal: return Need{Capability::kAdmin, "sys/unseal"};
-    case Route::kRecover: return Need{Capability::kAdmin, "sys/recover"};
-    case Route::kReseal: return Need{Capability::kAdmin, "sys/reseal"};
-    case Route::kJournalVerify: return Need{Capability::kAdmin, "sys/journal"};
-    case Route::kAuditVerify: return Need{Capability::kAdmin, "sys/audit"};
+    case Route::kStatus: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kRotate: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kSeal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kUnseal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kRecover: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kReseal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kJournalVerify: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kAuditVerify: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
   }
   return std::nullopt;
 }

@@ -360,12 +360,13 @@ ApiResponse HandleTxn(Context& ctx) {
 
 namespace {
 
-// Snapshots are guarded by `snapshot` on their prefix ("" needs it on every path: admin).
-Status AuthorizeSnapshot(Context& ctx, const std::string& prefix) {
+// Snapshots are guarded by `cap` on their prefix; a snapshot of everything ("" prefix)
+// needs `admin`, since no glob short of `**` covers it.
+Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& prefix) {
   std::string p = prefix;
   while (!p.empty() && p.back() == '/') p.pop_back();
-  if (p.empty()) return ctx.authorize(policy::Capability::kAdmin, "sys/snapshot");
-  return ctx.authorize(policy::Capability::kSnapshot, p);
+  if (p.empty()) return ctx.authorize(policy::Capability::kAdmin, std::string(policy::kAdminPath));
+  return ctx.authorize(cap, p);
 }
 
 }  // namespace
@@ -380,7 +381,7 @@ ApiResponse HandleSnapshotCreate(Context& ctx) {
   if (st.ok() && !prefix.ok()) st = prefix.status();
   if (st.ok() && !*name) st = BadRequest("a snapshot needs a 'name'");
   if (!st.ok()) return ErrorResponse(ctx, st);
-  Status allowed = AuthorizeSnapshot(ctx, prefix->value_or(""));
+  Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, prefix->value_or(""));
   if (!allowed.ok()) return ErrorResponse(ctx, allowed);
   auto r = ctx.svc->CreateSnapshot(**name, prefix->value_or(""), ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
@@ -392,7 +393,7 @@ ApiResponse HandleSnapshotCreate(Context& ctx) {
 ApiResponse HandleSnapshotGet(Context& ctx) {
   auto info = ctx.svc->GetSnapshot(ctx.match.path);
   if (!info.ok()) return ErrorResponse(ctx, info.status());
-  Status allowed = AuthorizeSnapshot(ctx, info->prefix);
+  Status allowed = AuthorizePrefix(ctx, policy::Capability::kList, info->prefix);
   if (!allowed.ok()) return ErrorResponse(ctx, allowed);
   return Json200({{"name", info->name},
                   {"prefix", info->prefix},
@@ -404,7 +405,10 @@ ApiResponse HandleSnapshotGet(Context& ctx) {
 ApiResponse HandleSnapshotRestore(Context& ctx) {
   auto info = ctx.svc->GetSnapshot(ctx.match.path);
   if (!info.ok()) return ErrorResponse(ctx, info.status());
-  Status allowed = AuthorizeSnapshot(ctx, info->prefix);
+  Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, info->prefix);
+  for (auto it = info->versions.begin(); allowed.ok() && it != info->versions.end(); ++it) {
+    allowed = ctx.authorize(policy::Capability::kSnapshot, it->first);
+  }
   if (!allowed.ok()) return ErrorResponse(ctx, allowed);
   auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());

@@ -149,6 +149,10 @@ struct Server::Impl {
   std::vector<std::weak_ptr<Session>> sessions;  // guarded by mu
   int io_threads;
   net::io_context ioc;
+  // Signals, the tick timer and StopNow run on this strand: they touch the same objects
+  // (a signal_set and a timer are not safe to use from two threads at once), and a wait
+  // re-armed on one thread while another cancels it would keep run() from ever returning.
+  net::strand<net::io_context::executor_type> control{net::make_strand(ioc)};
   net::thread_pool workers;
   std::optional<Local::acceptor> acceptor;
   std::optional<net::steady_timer> tick;
@@ -344,7 +348,7 @@ void Server::Impl::DoAccept() {
     if (ec) {
       if (ec == net::error::operation_aborted) return;
       // Out of descriptors or memory: pause instead of spinning.
-      auto t = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
+      auto t = std::make_shared<net::steady_timer>(control, std::chrono::milliseconds(50));
       t->async_wait([this, t](beast::error_code) { if (!stopping) DoAccept(); });
       return;
     }
@@ -421,10 +425,11 @@ Server::~Server() {
 
 Status Server::Listen(int fd) {
   beast::error_code ec;
-  impl_->acceptor.emplace(impl_->ioc);
+  // The acceptor lives on the control strand, so StopNow's close never races an accept.
+  impl_->acceptor.emplace(impl_->control);
   impl_->acceptor->assign(Local(), fd, ec);
   if (ec) return Unavailable("adopting the listening socket: " + ec.message(), "socket_error");
-  impl_->DoAccept();
+  net::post(impl_->control, [this] { impl_->DoAccept(); });
   return OkStatus();
 }
 
@@ -434,7 +439,7 @@ void Server::SetLimits(const config::Limits& limits) {
 }
 
 void Server::OnSignals(std::function<void(int)> handler) {
-  impl_->signals.emplace(impl_->ioc, SIGTERM, SIGINT, SIGHUP);
+  impl_->signals.emplace(impl_->control, SIGTERM, SIGINT, SIGHUP);
   auto wait = std::make_shared<std::function<void()>>();
   *wait = [this, handler, wait] {
     impl_->signals->async_wait([this, handler, wait](beast::error_code ec, int sig) {
@@ -447,12 +452,12 @@ void Server::OnSignals(std::function<void(int)> handler) {
 }
 
 void Server::Stop() {
-  net::post(impl_->ioc, [this] { impl_->StopNow(); });
+  net::post(impl_->control, [this] { impl_->StopNow(); });
 }
 
 void Server::Run(const std::function<void()>& on_tick, int tick_ms) {
   if (on_tick && tick_ms > 0) {
-    impl_->tick.emplace(impl_->ioc);
+    impl_->tick.emplace(impl_->control);
     auto arm = std::make_shared<std::function<void()>>();
     *arm = [this, on_tick, tick_ms, arm] {
       impl_->tick->expires_after(std::chrono::milliseconds(tick_ms));

@@ -31,7 +31,7 @@ Result<TxnResult> ServiceImpl::Rotate(const Actor& actor) {
       auto dek = backend_->Unwrap(wrapped, aad);
       if (!dek.ok()) {
         std::string_view r = dek.status().reason();
-        if (r == "does_not_verify" || r == "malformed_blob" || r == "wrong_token" || r == "key_retired") {
+        if (r == "does_not_verify" || r == "malformed_blob" || r == "wrong_token" || r == "wrong_tpm" || r == "key_retired") {
           ++skipped;  // it does not verify now and will not after; verification reports it
           continue;
         }

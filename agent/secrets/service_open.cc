@@ -111,7 +111,7 @@ Status ServiceImpl::LoadKeys() {
   if (!jk.ok() || !ak.ok()) {
     const sk::Status& err = !jk.ok() ? jk.status() : ak.status();
     std::string_view r = err.reason();
-    if (r == "does_not_verify" || r == "wrong_token" || r == "malformed_blob") {
+    if (r == "does_not_verify" || r == "wrong_token" || r == "wrong_tpm" || r == "malformed_blob") {
       return Sealed("store_key_invalid", "the store's journal or audit key does not unwrap with this " +
                                              backend_->Info().kind + " backend (" + std::string(r) +
                                              "): the store belongs to another token or TPM, or was tampered with");

@@ -70,7 +70,8 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
     if (!unwrapped.ok()) {
       std::string_view reason = unwrapped.status().reason();
       if (reason == "key_retired") return refuse("key_retired", "its data key's master-key generation is retired");
-      if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token") {
+      if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token" ||
+          reason == "wrong_tpm") {
         return refuse("content_mismatch", "its wrapped data key does not verify");
       }
       return std::move(unwrapped).status();
