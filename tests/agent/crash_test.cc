@@ -13,12 +13,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <sstream>
 
 #include "agent/secrets/service.h"
+#include "hsm/tpm/provision.h"
+#include "hsm/tpm/tpm_backend.h"
+#include "tests/fixtures/swtpm.h"
 #include "tests/agent/service_fixture.h"
 
 extern char** environ;
@@ -31,6 +36,7 @@ constexpr int kDefaultIterations = 30;
 #else
 constexpr int kDefaultIterations = 100;
 #endif
+
 
 struct Worker {
   pid_t pid = -1;
@@ -85,14 +91,61 @@ Worker Spawn(const std::vector<std::string>& args, bool window) {
   return w;
 }
 
-class CrashTest : public ::testing::TestWithParam<const char*> {};
+// The hardware under the store: a SoftHSM2 token, or a swtpm.
+class Hardware {
+ public:
+  Hardware(const std::string& kind, const std::string& dir) : kind_(kind), dir_(dir) {
+    if (kind == "pkcs11") {
+      token_ = std::make_unique<testing::SoftHsmToken>(dir);
+    } else {
+      ::setenv("TSS2_LOG", "all+none", 1);
+      swtpm_ = std::make_unique<testing::Swtpm>(dir);
+      tpm_ = swtpm_->Config(dir + "/tpm");
+      std::filesystem::create_directories(tpm_.state_dir);
+      auto r = hsm::tpm::ProvisionTpm(tpm_);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+    }
+  }
+  std::vector<std::string> WorkerArgs() const {
+    if (token_) return {SK_CRASH_WORKER, "pkcs11", token_->conf_path(), token_->label(), token_->pin_file()};
+    return {SK_CRASH_WORKER, "tpm", tpm_.tcti, tpm_.state_dir};
+  }
+  Result<std::unique_ptr<hsm::KeyBackend>> Open() const {
+    if (token_) return token_->Open();
+    return hsm::tpm::OpenTpmBackend(tpm_);
+  }
+  // A killed process leaves its TPM objects and sessions loaded (swtpm has no resource
+  // manager, unlike /dev/tpmrm0): flush them as the kernel would.
+  void AfterKill() const {
+    if (!swtpm_) return;
+    testing::RunCommand("TPM2TOOLS_TCTI='" + tpm_.tcti + "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" +
+                        tpm_.tcti + "' tpm2_flushcontext -l >/dev/null 2>&1");
+  }
+
+ private:
+  std::string kind_, dir_;
+  std::unique_ptr<testing::SoftHsmToken> token_;
+  std::unique_ptr<testing::Swtpm> swtpm_;
+  hsm::TpmConfig tpm_;
+};
+
+struct CrashParam {
+  const char* backend;
+  const char* mode;
+  int iterations;  // kill points (scaled down under sanitizers)
+};
+
+class CrashTest : public ::testing::TestWithParam<CrashParam> {};
 
 TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
-  const std::string mode = GetParam();
-  int iterations = kDefaultIterations;
+  const std::string mode = GetParam().mode;
+  int iterations = GetParam().iterations;
+#if defined(__SANITIZE_ADDRESS__)
+  iterations = std::max(10, iterations * kDefaultIterations / 100);
+#endif
   if (const char* env = std::getenv("SK_CRASH_ITERATIONS")) iterations = std::atoi(env);
   testing::TempDir dir("crash");
-  testing::SoftHsmToken token(dir.path());
+  Hardware hw(GetParam().backend, dir.path());
   const std::string store = dir.Join("store.db");
   std::mt19937 rng(12345);
   std::map<std::string, std::map<std::uint64_t, std::string>> acked;  // path -> version -> value
@@ -101,9 +154,9 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
   for (int i = 0; i < iterations; ++i) {
     SCOPED_TRACE("kill point " + std::to_string(i));
     bool window = i % 4 == 3;
-    Worker w = Spawn({SK_CRASH_WORKER, token.conf_path(), token.label(), token.pin_file(), store, mode,
-                      std::to_string(1000 + i)},
-                     window);
+    std::vector<std::string> args = hw.WorkerArgs();
+    args.insert(args.end(), {store, mode, std::to_string(1000 + i)});
+    Worker w = Spawn(args, window);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!w.Saw("ready") && std::chrono::steady_clock::now() < deadline && w.Pump(50)) {
     }
@@ -124,6 +177,7 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     while (w.Pump(0)) {
     }
     ::close(w.out);
+    hw.AfterKill();
 
     std::map<std::string, std::map<std::uint64_t, std::string>> fresh;
     for (const std::string& line : w.lines) {
@@ -140,7 +194,7 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     }
 
     // Reopen: no false replay alarm, the journal verifies, every acknowledged commit is there.
-    auto backend = token.Open();
+    auto backend = hw.Open();
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
     ServiceOptions o;
     o.store_path = store;
@@ -183,7 +237,7 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     if (HasFatalFailure()) return;
   }
   // Finally everything acknowledged in every round is still there.
-  auto backend = token.Open();
+  auto backend = hw.Open();
   ASSERT_TRUE(backend.ok());
   ServiceOptions o;
   o.store_path = store;
@@ -196,12 +250,18 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
       EXPECT_EQ(testing::Text(got->value), value);
     }
   }
-  std::printf("[crash] %s: %d kill points (%d between store sync and anchor update), %d acknowledged commits checked\n",
-              mode.c_str(), iterations, window_kills, total_acks);
+  std::printf("[crash] %s %s: %d kill points (%d between store sync and anchor update), %d acknowledged commits checked\n",
+              GetParam().backend, mode.c_str(), iterations, window_kills, total_acks);
   EXPECT_GT(total_acks, iterations) << "the workload must make progress between kills";
 }
 
-INSTANTIATE_TEST_SUITE_P(AnchorModes, CrashTest, ::testing::Values("strict", "epoch"));
+INSTANTIATE_TEST_SUITE_P(Backends, CrashTest,
+                         ::testing::Values(CrashParam{"pkcs11", "strict", kDefaultIterations},
+                                           CrashParam{"pkcs11", "epoch", kDefaultIterations},
+                                           CrashParam{"tpm", "strict", 20}, CrashParam{"tpm", "epoch", 20}),
+                         [](const ::testing::TestParamInfo<CrashParam>& i) {
+                           return std::string(i.param.backend) + "_" + i.param.mode;
+                         });
 
 }  // namespace
 }  // namespace sk::secrets

@@ -3,7 +3,8 @@
 // threads, and prints one line per acknowledged commit on stdout, flushed at once. The
 // parent kills it with SIGKILL at a random moment and checks every acknowledged line.
 //
-//   sk_crash_worker CONF TOKEN PIN_FILE STORE MODE SEED
+//   sk_crash_worker pkcs11 CONF TOKEN PIN_FILE STORE MODE SEED
+//   sk_crash_worker tpm TCTI TPM_STATE_DIR STORE MODE SEED
 // Lines: "ready", "put PATH VERSION VALUE", "txn T VERSION VALUE", "rb PATH VERSION VALUE",
 // and "window" when SK_CRASH_WINDOW=1 and a batch sits between store sync and anchor update.
 #include <unistd.h>
@@ -18,7 +19,7 @@
 #include <vector>
 
 #include "agent/secrets/service.h"
-#include "hsm/pkcs11/pkcs11_backend.h"
+#include "hsm/backend_config.h"
 
 namespace {
 
@@ -84,22 +85,35 @@ void Work(sk::secrets::SecretService& svc, int t, unsigned seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: sk_crash_worker CONF TOKEN PIN_FILE STORE MODE SEED\n");
+  std::string kind = argc > 1 ? argv[1] : "";
+  if (!((kind == "pkcs11" && argc == 8) || (kind == "tpm" && argc == 7))) {
+    std::fprintf(stderr,
+                 "usage: sk_crash_worker pkcs11 CONF TOKEN PIN_FILE STORE MODE SEED\n"
+                 "       sk_crash_worker tpm TCTI TPM_STATE_DIR STORE MODE SEED\n");
     return 2;
   }
-  ::setenv("SOFTHSM2_CONF", argv[1], 1);
-  sk::hsm::Pkcs11Config pc;
-  pc.token_label = argv[2];
-  pc.pin_file = argv[3];
-  auto backend = sk::hsm::pkcs11::OpenPkcs11Backend(pc);
+  sk::hsm::BackendConfig bc;
+  bc.kind = kind;
+  if (kind == "pkcs11") {
+    ::setenv("SOFTHSM2_CONF", argv[2], 1);
+    bc.pkcs11.token_label = argv[3];
+    bc.pkcs11.pin_file = argv[4];
+    argv += 4;
+  } else {
+    ::setenv("TSS2_LOG", "all+none", 1);
+    bc.tpm.tcti = argv[2];
+    bc.tpm.state_dir = argv[3];
+    argv += 3;
+  }
+  // argv[1..3] are now STORE MODE SEED.
+  auto backend = sk::hsm::OpenBackend(bc);
   if (!backend.ok()) {
     std::fprintf(stderr, "worker: %s\n", backend.status().ToString().c_str());
     return 1;
   }
   static sk::secrets::FaultHooks hooks;
   bool window = std::getenv("SK_CRASH_WINDOW") != nullptr;
-  unsigned seed = static_cast<unsigned>(std::strtoul(argv[6], nullptr, 10));
+  unsigned seed = static_cast<unsigned>(std::strtoul(argv[3], nullptr, 10));
   hooks.after_store_commit = [window, seed] {
     static std::atomic<unsigned> n{0};
     if (window && ++n > 3) {
@@ -110,8 +124,8 @@ int main(int argc, char** argv) {
     }
   };
   sk::secrets::ServiceOptions o;
-  o.store_path = argv[4];
-  o.anchor_mode = std::string(argv[5]) == "strict" ? sk::secrets::AnchorMode::kStrict : sk::secrets::AnchorMode::kEpoch;
+  o.store_path = argv[1];
+  o.anchor_mode = std::string(argv[2]) == "strict" ? sk::secrets::AnchorMode::kStrict : sk::secrets::AnchorMode::kEpoch;
   o.epoch_interval = std::chrono::milliseconds(20);
   o.hooks = &hooks;
   auto svc = sk::secrets::SecretService::Open(std::shared_ptr<sk::hsm::KeyBackend>(std::move(backend).value()), o);
