@@ -23,7 +23,4 @@ inline std::unique_ptr<KeyBackend> OpenOrDie(const sk::testing::SoftHsmToken& to
   return std::move(b).value();
 }
 
-// gtest matcher-ish helper: "reason (message)" for failure output.
-inline std::string Describe(const Status& st) { return st.ToString(); }
-
 }  // namespace sk::hsm
