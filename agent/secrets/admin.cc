@@ -1,6 +1,7 @@
 // Master-key rotation, full verification, status.
 #include <chrono>
 #include <tuple>
+#include <unordered_map>
 
 #include "agent/journal/anchor_check.h"
 #include "agent/journal/scan.h"
@@ -82,7 +83,7 @@ Result<VerifyReport> ServiceImpl::VerifyAll() {
     if (rep.problems.size() < 1000) rep.problems.push_back({seq, path, v, reason, std::move(detail)});
   };
   SK_ASSIGN_OR_RETURN(auto reader, store_->NewReader());
-  std::map<std::string, Digest, std::less<>> last_of_path;
+  std::unordered_map<std::string, Digest> last_of_path;
   auto scan = journal::ScanJournal(*reader, jk_, options_.verify_threads, [&](journal::ScannedEntry& s) {
     std::string path = s.entry ? s.entry->path : s.row_path;
     std::uint64_t v = s.entry ? s.entry->version : 0;
@@ -172,7 +173,7 @@ ServiceStatus ServiceImpl::Report() {
     std::shared_lock lock(index_mu_);
     s.head_seq = index_.tip.seq;
     s.head_hash = HexEncode(index_.tip.hash);
-    s.paths = index_.paths().size();
+    s.paths = index_.size();
     s.journal_problems = index_.bad_seals + (index_.global_ok_from > 0 ? 1 : 0);
   }
   {

@@ -50,10 +50,10 @@ PathView Batch::View(const std::string& path) const {
 
 std::vector<std::string> Batch::PathsWithPrefix(const std::string& prefix) const {
   std::vector<std::string> out;
-  const auto& paths = index_.paths();
+  const auto& paths = index_.ordered();
   for (auto it = paths.lower_bound(prefix); it != paths.end(); ++it) {
-    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-    if (PathMatchesPrefix(it->first, prefix)) out.push_back(it->first);
+    if (it->compare(0, prefix.size(), prefix) != 0) break;
+    if (PathMatchesPrefix(*it, prefix)) out.emplace_back(*it);
   }
   for (const auto& [path, entries] : by_path_) {
     if (PathMatchesPrefix(path, prefix) && index_.Find(path) == nullptr) out.push_back(path);

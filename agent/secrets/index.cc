@@ -75,23 +75,45 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
   ApplyEntry(s.fields, e, seal, seal_ok);
 }
 
+PathState& Index::Slot(const std::string& path) {
+  auto [it, inserted] = paths_.try_emplace(path);
+  if (inserted) {
+    if (replaying_) {
+      unsorted_.push_back(it->first);
+    } else {
+      ordered_.insert(it->first);
+    }
+  }
+  return it->second;
+}
+
+void Index::FinishReplay() {
+  std::sort(unsorted_.begin(), unsorted_.end());
+  for (std::string_view p : unsorted_) ordered_.insert(ordered_.end(), p);  // sorted: O(1) each
+  unsorted_.clear();
+  unsorted_.shrink_to_fit();
+  replaying_ = false;
+}
+
 void Index::Replay(const journal::Entry& e, const Digest& stored_seal, bool seal_ok) {
+  replaying_ = true;
   if (!seal_ok) {
     ++bad_seals;
     if (bad_seqs.size() < 100) bad_seqs.push_back(e.seq);
   }
   if (e.kind == Kind::kRotate) ++rotations;
   if (e.path.empty()) return;
-  PathState& s = paths_[e.path];
+  PathState& s = Slot(e.path);
   if (e.prev_path_hash != s.fields.last_hash) s.fields.chain_ok_from = e.seq;
   ApplyEntry(s, e, stored_seal, seal_ok);
 }
 
 void Index::ReplayUnparsed(const std::string& row_path, std::uint64_t seq) {
+  replaying_ = true;
   ++bad_seals;
   if (bad_seqs.size() < 100) bad_seqs.push_back(seq);
   if (row_path.empty()) return;
-  PathState& s = paths_[row_path];
+  PathState& s = Slot(row_path);
   s.fields.tainted = true;
   s.fields.chain_ok_from = seq + 1;
 }
@@ -100,7 +122,7 @@ void Index::Apply(const journal::Entry& e, const Digest& seal) {
   tip = {e.seq, seal};
   if (e.kind == Kind::kRotate) ++rotations;
   if (e.path.empty()) return;
-  ApplyEntry(paths_[e.path], e, seal, true);
+  ApplyEntry(Slot(e.path), e, seal, true);
 }
 
 const PathState* Index::Find(std::string_view path) const {

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,11 +70,15 @@ class Index {
   void Replay(const journal::Entry& e, const Digest& stored_seal, bool seal_ok);
   // Replay of an entry that did not parse: taints the row's path.
   void ReplayUnparsed(const std::string& row_path, std::uint64_t seq);
+  // Ends a replay: sorts the paths it found into the ordered view in one go.
+  void FinishReplay();
   // Applies an entry the committer wrote (seal known good, links known good).
   void Apply(const journal::Entry& e, const Digest& seal);
 
   const PathState* Find(std::string_view path) const;
-  const std::map<std::string, PathState, std::less<>>& paths() const { return paths_; }
+  std::size_t size() const { return paths_.size(); }
+  // Every path, sorted (views of the index's own keys), for listings by prefix.
+  const std::set<std::string_view>& ordered() const { return ordered_; }
 
   JournalTip tip;                  // global head
   std::uint64_t global_ok_from = 0;  // entries below this seq are cut off from the head
@@ -81,7 +87,18 @@ class Index {
   std::uint32_t rotations = 0;
 
  private:
-  std::map<std::string, PathState, std::less<>> paths_;
+  PathState& Slot(const std::string& path);
+  bool replaying_ = false;                    // new paths go to unsorted_ until FinishReplay
+  std::vector<std::string_view> unsorted_;
+
+  // Hashed for the lookups every entry and read makes; node-based, so the key strings
+  // stay put and `ordered_` can point at them.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, PathState, Hash, std::equal_to<>> paths_;
+  std::set<std::string_view> ordered_;
 };
 
 // A pending (not yet committed) entry of the current batch.

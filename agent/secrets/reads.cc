@@ -68,13 +68,14 @@ Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, st
   SK_RETURN_IF_ERROR(ValidatePrefix(prefix));
   std::vector<PathSummary> out;
   std::shared_lock lock(index_mu_);
-  const auto& paths = index_.paths();
+  const auto& paths = index_.ordered();
   for (auto it = paths.lower_bound(prefix); it != paths.end() && out.size() < limit; ++it) {
-    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-    if (!PathMatchesPrefix(it->first, prefix) || it->second.fields.head == 0) continue;
-    const PathState& s = it->second;
+    if (it->compare(0, prefix.size(), prefix) != 0) break;
+    const PathState* found = index_.Find(*it);
+    if (!PathMatchesPrefix(*it, prefix) || found == nullptr || found->fields.head == 0) continue;
+    const PathState& s = *found;
     PathSummary p;
-    p.path = it->first;
+    p.path = std::string(*it);
     p.head = s.fields.head;
     p.head_state = std::string(StateName(s.versions[s.fields.head - 1].state));
     p.floor = s.fields.floor;

@@ -133,6 +133,7 @@ Status ServiceImpl::BuildIndex(store::Reader& reader, std::uint64_t* entries) {
     }
     index_.tip = {s.seq, s.stored_seal};
   });
+  index_.FinishReplay();
   if (!summary.ok()) return summary.status();
   *entries = summary->entries;
   return OkStatus();
