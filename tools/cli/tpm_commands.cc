@@ -184,7 +184,8 @@ void RunStatus() {
 }
 
 void Add(CLI::App& app) {
-  auto* tpm = app.add_subcommand("tpm", "Provision and inspect a TPM seal (talks to the TPM, not the agent)");
+  auto* tpm = app.add_subcommand(
+      "tpm", "Provision and inspect a TPM seal (talks to the TPM; `reseal` goes through the running agent)");
   tpm->require_subcommand(1);
 
   auto* provision = tpm->add_subcommand(
