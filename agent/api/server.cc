@@ -140,6 +140,26 @@ struct Server::Impl {
   void DoAccept();
   void OnAccept(Local::socket sock);
   void StopNow();
+  // Re-arming loops (on the control strand): member functions, so no handler has to own
+  // a copy of itself.
+  void ArmSignals() {
+    signals->async_wait([this](beast::error_code ec, int sig) {
+      if (ec) return;
+      on_signal(sig);
+      if (!stopping) ArmSignals();
+    });
+  }
+  void ArmTick() {
+    tick->expires_after(std::chrono::milliseconds(tick_ms));
+    tick->async_wait([this](beast::error_code ec) {
+      if (ec || stopping) return;
+      on_tick();
+      ArmTick();
+    });
+  }
+  std::function<void(int)> on_signal;
+  std::function<void()> on_tick;
+  int tick_ms = 1000;
 
   Api& api;
   mutable std::mutex mu;
@@ -166,7 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Server::Impl& srv, Local::socket&& sock, policy::Subject subject, bool known, std::uint32_t uid,
           std::shared_ptr<const config::Limits> limits)
-      : srv_(srv), stream_(std::move(sock)), timer_(stream_.get_executor()), subject_(std::move(subject)),
+      : srv_(srv), stream_(std::move(sock)), subject_(std::move(subject)),
         subject_known_(known), uid_(uid), limits_(std::move(limits)) {}
   ~Session() { srv_.Release(uid_); }
   Session(const Session&) = delete;
@@ -185,19 +205,21 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   using Ms = std::chrono::milliseconds;
 
+  // Waits for the next request with the idle deadline. The read is tried at once (a
+  // kept-alive client usually has its next request in flight already), so a busy
+  // connection costs no extra trip through epoll; once bytes arrive, the whole request
+  // must follow within the request deadline.
   void WaitForRequest() {
     if (srv_.stopping) return Close();
     idle_ = true;
     if (buffer_.size() > 0) return ReadHeader();  // the next request is already here
-    timer_.expires_after(Ms(limits_->idle_timeout_ms));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->Close();
-    });
-    stream_.socket().async_wait(Local::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-      self->timer_.cancel();
-      if (ec || !self->stream_.socket().is_open()) return self->Close();
-      self->ReadHeader();
-    });
+    stream_.expires_after(Ms(limits_->idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
   }
 
   void ReadHeader() {
@@ -321,14 +343,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    timer_.cancel();
     stream_.socket().shutdown(Local::socket::shutdown_both, ec);
     stream_.socket().close(ec);
   }
 
   Server::Impl& srv_;
   Stream stream_;
-  net::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
@@ -440,15 +460,8 @@ void Server::SetLimits(const config::Limits& limits) {
 
 void Server::OnSignals(std::function<void(int)> handler) {
   impl_->signals.emplace(impl_->control, SIGTERM, SIGINT, SIGHUP);
-  auto wait = std::make_shared<std::function<void()>>();
-  *wait = [this, handler, wait] {
-    impl_->signals->async_wait([this, handler, wait](beast::error_code ec, int sig) {
-      if (ec) return;
-      handler(sig);
-      if (!impl_->stopping) (*wait)();
-    });
-  };
-  (*wait)();
+  impl_->on_signal = std::move(handler);
+  net::post(impl_->control, [this] { impl_->ArmSignals(); });
 }
 
 void Server::Stop() {
@@ -458,16 +471,9 @@ void Server::Stop() {
 void Server::Run(const std::function<void()>& on_tick, int tick_ms) {
   if (on_tick && tick_ms > 0) {
     impl_->tick.emplace(impl_->control);
-    auto arm = std::make_shared<std::function<void()>>();
-    *arm = [this, on_tick, tick_ms, arm] {
-      impl_->tick->expires_after(std::chrono::milliseconds(tick_ms));
-      impl_->tick->async_wait([this, on_tick, arm](beast::error_code ec) {
-        if (ec || impl_->stopping) return;
-        on_tick();
-        (*arm)();
-      });
-    };
-    (*arm)();
+    impl_->on_tick = on_tick;
+    impl_->tick_ms = tick_ms;
+    net::post(impl_->control, [this] { impl_->ArmTick(); });
   }
   std::vector<std::thread> threads;
   for (int i = 1; i < impl_->io_threads; ++i) threads.emplace_back([this] { impl_->ioc.run(); });
