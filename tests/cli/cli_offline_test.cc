@@ -70,6 +70,9 @@ TEST_F(CliOffline, VerifyWithConfigChecksAStoppedAgentsStore) {
   CliRun v = Run("verify --config " + Config());
   ASSERT_EQ(v.status, 0) << v.out << v.err;
   EXPECT_NE(v.out.find("journal:  verifies (offline"), std::string::npos) << v.out;
+  CliRun by_state = Run("verify --state " + Quote(agent_->state_dir()));
+  EXPECT_EQ(by_state.status, 0) << by_state.out << by_state.err;
+  EXPECT_EQ(Run("verify --state " + Quote(agent_->state_dir()) + " --config " + Config()).status, 2);
   json j = json::parse(Run("--json verify --config " + Config()).out);
   EXPECT_EQ(j["ok"], true);
   EXPECT_EQ(j["anchor_state"].get<std::string>().empty(), false);

@@ -2,6 +2,8 @@
 // an agent that is not there.
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/cli/cli_test_util.h"
@@ -32,6 +34,34 @@ TEST_F(CliSys, VerifyOnlineSaysTheJournalVerifies) {
   json j = json::parse(Run("--json verify").out);
   EXPECT_EQ(j["ok"], true);
   EXPECT_GE(j["entries"].get<int>(), 2);
+}
+
+TEST_F(CliSys, AuditVerifyWithNoArgumentsAsksTheAgentAndFindsAnEditedRecord) {
+  Put("au/a", "1");
+  Put("au/a", "2");
+  CliRun ok = Run("audit verify");
+  ASSERT_EQ(ok.status, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("audit log: ok: "), std::string::npos) << ok.out;
+  json j = json::parse(Run("--json audit verify").out);
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_GE(j["records"].get<int>(), 2);
+
+  // Edit the path of one recorded request in place, as someone covering their tracks would.
+  bool edited = false;
+  for (const auto& e : std::filesystem::directory_iterator(agent_->state_dir() + "/audit")) {
+    if (!e.is_regular_file()) continue;
+    std::string text = ReadFile(e.path().string());
+    std::size_t at = text.find("au/a");
+    if (at == std::string::npos) continue;
+    text[at + 3] = 'b';
+    WriteFile(e.path().string(), text, 0600);
+    edited = true;
+    break;
+  }
+  ASSERT_TRUE(edited) << "no audit record names au/a";
+  CliRun broken = Run("audit verify");
+  EXPECT_EQ(broken.status, 7) << broken.out << broken.err;
+  EXPECT_NE(broken.out.find("audit log: BROKEN at "), std::string::npos) << broken.out;
 }
 
 TEST_F(CliSys, ASealedAgentRefusesWithTheReasonUntilUnsealed) {

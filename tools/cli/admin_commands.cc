@@ -33,6 +33,7 @@ constexpr std::chrono::milliseconds kVerifyTimeout{600'000};
 
 struct AdminFlags {
   std::string config;
+  std::string state;  // --state DIR: the config is DIR/sealkeep.toml
   bool accept_rollback = false;
 };
 
@@ -161,6 +162,7 @@ void RunVerifyOffline() {
 }
 
 void RunVerify() {
+  if (!Flags().state.empty()) Flags().config = Flags().state + "/sealkeep.toml";
   if (!Flags().config.empty()) return RunVerifyOffline();
   HttpResponse r = CallOrFail({"GET", "/v1/sys/journal/verify", {}, kVerifyTimeout});
   Json j = ParseBody(r);
@@ -173,6 +175,7 @@ void RunVerify() {
 }
 
 void RunRecover() {
+  if (!Flags().state.empty()) Flags().config = Flags().state + "/sealkeep.toml";
   if (Flags().config.empty()) {
     std::string body = Json{{"accept_rollback", true}}.dump();
     HttpResponse r = CallOrFail({"POST", "/v1/sys/recover", body, kVerifyTimeout});
@@ -205,13 +208,15 @@ void Add(CLI::App& app) {
   auto& f = Flags();
   auto* verify = app.add_subcommand(
       "verify",
-      "Verify the whole sealed journal: every entry's seal, the chains, the head against the hardware "
-      "anchor, "
-      "every stored version's digests and decryption. Asks the running agent (GET /v1/sys/journal/verify); "
-      "with --config, opens the store itself while the agent is stopped. Exits 7 when it does not verify");
-  verify->add_option(
+      "Verify the whole sealed journal: every entry's seal, both chains, the head against the hardware "
+      "anchor, and every stored version against its sealed digest. Asks the running agent (GET "
+      "/v1/sys/journal/verify); with --config or --state, opens the store itself while the agent is stopped. "
+      "Exits 7 when it does not verify");
+  auto* vconfig = verify->add_option(
       "--config", f.config,
       "Offline: the agent's config file (e.g. /etc/sealkeep/sealkeep.toml); the agent must be stopped");
+  verify->add_option("--state", f.state, "Offline: a state folder holding sealkeep.toml (as `tools/dev run` writes)")
+      ->excludes(vconfig);
   verify->callback(RunVerify);
 
   auto* recover = app.add_subcommand(
@@ -223,7 +228,9 @@ void Add(CLI::App& app) {
       "sealed agent (POST /v1/sys/recover); with --config, works on the store while the agent is stopped");
   recover->add_flag("--accept-rollback", f.accept_rollback, "Required: says you accept the rollback")
       ->required();
-  recover->add_option("--config", f.config, "Offline: the agent's config file; the agent must be stopped");
+  auto* rconfig =
+      recover->add_option("--config", f.config, "Offline: the agent's config file; the agent must be stopped");
+  recover->add_option("--state", f.state, "Offline: a state folder holding sealkeep.toml")->excludes(rconfig);
   recover->callback(RunRecover);
 }
 

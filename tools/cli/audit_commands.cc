@@ -28,6 +28,7 @@
 #include "agent/audit/audit_verifier.h"
 #include "crypto/bytes.h"
 #include "crypto/secret_bytes.h"
+#include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
 
 namespace sk::cli {
@@ -66,7 +67,8 @@ struct KeySource {
 Result<SecretBytes> LoadAuditKey(const KeySource& source) {
   if (source.key_file.empty()) {
     return Unimplemented(
-        "verifying needs the audit key: pass --key-file FILE (asking the agent comes with the agent)",
+        "verifying a log offline needs the audit key: pass --key-file FILE, or run `sealkeep audit verify` "
+        "with no arguments to have the running agent verify its own log",
         "audit_key_needed");
   }
   std::ifstream in(source.key_file, std::ios::binary);
@@ -110,8 +112,30 @@ json ReportJson(const std::string& target, const audit::AuditVerifyReport& r) {
   return j;
 }
 
+// Without a key file or a target, the running agent verifies its own log against its
+// live head (it holds the audit key, which the backend wraps).
+void RunVerifyOnline() {
+  HttpResponse r = CallOrFail({"GET", "/v1/sys/audit/verify", {}, std::chrono::milliseconds{600000}});
+  Json j = ParseBody(r);
+  if (Globals().json) {
+    PrintBody(r);
+  } else if (j.value("ok", false)) {
+    std::printf("audit log: ok: %llu records (seq %llu..%llu) in %llu segments, up to the agent's live head\n",
+                j.value("records", 0ULL), j.value("first_seq", 0ULL), j.value("last_seq", 0ULL),
+                j.value("segments", 0ULL));
+  } else {
+    const Json& p = j["problem"];
+    std::printf("audit log: BROKEN at %s:%llu (seq %llu): %s: %s\n", p.value("file", "").c_str(),
+                p.value("line", 0ULL), p.value("seq", 0ULL), p.value("kind", "").c_str(), p.value("detail", "").c_str());
+  }
+  if (!j.value("ok", false)) throw ExitRequest{kExitCorruption};
+}
+
 void RunVerify() {
   const AuditFlags& f = Flags();
+  if (f.key_file.empty() && f.target.empty() && std::getenv("CREDENTIALS_DIRECTORY") == nullptr) {
+    return RunVerifyOnline();
+  }
   const std::string target = Target();
   Result<SecretBytes> key = LoadAuditKey(KeySource{f.key_file});
   if (!key.ok()) Fail(key.status());
@@ -212,7 +236,10 @@ void Add(CLI::App& app) {
   auto& f = Flags();
 
   auto* verify =
-      cmd->add_subcommand("verify", "Check the audit log's HMAC chain; name the first broken record");
+      cmd->add_subcommand("verify",
+                          "Check the audit log's HMAC chain; name the first broken record. With no TARGET and "
+                          "no --key-file, the running agent checks its own log against its live head "
+                          "(GET /v1/sys/audit/verify)");
   verify->add_option("TARGET", f.target,
                      "Audit folder or one segment file (default: $SEALKEEP_STATE/audit, else "
                      "/var/lib/sealkeep/audit)");
