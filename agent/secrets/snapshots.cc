@@ -109,7 +109,12 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(const std::string& name, cons
       PathView view = b.View(path);
       std::uint64_t head = view.fields().head;
       std::optional<VersionInfo> head_info = view.version(head);
-      if (head == target && head_info && head_info->state == VersionState::kLive) continue;  // already there
+      // Already there: the head is the target, or a live copy of it (an earlier restore or
+      // rollback), so restoring twice changes nothing the second time.
+      const bool head_is_target =
+          head == target || (head_info && head_info->from_version == target &&
+                             (head_info->kind == journal::Kind::kRestore || head_info->kind == journal::Kind::kRollback));
+      if (head_is_target && head_info && head_info->state == VersionState::kLive) continue;
       SK_ASSIGN_OR_RETURN(std::uint64_t v,
                           WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore, target,
                                        src.entry.detail.labels, std::nullopt, src.entry.expires_ms, name, actor));

@@ -257,6 +257,12 @@ TEST_F(ServiceTest, SnapshotCapturesLiveHeadsAndRestoresThemAtomically) {
   EXPECT_EQ(*h_.GetText("rel/b"), "b1");
   EXPECT_EQ(*h_.GetText("other/x"), "x2") << "outside the prefix: untouched";
   EXPECT_EQ(svc().Versions("rel/a")->back().kind, "restore");
+  // Restoring again changes nothing: each head is already a copy of its target.
+  const std::size_t versions_before = svc().Versions("rel/a")->size();
+  auto again = svc().RestoreSnapshot("v1.0", h_.actor);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->result.results.empty());
+  EXPECT_EQ(svc().Versions("rel/a")->size(), versions_before);
   EXPECT_EQ(svc().GetSnapshot("missing").status().code(), Code::kNotFound);
 }
 

@@ -120,7 +120,7 @@ void RunVerifyOnline() {
   if (Globals().json) {
     PrintBody(r);
   } else if (j.value("ok", false)) {
-    std::printf("audit log: ok: %llu records (seq %llu..%llu) in %llu segments, up to the agent's live head\n",
+    std::printf("audit log: ok: %llu records (seq %llu..%llu) in %llu segment(s), up to the agent's live head\n",
                 j.value("records", 0ULL), j.value("first_seq", 0ULL), j.value("last_seq", 0ULL),
                 j.value("segments", 0ULL));
   } else {
