@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -31,7 +32,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using Local = net::local::stream_protocol;
-using Stream = beast::basic_stream<Local>;
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -104,16 +104,28 @@ class Session;
 
 struct Server::Impl {
   Impl(Api& a, const config::Limits& l, int io, int workers_n)
-      : api(a), limits(std::make_shared<const config::Limits>(l)), io_threads(io), workers(static_cast<std::size_t>(workers_n)) {
+      : api(a), limits(std::make_shared<const config::Limits>(l)), loops(MakeLoops(io)),
+        workers(static_cast<std::size_t>(workers_n)) {
+    for (auto& loop : loops) {
+      keep_running.emplace_back(net::make_work_guard(*loop));
+      sweeps.push_back(std::make_unique<LoopState>(*loop));
+    }
     auto r = RandomBytes(4);
     id_prefix = HexEncode(r.ok() ? *r : Bytes(4, 0));
   }
 
   std::string NextRequestId() {
     std::uint64_t n = ++next_id;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%s-%llx", id_prefix.c_str(), static_cast<unsigned long long>(n));
-    return buf;
+    char digits[16];
+    int len = 0;
+    do {
+      digits[len++] = "0123456789abcdef"[n & 0xf];
+      n >>= 4;
+    } while (n != 0);
+    std::string id = id_prefix;
+    id += '-';
+    while (len > 0) id += digits[--len];
+    return id;
   }
 
   std::shared_ptr<const config::Limits> Limits() const {
@@ -138,7 +150,7 @@ struct Server::Impl {
   }
 
   void DoAccept();
-  void OnAccept(Local::socket sock);
+  void OnAccept(std::size_t loop, Local::socket sock);
   void StopNow();
   // Re-arming loops (on the control strand): member functions, so no handler has to own
   // a copy of itself.
@@ -167,8 +179,30 @@ struct Server::Impl {
   std::size_t total = 0;                         // guarded by mu
   std::map<std::uint32_t, std::size_t> per_uid;  // guarded by mu
   std::vector<std::weak_ptr<Session>> sessions;  // guarded by mu
-  int io_threads;
-  net::io_context ioc;
+  // One io_context per I/O thread, each run by that thread alone: a connection lives on
+  // one of them, so its handlers never contend for a shared queue or wake another thread
+  // (one shared context cost a futex and an epoll_ctl per request on 2 cores).
+  static std::vector<std::unique_ptr<net::io_context>> MakeLoops(int n) {
+    std::vector<std::unique_ptr<net::io_context>> v;
+    for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<net::io_context>(1));
+    return v;
+  }
+  std::vector<std::unique_ptr<net::io_context>> loops;  // loops[0] also runs the control strand
+  net::io_context& ioc = *loops.front();
+  // Per loop, touched only by that loop's thread: its connections, and the sweep that
+  // closes those past their deadline (one timer per loop instead of one per request).
+  struct LoopState {
+    explicit LoopState(net::io_context& c) : timer(c) {}
+    net::steady_timer timer;
+    std::vector<std::weak_ptr<Session>> sessions;
+    bool armed = false;
+  };
+  std::vector<std::unique_ptr<LoopState>> sweeps;
+  void Watch(std::size_t loop, const std::shared_ptr<Session>& s);
+  void ArmSweep(std::size_t loop);
+  // Keeps every loop's run() going while it has no connection; released by StopNow.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  std::atomic<std::size_t> next_loop{0};
   // Signals, the tick timer and StopNow run on this strand: they touch the same objects
   // (a signal_set and a timer are not safe to use from two threads at once), and a wait
   // re-armed on one thread while another cancels it would keep run() from ever returning.
@@ -184,26 +218,47 @@ struct Server::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server::Impl& srv, Local::socket&& sock, policy::Subject subject, bool known, std::uint32_t uid,
-          std::shared_ptr<const config::Limits> limits)
-      : srv_(srv), stream_(std::move(sock)), subject_(std::move(subject)),
+  using Clock = std::chrono::steady_clock;
+
+  Session(Server::Impl& srv, std::size_t loop_index, Local::socket&& sock, policy::Subject subject, bool known,
+          std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
+      : srv_(srv), loop_index_(loop_index), loop_(*srv.loops[loop_index]), stream_(std::move(sock)), subject_(std::move(subject)),
         subject_known_(known), uid_(uid), limits_(std::move(limits)) {}
   ~Session() { srv_.Release(uid_); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  void Start() { WaitForRequest(); }
+  // On the connection's own loop.
+  void Start() {
+    srv_.Watch(loop_index_, shared_from_this());
+    WaitForRequest();
+  }
+
+  // The sweep (on this loop): closes the connection once its deadline has passed. An
+  // operation then in progress ends with operation_aborted and the session goes away.
+  // Returns false when the connection is closed.
+  bool Sweep(Clock::time_point now) {
+    if (!stream_.is_open()) return false;
+    if (now >= deadline_) {
+      Close();
+      return false;
+    }
+    return true;
+  }
 
   // At shutdown: a connection waiting for its next request is closed now; one with a
   // request in flight answers it (Connection: close) first.
   void CloseIfIdle() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+    net::post(loop_, [self = shared_from_this()] {
       if (self->idle_) self->Close();
     });
   }
 
  private:
   using Ms = std::chrono::milliseconds;
+
+  void ExpiresAfter(std::uint32_t ms) { deadline_ = Clock::now() + Ms(ms); }
+  void ExpiresNever() { deadline_ = Clock::time_point::max(); }
 
   // Waits for the next request with the idle deadline. The read is tried at once (a
   // kept-alive client usually has its next request in flight already), so a busy
@@ -213,7 +268,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (srv_.stopping) return Close();
     idle_ = true;
     if (buffer_.size() > 0) return ReadHeader();  // the next request is already here
-    stream_.expires_after(Ms(limits_->idle_timeout_ms));
+    ExpiresAfter(limits_->idle_timeout_ms);
     stream_.async_read_some(buffer_.prepare(16 * 1024),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->Close();
@@ -228,7 +283,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(limits_->max_header_bytes));
     parser_->body_limit(limits_->max_body_bytes);
     // The whole request (headers and body) must arrive within the deadline.
-    stream_.expires_after(Ms(limits_->request_timeout_ms));
+    ExpiresAfter(limits_->request_timeout_ms);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
   }
@@ -274,7 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRequest(beast::error_code ec) {
     if (ec) return OnReadError(ec);
-    stream_.expires_never();
+    ExpiresNever();
     http::request<http::string_body> req = parser_->release();
     parser_.reset();
     keep_alive_ = req.keep_alive() && !srv_.stopping;
@@ -304,54 +359,79 @@ class Session : public std::enable_shared_from_this<Session> {
     auto match = std::make_shared<RouteMatch>(std::move(*rr.match));
     // Keeps the I/O context running while the worker computes the answer (draining at
     // shutdown must still send it).
-    auto work = std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(srv_.ioc.get_executor());
+    auto work = std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(loop_.get_executor());
     net::post(srv_.workers, [self = shared_from_this(), ar, match, id, work]() mutable {
       auto resp = std::make_shared<ApiResponse>(self->srv_.api.Handle(*ar, *match));
       Wipe(ar->body);
-      net::post(self->stream_.get_executor(), [self, resp, id, work]() mutable {
+      net::post(self->loop_, [self, resp, id, work]() mutable {
         self->Write(std::move(*resp), id);
         work->reset();
       });
     });
   }
 
+  // The status line and headers go into head_ (reused, so no allocation once warm); the
+  // body is sent from where it is, with one sendmsg for both, and never copied.
   void Write(ApiResponse r, const std::string& id) {
-    res_.emplace(static_cast<http::status>(r.status), 11);
-    res_->set(http::field::server, "sealkeepd");
-    res_->set(http::field::content_type, r.content_type);
-    res_->set("X-Request-Id", id);
-    res_->set(http::field::cache_control, "no-store");
-    for (auto& [k, v] : r.headers) res_->set(k, v);
-    res_->keep_alive(keep_alive_ && !srv_.stopping);
-    res_->body() = std::move(r.body);
-    res_->prepare_payload();
+    keep_open_ = keep_alive_ && !srv_.stopping;
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    head_ += std::to_string(r.status);
+    head_ += ' ';
+    head_ += http::obsolete_reason(static_cast<http::status>(r.status));
+    head_ += "\r\nServer: sealkeepd\r\nContent-Type: ";
+    head_ += r.content_type;
+    head_ += "\r\nX-Request-Id: ";
+    head_ += id;
+    head_ += "\r\nCache-Control: no-store\r\n";
+    for (const auto& [k, v] : r.headers) {
+      if (k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) continue;
+      head_ += k;
+      head_ += ": ";
+      head_ += v;
+      head_ += "\r\n";
+    }
+    if (!keep_open_) head_ += "Connection: close\r\n";
+    head_ += "Content-Length: ";
+    head_ += std::to_string(r.body.size());
+    head_ += "\r\n\r\n";
+    body_ = std::move(r.body);
     secret_ = r.secret;
-    stream_.expires_after(Ms(limits_->request_timeout_ms));  // a client that never reads is dropped too
-    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    ExpiresAfter(limits_->request_timeout_ms);  // a client that never reads is dropped too
+    std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body_)};
+    net::async_write(stream_, bufs, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->OnWrite(ec);
     });
   }
 
   void OnWrite(beast::error_code ec) {
-    bool keep = res_->keep_alive();
-    if (secret_) Wipe(res_->body());
-    res_.reset();
-    stream_.expires_never();
-    if (ec || !keep) return Close();
+    if (secret_) {
+      Wipe(body_);
+    } else {
+      body_.clear();
+    }
+    ExpiresNever();
+    if (ec || !keep_open_) return Close();
     WaitForRequest();
   }
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(Local::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    if (!stream_.is_open()) return;
+    stream_.shutdown(Local::socket::shutdown_both, ec);
+    stream_.close(ec);
   }
 
   Server::Impl& srv_;
-  Stream stream_;
+  std::size_t loop_index_;
+  net::io_context& loop_;  // the one thread that runs this connection's handlers
+  Local::socket stream_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // checked by the loop's sweep
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> res_;
+  std::string head_;  // the response's status line and headers
+  std::string body_;  // the response's body (wiped after sending when it held a value)
+  bool keep_open_ = true;
   std::optional<http::response<http::empty_body>> continue_;
   policy::Subject subject_;
   bool subject_known_;
@@ -363,7 +443,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Server::Impl::DoAccept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, Local::socket sock) {
+  std::size_t loop = next_loop++ % loops.size();
+  acceptor->async_accept(*loops[loop], [this, loop](beast::error_code ec, Local::socket sock) {
     if (stopping) return;
     if (ec) {
       if (ec == net::error::operation_aborted) return;
@@ -372,12 +453,12 @@ void Server::Impl::DoAccept() {
       t->async_wait([this, t](beast::error_code) { if (!stopping) DoAccept(); });
       return;
     }
-    OnAccept(std::move(sock));
+    OnAccept(loop, std::move(sock));
     DoAccept();
   });
 }
 
-void Server::Impl::OnAccept(Local::socket sock) {
+void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
   int fd = sock.native_handle();
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -409,7 +490,7 @@ void Server::Impl::OnAccept(Local::socket sock) {
     s.gid = cred.gid;
     s.pid = cred.pid;
   }
-  auto session = std::make_shared<Session>(*this, std::move(sock), std::move(s), known, cred.uid, l);
+  auto session = std::make_shared<Session>(*this, loop, std::move(sock), std::move(s), known, cred.uid, l);
   {
     std::lock_guard lock(mu);
     if (sessions.size() > 256) {  // drop expired entries now and then
@@ -417,7 +498,32 @@ void Server::Impl::OnAccept(Local::socket sock) {
     }
     sessions.push_back(session);
   }
-  session->Start();
+  net::post(*loops[loop], [session] { session->Start(); });
+}
+
+void Server::Impl::Watch(std::size_t loop, const std::shared_ptr<Session>& s) {
+  LoopState& sw = *sweeps[loop];
+  sw.sessions.push_back(s);
+  if (!sw.armed) ArmSweep(loop);
+}
+
+// Every 100 ms while the loop has connections: deadlines are kept to that precision, and
+// an agent with no connections does not wake up at all.
+void Server::Impl::ArmSweep(std::size_t loop) {
+  LoopState& sw = *sweeps[loop];
+  sw.armed = true;
+  sw.timer.expires_after(std::chrono::milliseconds(100));
+  sw.timer.async_wait([this, loop](beast::error_code ec) {
+    LoopState& s = *sweeps[loop];
+    s.armed = false;
+    if (ec) return;
+    auto now = Session::Clock::now();
+    std::erase_if(s.sessions, [now](const std::weak_ptr<Session>& w) {
+      auto live = w.lock();
+      return !live || !live->Sweep(now);
+    });
+    if (!s.sessions.empty()) ArmSweep(loop);  // also while draining: a stuck client is still dropped
+  });
 }
 
 void Server::Impl::StopNow() {
@@ -434,6 +540,7 @@ void Server::Impl::StopNow() {
     }
   }
   for (auto& s : live) s->CloseIfIdle();
+  keep_running.clear();  // each loop's run() returns once its connections are done
 }
 
 Server::Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads)
@@ -476,7 +583,9 @@ void Server::Run(const std::function<void()>& on_tick, int tick_ms) {
     net::post(impl_->control, [this] { impl_->ArmTick(); });
   }
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->io_threads; ++i) threads.emplace_back([this] { impl_->ioc.run(); });
+  for (std::size_t i = 1; i < impl_->loops.size(); ++i) {
+    threads.emplace_back([this, i] { impl_->loops[i]->run(); });
+  }
   impl_->ioc.run();
   for (auto& t : threads) t.join();
   impl_->workers.join();

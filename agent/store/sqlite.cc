@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -102,7 +103,18 @@ struct Db::Cache {
   std::unordered_map<std::string, std::unique_ptr<Stmt>> stmts;
 };
 
+void ConfigureSqlite() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // No global memory statistics: with them every allocation takes one process-wide
+    // mutex, which concurrent readers then fight over. Only possible before SQLite
+    // initialises; if something initialised it first, it stays on (and still works).
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  });
+}
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create, const char* vfs) {
+  ConfigureSqlite();
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);

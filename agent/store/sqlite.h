@@ -61,6 +61,9 @@ class Stmt {
   Status status_;
 };
 
+// Process-wide SQLite settings, applied once before the first connection opens.
+void ConfigureSqlite();
+
 class Db {
  public:
   // Opens (creating when `create`) the file with the named VFS (nullptr: default).

@@ -270,6 +270,7 @@ class SqliteStore final : public Store {
 
  private:
   Result<std::unique_ptr<Db>> Connect() {
+    ConfigureSqlite();
     const char* vfs = nullptr;
     if (options_.vfs == kFaultVfsName) {
       FaultVfs();

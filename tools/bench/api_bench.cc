@@ -89,13 +89,20 @@ struct Result {
   double p50_us = 0, p99_us = 0, per_s = 0;
 };
 
-// kind: 0 GET (one hot path per client), 1 PUT. Latency from 1 client, throughput from `clients`.
+// kind: 0 GET (one hot path per client), 1 PUT, 2 GET /v1/health (the transport alone: no
+// store, no audit). Latency from 1 client, throughput from `clients`.
+std::string RequestFor(int kind, int client) {
+  if (kind == 2) return "GET /v1/health HTTP/1.1\r\nHost: b\r\n\r\n";
+  if (kind == 0) return Get("bench/k" + std::to_string(client % 16));
+  return client < 0 ? Put("bench/lat", "v") : Put("bench/w" + std::to_string(client), "v");
+}
+
 Result Measure(const std::string& sock, int kind, int clients, double seconds) {
   Result r;
   {
     Client c(sock);
     std::vector<double> lat;
-    std::string req = kind == 0 ? Get("bench/k0") : Put("bench/lat", "v");
+    std::string req = RequestFor(kind, kind == 0 ? 0 : -1);
     auto end = Clock::now() + std::chrono::duration<double>(seconds);
     while (Clock::now() < end) {
       auto t0 = Clock::now();
@@ -116,7 +123,7 @@ Result Measure(const std::string& sock, int kind, int clients, double seconds) {
   for (int t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
       Client c(sock);
-      std::string req = kind == 0 ? Get("bench/k" + std::to_string(t % 16)) : Put("bench/w" + std::to_string(t), "v");
+      std::string req = RequestFor(kind, t);
       std::uint64_t n = 0;
       while (!stop) {
         if (c.Do(req) != 200) {
@@ -213,12 +220,22 @@ int main(int argc, char** argv) {
       get.tput.push_back(m.per_s);
     }
     Print(get);
+    Row health{"GET /v1/health (transport)", {}, {}, {}};
+    for (int r = 0; r < reps; ++r) {
+      Result m = Measure(socket, 2, 16, seconds);
+      health.p50.push_back(m.p50_us);
+      health.p99.push_back(m.p99_us);
+      health.tput.push_back(m.per_s);
+    }
+    Print(health);
     return 0;
   }
   Row cached{"GET, data key cached", {}, {}, {}}, put{"PUT (durable commit)", {}, {}, {}};
-  RunConfig("cached", true, false, true, seconds, reps, {&cached, &put}, {0, 1});
+  Row health{"GET /v1/health (transport)", {}, {}, {}};
+  RunConfig("cached", true, false, true, seconds, reps, {&cached, &put, &health}, {0, 1, 2});
   Print(cached);
   Print(put);
+  Print(health);
   Row cold{"GET, cold (HSM unwrap)", {}, {}, {}};
   RunConfig("cold", false, false, true, seconds, reps, {&cold}, {0});
   Print(cold);
