@@ -165,13 +165,21 @@ struct Server::Impl {
     tick->expires_after(std::chrono::milliseconds(tick_ms));
     tick->async_wait([this](beast::error_code ec) {
       if (ec || stopping) return;
-      on_tick();
+      // The tick's work may wait for the disk (syncing the audit log): it runs on a worker,
+      // never on an I/O loop, and a tick still running when the next is due skips that one.
+      if (!tick_running.exchange(true)) {
+        net::post(workers, [this] {
+          on_tick();
+          tick_running = false;
+        });
+      }
       ArmTick();
     });
   }
   std::function<void(int)> on_signal;
   std::function<void()> on_tick;
   int tick_ms = 1000;
+  std::atomic<bool> tick_running{false};
 
   Api& api;
   mutable std::mutex mu;
@@ -230,6 +238,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // On the connection's own loop.
   void Start() {
+    beast::error_code ec;
+    stream_.non_blocking(true, ec);
+    if (ec) return Close();
     srv_.Watch(loop_index_, shared_from_this());
     WaitForRequest();
   }
@@ -256,59 +267,81 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   using Ms = std::chrono::milliseconds;
+  static constexpr std::size_t kReadChunk = 16 * 1024;
+  static constexpr int kMaxInlineRequests = 16;
 
   void ExpiresAfter(std::uint32_t ms) { deadline_ = Clock::now() + Ms(ms); }
   void ExpiresNever() { deadline_ = Clock::time_point::max(); }
 
-  // Waits for the next request with the idle deadline. The read is tried at once (a
-  // kept-alive client usually has its next request in flight already), so a busy
-  // connection costs no extra trip through epoll; once bytes arrive, the whole request
-  // must follow within the request deadline.
+  // Waits for the next request with the idle deadline; once its first bytes arrive, the
+  // whole request must follow within the request deadline. The socket is non-blocking:
+  // reads and sends are tried at once and only wait in epoll when the kernel has nothing
+  // to read (or no room to send), and bytes already buffered are parsed in place, so a
+  // busy connection runs one handler per request rather than one per step.
   void WaitForRequest() {
     if (srv_.stopping) return Close();
     idle_ = true;
-    if (buffer_.size() > 0) return ReadHeader();  // the next request is already here
+    parser_.reset();
     ExpiresAfter(limits_->idle_timeout_ms);
-    stream_.async_read_some(buffer_.prepare(16 * 1024),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                              if (ec) return self->Close();
-                              self->buffer_.commit(n);
-                              self->ReadHeader();
-                            });
+    Parse();
   }
 
-  void ReadHeader() {
+  void StartRequest() {
     idle_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_->max_header_bytes));
     parser_->body_limit(limits_->max_body_bytes);
-    // The whole request (headers and body) must arrive within the deadline.
+    header_seen_ = false;
     ExpiresAfter(limits_->request_timeout_ms);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
   }
 
-  void OnHeader(beast::error_code ec) {
-    if (ec) return OnReadError(ec);
+  // Feeds what is buffered to the parser, reading more while the request is incomplete.
+  void Parse() {
+    for (;;) {
+      while (buffer_.size() > 0) {
+        if (!parser_) StartRequest();
+        beast::error_code ec;
+        std::size_t used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == http::error::need_more) break;
+        if (ec) return OnReadError(ec);
+        if (parser_->is_header_done() && !header_seen_) {
+          header_seen_ = true;
+          if (!OnHeader()) return;
+        }
+        if (parser_->is_done()) return OnRequest();
+        if (used == 0) break;
+      }
+      beast::error_code ec;
+      std::size_t n = stream_.read_some(buffer_.prepare(kReadChunk), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        stream_.async_wait(Local::socket::wait_read, [self = shared_from_this()](beast::error_code e) {
+          if (e) return self->Close();
+          self->inline_requests_ = 0;
+          self->Parse();
+        });
+        return;
+      }
+      if (ec) return Close();  // end of stream or reset: the peer is gone, nothing to answer
+      buffer_.commit(n);
+    }
+  }
+
+  // The header is complete. False when the session goes on elsewhere (a 100 Continue).
+  bool OnHeader() {
     auto& req = parser_->get();
     if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
       req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
     }
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
-      continue_.emplace(http::status::continue_, 11);
-      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code e, std::size_t) {
-        self->continue_.reset();
+    if (!parser_->is_done() && buffer_.size() == 0 && beast::iequals(req[http::field::expect], "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code e, std::size_t) {
         if (e) return self->Close();
-        self->ReadBody();
+        self->Parse();
       });
-      return;
+      return false;
     }
-    ReadBody();
-  }
-
-  void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRequest(ec); });
+    return true;
   }
 
   void OnReadError(beast::error_code ec) {
@@ -327,8 +360,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return Write(Api::Error(400, "bad_request", "malformed HTTP request: " + ec.message(), id), id);
   }
 
-  void OnRequest(beast::error_code ec) {
-    if (ec) return OnReadError(ec);
+  void OnRequest() {
     ExpiresNever();
     http::request<http::string_body> req = parser_->release();
     parser_.reset();
@@ -398,10 +430,35 @@ class Session : public std::enable_shared_from_this<Session> {
     body_ = std::move(r.body);
     secret_ = r.secret;
     ExpiresAfter(limits_->request_timeout_ms);  // a client that never reads is dropped too
-    std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(body_)};
-    net::async_write(stream_, bufs, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->OnWrite(ec);
-    });
+    sent_ = 0;
+    Send();
+  }
+
+  void Send() {
+    const std::size_t total = head_.size() + body_.size();
+    while (sent_ < total) {
+      net::const_buffer head = net::buffer(head_), body = net::buffer(body_);
+      if (sent_ < head.size()) {
+        head += sent_;
+      } else {
+        body += sent_ - head.size();
+        head = net::const_buffer();
+      }
+      std::array<net::const_buffer, 2> bufs{head, body};
+      beast::error_code ec;
+      std::size_t n = stream_.send(bufs, 0, ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        stream_.async_wait(Local::socket::wait_write, [self = shared_from_this()](beast::error_code e) {
+          if (e) return self->OnWrite(e);
+          self->inline_requests_ = 0;
+          self->Send();
+        });
+        return;
+      }
+      if (ec) return OnWrite(ec);
+      sent_ += n;
+    }
+    OnWrite({});
   }
 
   void OnWrite(beast::error_code ec) {
@@ -412,6 +469,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     ExpiresNever();
     if (ec || !keep_open_) return Close();
+    // A client that keeps its pipe full would otherwise be served by ever deeper calls.
+    if (++inline_requests_ >= kMaxInlineRequests) {
+      inline_requests_ = 0;
+      net::post(loop_, [self = shared_from_this()] { self->WaitForRequest(); });
+      return;
+    }
     WaitForRequest();
   }
 
@@ -432,7 +495,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string head_;  // the response's status line and headers
   std::string body_;  // the response's body (wiped after sending when it held a value)
   bool keep_open_ = true;
-  std::optional<http::response<http::empty_body>> continue_;
+  bool header_seen_ = false;
+  std::size_t sent_ = 0;         // bytes of head_ + body_ sent so far
+  int inline_requests_ = 0;      // requests served since this connection last waited
   policy::Subject subject_;
   bool subject_known_;
   std::uint32_t uid_;

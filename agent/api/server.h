@@ -44,7 +44,7 @@ class Server {
   // Adopts a listening socket and starts accepting (call before Run).
   Status Listen(int fd);
   // Runs the I/O threads until Stop() has drained everything. `on_tick` (may be empty)
-  // runs on an I/O thread every `tick_ms` (watchdog pings, audit syncs).
+  // runs every `tick_ms` on a worker thread, never overlapping itself (watchdog pings, audit syncs).
   void Run(const std::function<void()>& on_tick, int tick_ms);
   // Thread-safe; also safe from a signal_set handler on the I/O threads.
   void Stop();

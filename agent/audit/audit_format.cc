@@ -186,12 +186,31 @@ std::string FormatTime(std::chrono::system_clock::time_point t) {
     frac += 1000000;
     --secs;
   }
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[96];  // ample for any int fields, so the format never truncates
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));
-  return buf;
+  // The "YYYY-MM-DDThh:mm:ss" part changes once a second: each thread keeps the last one
+  // (every record is stamped, so this is on the path of every request).
+  thread_local std::time_t cached_secs = -1;
+  thread_local std::string cached_prefix;
+  if (secs != cached_secs) {
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    char buf[96];  // ample for any int fields, so the format never truncates
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_prefix = buf;
+    cached_secs = secs;
+  }
+  std::string out;
+  out.reserve(cached_prefix.size() + 8);
+  out += cached_prefix;
+  out += '.';
+  char digits[6];
+  for (int i = 5; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out.append(digits, sizeof digits);
+  out += 'Z';
+  return out;
 }
 
 std::string EncodeHeaderBody(const SegmentHeader& h, std::chrono::system_clock::time_point time) {

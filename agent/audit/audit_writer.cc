@@ -240,6 +240,7 @@ Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
     if (Status st = file_->Sync(); !st.ok()) return Fail(st);
   }
   file_size_ += line.size();
+  ++appends_;
   ++next_seq_;
   head_mac_ = mac;
   segment_has_records_ = true;
@@ -248,14 +249,26 @@ Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
 }
 
 Status AuditWriter::Sync() {
+  std::shared_ptr<AuditFile> file;
+  std::uint64_t appended = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
+    if (failed_) return AsUnavailable(RecoverLocked());
+    if (!unsynced_) return OkStatus();
+    file = file_;
+    appended = appends_;
+  }
+  Status synced = file->Sync();
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
-  if (failed_) return AsUnavailable(RecoverLocked());
-  if (Status st = SyncLocked(); !st.ok()) return Fail(st);
+  if (file_ != file || closed_) return AsUnavailable(synced);  // rotated or closed meanwhile: synced there
+  if (!synced.ok()) return Fail(synced);
+  if (appends_ == appended) unsynced_ = false;
   return OkStatus();
 }
 
 Status AuditWriter::Checkpoint() {
+  SK_RETURN_IF_ERROR(Sync());  // the bulk of the sync without the lock; CheckpointLocked syncs the rest
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
   if (failed_) SK_RETURN_IF_ERROR(AsUnavailable(RecoverLocked()));

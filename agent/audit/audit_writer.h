@@ -60,7 +60,8 @@ class AuditWriter {
   AuditWriter& operator=(const AuditWriter&) = delete;
 
   Status Append(const AuditRecord& record, Durability durability);
-  // Makes every record written so far durable.
+  // Makes every record written so far durable. The fdatasync runs without the lock, so
+  // appends (the reads being served) do not wait for the disk meanwhile.
   Status Sync();
   // Syncs, then seals the current head into the checkpoint file.
   Status Checkpoint();
@@ -88,13 +89,14 @@ class AuditWriter {
   AuditEnv& env_;
   mutable std::mutex mu_;
   Hmac hmac_;
-  std::unique_ptr<AuditFile> file_;
+  std::shared_ptr<AuditFile> file_;  // shared: Sync() syncs it outside the lock
   std::uint64_t segment_ = 0;
   std::uint64_t file_size_ = 0;  // end of the last whole line in the current segment
   std::uint64_t next_seq_ = 1;
   Digest head_mac_{};
   bool segment_has_records_ = false;
   bool unsynced_ = false;
+  std::uint64_t appends_ = 0;  // records written, so Sync() knows whether more came meanwhile
   bool failed_ = false;
   bool dir_sync_pending_ = false;
   bool closed_ = false;

@@ -166,6 +166,26 @@ TEST_F(DaemonTest, KeepAliveServesManyRequestsOnOneConnection) {
   ASSERT_TRUE(c.SendRaw("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/secrets/ka/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(c.ReadResponse().status, 200);
   EXPECT_EQ(c.ReadResponse().Json()["value"], "46");
+
+  // A client that pipelines 2,000 requests in one go gets 2,000 answers, in order.
+  std::string many;
+  for (int i = 0; i < 2000; ++i) many += "GET /v1/secrets/ka/" + std::to_string(i % 5) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(c.SendRaw(many));
+  for (int i = 0; i < 2000; ++i) {
+    auto r = c.ReadResponse();
+    ASSERT_EQ(r.status, 200) << "answer " << i;
+    ASSERT_EQ(r.Json()["path"], "ka/" + std::to_string(i % 5)) << "answer " << i;
+  }
+
+  // Expect: 100-continue: the interim answer first, then the body is read and applied.
+  const std::string body = Body({{"value", "after-continue"}});
+  ASSERT_TRUE(c.SendRaw("PUT /v1/secrets/ka/c HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Expect: 100-continue\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n"));
+  EXPECT_EQ(c.ReadResponse().status, 100);
+  ASSERT_TRUE(c.SendRaw(body));
+  EXPECT_EQ(c.ReadResponse().status, 200);
+  EXPECT_EQ(c.Request("GET", "/v1/secrets/ka/c").Json()["value"], "after-continue");
 }
 
 TEST_F(DaemonTest, SixtyFourConcurrentClientsAreAllServed) {
