@@ -10,6 +10,8 @@ namespace sk::audit {
 namespace {
 
 constexpr std::string_view kTmpSuffix = ".tmp";
+constexpr std::size_t kPendingFlushBytes = 16 * 1024;  // read records written together
+constexpr std::chrono::milliseconds kPendingMaxAge{50};  // the longest a read record waits under load
 
 Status AsUnavailable(const Status& st) {
   if (st.ok() || st.reason() == "audit_unavailable") return st;
@@ -179,6 +181,7 @@ Status AuditWriter::RotateLocked() {
 }
 
 Status AuditWriter::SyncLocked() {
+  SK_RETURN_IF_ERROR(FlushLocked());
   if (!unsynced_) return OkStatus();
   SK_RETURN_IF_ERROR(file_->Sync());
   unsynced_ = false;
@@ -223,28 +226,70 @@ Status AuditWriter::Fail(Status st) {
   return AsUnavailable(st);
 }
 
+Status AuditWriter::FlushLocked() {
+  if (pending_.empty()) return OkStatus();
+  if (Status st = WriteAll(*file_, pending_); !st.ok()) {
+    // Those records never reached the file: the head goes back to the last one that did,
+    // so the chain on disk and in memory stay one.
+    next_seq_ = pending_first_seq_;
+    head_mac_ = pending_prev_mac_;
+    segment_has_records_ = pending_had_records_;
+    pending_.clear();
+    pending_records_ = 0;
+    return Fail(st);
+  }
+  file_size_ += pending_.size();
+  appends_ += pending_records_;
+  unsynced_ = true;
+  pending_.clear();
+  pending_records_ = 0;
+  return OkStatus();
+}
+
 Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
+  const bool recovered = failed_;
   if (failed_) {
     if (Status st = RecoverLocked(); !st.ok()) return AsUnavailable(st);
   }
   std::string body = EncodeRecordBody(next_seq_, record);
-  if (segment_has_records_ && file_size_ + body.size() + kMacSuffixBytes + 1 > options_.max_segment_bytes) {
+  if (segment_has_records_ &&
+      file_size_ + pending_.size() + body.size() + kMacSuffixBytes + 1 > options_.max_segment_bytes) {
+    SK_RETURN_IF_ERROR(FlushLocked());
     if (Status st = RotateLocked(); !st.ok()) return Fail(st);
   }
   Digest mac = ChainMac(hmac_, head_mac_, body);
   std::string line = SealLine(body, mac);
-  if (Status st = WriteAll(*file_, line); !st.ok()) return Fail(st);
-  if (durability == Durability::kSync) {
-    if (Status st = file_->Sync(); !st.ok()) return Fail(st);
+  const auto now = std::chrono::steady_clock::now();
+  if (durability == Durability::kSync || recovered) {
+    // A change's record (and the first record after a failure) goes to the file now,
+    // behind whatever reads are still pending, so the order on disk is the chain's.
+    SK_RETURN_IF_ERROR(FlushLocked());
+    if (Status st = WriteAll(*file_, line); !st.ok()) return Fail(st);
+    if (durability == Durability::kSync) {
+      if (Status st = file_->Sync(); !st.ok()) return Fail(st);
+    }
+    file_size_ += line.size();
+    ++appends_;
+    ++next_seq_;
+    head_mac_ = mac;
+    segment_has_records_ = true;
+    unsynced_ = durability == Durability::kBuffered;
+    return OkStatus();
   }
-  file_size_ += line.size();
-  ++appends_;
+  if (pending_.empty()) {
+    pending_first_seq_ = next_seq_;
+    pending_prev_mac_ = head_mac_;
+    pending_had_records_ = segment_has_records_;
+    pending_since_ = now;
+  }
+  pending_ += line;
+  ++pending_records_;
   ++next_seq_;
   head_mac_ = mac;
   segment_has_records_ = true;
-  unsynced_ = durability == Durability::kBuffered;
+  if (pending_.size() >= kPendingFlushBytes || now - pending_since_ >= kPendingMaxAge) return FlushLocked();
   return OkStatus();
 }
 
@@ -255,6 +300,7 @@ Status AuditWriter::Sync() {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
     if (failed_) return AsUnavailable(RecoverLocked());
+    SK_RETURN_IF_ERROR(FlushLocked());
     if (!unsynced_) return OkStatus();
     file = file_;
     appended = appends_;

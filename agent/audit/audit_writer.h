@@ -5,10 +5,13 @@
 //   - kSync for requests that change state (and for every denial of one): the record
 //     is written and fdatasync'd before Append returns, and the daemon changes nothing
 //     unless it returned OK. So a crash may lose no record of a state change.
-//   - kBuffered for reads: the record is written to the file (a process crash keeps it:
-//     it is in the kernel) but not synced; the next kSync append, Sync(), Checkpoint()
-//     or Close() makes it durable. A power loss may lose reads since the last sync; a
-//     clean shutdown (Close) loses nothing. The daemon calls Sync() every second or so.
+//   - kBuffered for reads: the record joins the chain at once (Head() includes it) and is
+//     written to the file with the other pending reads, in one write, once they reach
+//     16 KiB or the oldest is 50 ms old, or by the next kSync append, Sync(), Checkpoint()
+//     or Close(); Sync() also makes them durable. The daemon calls Sync() every second,
+//     so a crash or power loss may lose the reads of the last second (never a change);
+//     a clean shutdown (Close) loses nothing. A write that fails drops the pending reads
+//     and takes the head back to the last record in the file.
 // Fail closed: any write, sync, rotation or rename error makes the call fail with
 // kUnavailable, reason "audit_unavailable" (the daemon answers 503). The writer then
 // stays failed: it has tried to cut the file back to the end of the last whole record,
@@ -21,6 +24,7 @@
 // and records that as an event, and writes a checkpoint. Thread-safe (one lock).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -80,6 +84,7 @@ class AuditWriter {
   Status RotateLocked();
   Status WriteLine(std::string_view line);
   Status SyncLocked();
+  Status FlushLocked();  // writes the pending read records
   Status CheckpointLocked();
   Status RecoverLocked();
   Status Fail(Status st);
@@ -97,6 +102,13 @@ class AuditWriter {
   bool segment_has_records_ = false;
   bool unsynced_ = false;
   std::uint64_t appends_ = 0;  // records written, so Sync() knows whether more came meanwhile
+  // Read records not yet written (whole lines, in chain order), and the head before them.
+  std::string pending_;
+  std::uint64_t pending_records_ = 0;
+  std::uint64_t pending_first_seq_ = 0;
+  Digest pending_prev_mac_{};
+  bool pending_had_records_ = false;
+  std::chrono::steady_clock::time_point pending_since_;
   bool failed_ = false;
   bool dir_sync_pending_ = false;
   bool closed_ = false;

@@ -109,8 +109,8 @@ Result<ScanSummary> ScanJournal(store::Reader& reader, const SecretBytes& journa
   Digest prev_seal{};
   std::uint64_t prev_seq = 0;
 
-  auto finish = [&](Chunk& c) {
-    pool.Wait();
+  // Chains and hands on a chunk the pool has finished with.
+  auto apply = [&](Chunk& c) {
     for (ScannedEntry& s : c.out) {
       s.link_ok = s.seq == prev_seq + 1 && s.entry.has_value() && s.entry->prev_hash == prev_seal;
       if (!s.seal_ok) ++sum.bad_seals;
@@ -123,6 +123,10 @@ Result<ScanSummary> ScanJournal(store::Reader& reader, const SecretBytes& journa
     c.rows.clear();
     c.out.clear();
   };
+  auto finish = [&](Chunk& c) {
+    pool.Wait();
+    apply(c);
+  };
   auto launch = [&](Chunk& c) {
     c.out.assign(c.rows.size(), ScannedEntry{});
     pool.Start(&c);
@@ -133,8 +137,11 @@ Result<ScanSummary> ScanJournal(store::Reader& reader, const SecretBytes& journa
     Chunk& c = chunks[filling];
     c.rows.push_back(std::move(r));
     if (c.rows.size() == kChunk) {
-      if (in_flight != nullptr) finish(*in_flight);
+      // The pool starts on this chunk while this thread hands on the previous one.
+      Chunk* previous = in_flight;
+      if (previous != nullptr) pool.Wait();
       launch(c);
+      if (previous != nullptr) apply(*previous);
       filling ^= 1;
     }
     return true;

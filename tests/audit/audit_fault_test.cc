@@ -213,6 +213,36 @@ TEST_F(AuditFaultTest, AFailingSyncThatCannotBeUndoneLeavesAWholeValidRecord) {
   EXPECT_EQ(r.records, 1U);
 }
 
+TEST_F(AuditFaultTest, PendingReadsThatCannotBeWrittenAreDroppedAndTheChainStaysWhole) {
+  auto w = Open(&env_);
+  ASSERT_TRUE(w->Append(Record(1), Durability::kSync).ok());
+  const std::string before = Segment();
+  // One pending read: it waits (the age limit is checked when a later record comes).
+  ASSERT_TRUE(w->Append(Record(2), Durability::kBuffered).ok());
+  EXPECT_EQ(Segment(), before) << "reads wait to be written together";
+  EXPECT_EQ(w->Head().seq, 2U);
+  faults_.fail_write = true;
+  ExpectUnavailable(w->Sync());
+  EXPECT_TRUE(w->failed());
+  EXPECT_EQ(w->Head().seq, 1U) << "the head is back at the last record in the file";
+  EXPECT_EQ(Segment(), before);
+  faults_.fail_write = false;
+  ASSERT_TRUE(w->Append(Record(3), Durability::kSync).ok());
+  ASSERT_TRUE(w->Close().ok());
+  AuditVerifyReport r = ReopenAndVerify();
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.records, 2U);
+}
+
+TEST_F(AuditFaultTest, PendingReadsAreWrittenOnceTheyFill16KiB) {
+  auto w = Open(&env_);
+  const std::string before = Segment();
+  int i = 0;
+  while (Segment() == before && i < 1000) ASSERT_TRUE(w->Append(Record(++i), Durability::kBuffered).ok());
+  EXPECT_GT(i, 1) << "the first read is not written alone";
+  EXPECT_LT(i, 1000) << "at most 16 KiB of reads wait, even with no sync";
+}
+
 TEST_F(AuditFaultTest, BufferedRecordsSurviveALaterSyncFailure) {
   auto w = Open(&env_);
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(w->Append(Record(i), Durability::kBuffered).ok());
