@@ -50,18 +50,20 @@ int SelfCheck() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sealkeepd: the sealkeep agent. Unseals the master key (TPM or PKCS#11 HSM), verifies the\n"
-               "sealed journal against its hardware anchor, and serves versioned secrets over a Unix socket\n"
-               "(HTTP/1.1 + JSON; see docs/api.md). Signals: SIGHUP reloads the policy and limits,\n"
-               "SIGTERM drains in-flight requests and exits 0.",
-               "sealkeepd"};
+  CLI::App app{
+      "sealkeepd: the sealkeep agent. Unseals the master key (TPM or PKCS#11 HSM), verifies the\n"
+      "sealed journal against its hardware anchor, and serves versioned secrets over a Unix socket\n"
+      "(HTTP/1.1 + JSON; see docs/api.md). Signals: SIGHUP reloads the policy and limits,\n"
+      "SIGTERM drains in-flight requests and exits 0.",
+      "sealkeepd"};
   std::string config_path = sk::config::kDefaultConfigPath;
   bool version = false;
   bool self_check = false;
   bool check_config = false;
   app.add_option("-c,--config", config_path, "Config file (TOML; docs/config.md)")->capture_default_str();
   app.add_flag("--check-config", check_config, "Parse the config file, print what it says, and exit");
-  app.add_flag("--self-check", self_check, "Run the crypto self-test and the memory-locking check, then exit");
+  app.add_flag("--self-check", self_check,
+               "Run the crypto self-test and the memory-locking check, then exit");
   app.add_flag("--version", version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (version) {
@@ -83,9 +85,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_config) {
-    std::printf("config %s is valid: state %s, socket %s, backend %s, store %s (%s anchor)\n", config_path.c_str(),
-                config->state_dir.c_str(), config->socket.c_str(), config->backend.kind.c_str(),
-                config->store.store_path.c_str(), std::string(sk::secrets::AnchorModeName(config->store.anchor_mode)).c_str());
+    std::printf("config %s is valid: state %s, socket %s, backend %s, store %s (%s anchor)\n",
+                config_path.c_str(), config->state_dir.c_str(), config->socket.c_str(),
+                config->backend.kind.c_str(), config->store.store_path.c_str(),
+                std::string(sk::secrets::AnchorModeName(config->store.anchor_mode)).c_str());
     return 0;
   }
   return sk::daemon::RunDaemon(*config);

@@ -18,7 +18,6 @@ namespace {
 
 const mbedtls_md_info_t* Sha256Info() { return mbedtls_md_info_from_type(MBEDTLS_MD_SHA256); }
 
-
 }  // namespace
 
 Digest Sha256(ByteView data) {

@@ -27,7 +27,7 @@ alignas(16) constexpr std::uint32_t kK[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 // Four rounds with the message words w (already in round order) and their constants.
-#define SK_SHA_ROUNDS4(state0, state1, w, i)                                                        \
+#define SK_SHA_ROUNDS4(state0, state1, w, i)                                                         \
   do {                                                                                               \
     __m128i m_ = _mm_add_epi32((w), _mm_load_si128(reinterpret_cast<const __m128i*>(&kK[4 * (i)]))); \
     (state1) = _mm_sha256rnds2_epu32((state1), (state0), m_);                                        \
@@ -36,7 +36,7 @@ alignas(16) constexpr std::uint32_t kK[64] = {
   } while (0)
 
 __attribute__((target("sha,sse4.1,ssse3"))) void BlocksShaNi(std::uint32_t h[8], const std::uint8_t* data,
-                                                                std::size_t nblocks) {
+                                                             std::size_t nblocks) {
   const __m128i kByteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   // The extensions keep the state as ABEF and CDGH.
   __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&h[0]));

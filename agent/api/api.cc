@@ -12,27 +12,42 @@ namespace sk::api {
 
 unsigned HttpStatusFor(const Status& st) {
   switch (st.code()) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument: return 400;
-    case Code::kNotFound: return 404;
+    case Code::kOk:
+      return 200;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kNotFound:
+      return 404;
     case Code::kAlreadyExists:
     case Code::kConflict:
-    case Code::kFailedPrecondition: return 409;
-    case Code::kCorruption: return 500;
-    case Code::kForbidden: return 403;
-    case Code::kUnauthenticated: return 401;
-    case Code::kSealed: return 503;
-    case Code::kTooLarge: return 413;
-    case Code::kExpired: return 410;
-    case Code::kUnavailable: return 503;
-    case Code::kResourceExhausted: return 429;
-    case Code::kUnimplemented: return 501;
-    case Code::kInternal: return 500;
+    case Code::kFailedPrecondition:
+      return 409;
+    case Code::kCorruption:
+      return 500;
+    case Code::kForbidden:
+      return 403;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kSealed:
+      return 503;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kExpired:
+      return 410;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kResourceExhausted:
+      return 429;
+    case Code::kUnimplemented:
+      return 501;
+    case Code::kInternal:
+      return 500;
   }
   return 500;
 }
 
-ApiResponse Api::Error(unsigned status, std::string_view code, std::string_view message, std::string_view request_id) {
+ApiResponse Api::Error(unsigned status, std::string_view code, std::string_view message,
+                       std::string_view request_id) {
   ApiResponse r;
   r.status = status;
   r.body = ErrorBody(code, message, request_id);
@@ -76,23 +91,37 @@ std::optional<Need> NeedFor(const RouteMatch& m) {
     case Route::kTxn:
     case Route::kSnapshotCreate:
     case Route::kSnapshotGet:
-    case Route::kSnapshotRestore: return std::nullopt;
+    case Route::kSnapshotRestore:
+      return std::nullopt;
     case Route::kSecretGet:
-    case Route::kSecretVersions: return Need{Capability::kRead, m.path};
-    case Route::kSecretPut: return Need{Capability::kWrite, m.path};
+    case Route::kSecretVersions:
+      return Need{Capability::kRead, m.path};
+    case Route::kSecretPut:
+      return Need{Capability::kWrite, m.path};
     case Route::kSecretDelete:
-    case Route::kSecretUndelete: return Need{Capability::kDelete, m.path};
-    case Route::kSecretDestroy: return Need{Capability::kDestroy, m.path};
+    case Route::kSecretUndelete:
+      return Need{Capability::kDelete, m.path};
+    case Route::kSecretDestroy:
+      return Need{Capability::kDestroy, m.path};
     case Route::kSecretRollback:
-    case Route::kSecretFloor: return Need{Capability::kRollback, m.path};
-    case Route::kStatus: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kRotate: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kSeal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kUnseal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kRecover: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kReseal: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kJournalVerify: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kAuditVerify: return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kSecretFloor:
+      return Need{Capability::kRollback, m.path};
+    case Route::kStatus:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kRotate:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kSeal:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kUnseal:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kRecover:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kReseal:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kJournalVerify:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+    case Route::kAuditVerify:
+      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
   }
   return std::nullopt;
 }
@@ -104,8 +133,10 @@ bool NeedsService(Route r) {
     case Route::kMetrics:
     case Route::kSeal:
     case Route::kUnseal:
-    case Route::kRecover: return false;
-    default: return true;
+    case Route::kRecover:
+      return false;
+    default:
+      return true;
   }
 }
 
@@ -118,8 +149,10 @@ bool IsSecretRoute(Route r) {
     case Route::kSecretUndelete:
     case Route::kSecretDestroy:
     case Route::kSecretRollback:
-    case Route::kSecretFloor: return true;
-    default: return false;
+    case Route::kSecretFloor:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -136,7 +169,8 @@ struct Api::Impl {
   // built-in rule (root and the agent's own user may do everything).
   static Status Authorize(daemon::Agent& agent, const std::shared_ptr<secrets::SecretService>& svc,
                           const ApiRequest& req, Capability cap, const std::string& path) {
-    if (!req.subject_known) return Status(Code::kForbidden, "forbidden", "the caller could not be identified");
+    if (!req.subject_known)
+      return Status(Code::kForbidden, "forbidden", "the caller could not be identified");
     std::shared_ptr<const policy::Policy> pol = agent.policy();
     if (!pol) {
       if (req.subject.uid == 0 || req.subject.uid == agent.own_uid()) return OkStatus();
@@ -158,8 +192,8 @@ struct Api::Impl {
                       std::string(d.Reason()) + ")");
   }
 
-  static void Audit(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m, audit::AuditOutcome outcome,
-                    std::string_view reason, bool sync, Status* failure) {
+  static void Audit(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m,
+                    audit::AuditOutcome outcome, std::string_view reason, bool sync, Status* failure) {
     auto writer = agent.audit();
     if (!writer) return;
     audit::AuditRecord rec;
@@ -169,7 +203,8 @@ struct Api::Impl {
     rec.path = m.path.substr(0, 300);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
-    Status st = writer->Append(rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered);
+    Status st = writer->Append(
+        rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered);
     if (!st.ok()) {
       alerts::Alert a;
       a.kind = alerts::AlertKind::kAuditUnavailable;
@@ -206,8 +241,10 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     return Impl::Authorize(agent_, svc, req, cap, path);
   };
   auto finish = [&](ApiResponse r) {
-    if (r.status >= 500) ++errors_5xx_;
-    else if (r.status >= 400) ++errors_4xx_;
+    if (r.status >= 500)
+      ++errors_5xx_;
+    else if (r.status >= 400)
+      ++errors_4xx_;
     return r;
   };
 
@@ -219,8 +256,8 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     if (!allowed.ok()) {
       ++denied_;
       Impl::Audit(agent_, req, m, audit::AuditOutcome::kDenied, allowed.message(), changes, nullptr);
-      Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied: " + std::string(allowed.message()),
-                  "forbidden");
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied,
+                  "request denied: " + std::string(allowed.message()), "forbidden");
       return finish(ErrorResponse(ctx, allowed));
     }
   }
@@ -239,25 +276,47 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
 
   ApiResponse r;
   switch (m.route) {
-    case Route::kStatus: r = HandleStatus(ctx); break;
+    case Route::kStatus:
+      r = HandleStatus(ctx);
+      break;
     case Route::kMetrics:
       r.body = MetricsText();
       r.content_type = "text/plain; version=0.0.4";
       break;
-    case Route::kSecretGet: r = HandleSecretGet(ctx); break;
-    case Route::kSecretPut: r = HandleSecretPut(ctx); break;
-    case Route::kSecretList: r = HandleSecretList(ctx); break;
-    case Route::kSecretVersions: r = HandleSecretVersions(ctx); break;
+    case Route::kSecretGet:
+      r = HandleSecretGet(ctx);
+      break;
+    case Route::kSecretPut:
+      r = HandleSecretPut(ctx);
+      break;
+    case Route::kSecretList:
+      r = HandleSecretList(ctx);
+      break;
+    case Route::kSecretVersions:
+      r = HandleSecretVersions(ctx);
+      break;
     case Route::kSecretDelete:
     case Route::kSecretUndelete:
     case Route::kSecretDestroy:
     case Route::kSecretRollback:
-    case Route::kSecretFloor: r = HandleSecretChange(ctx); break;
-    case Route::kTxn: r = HandleTxn(ctx); break;
-    case Route::kSnapshotCreate: r = HandleSnapshotCreate(ctx); break;
-    case Route::kSnapshotGet: r = HandleSnapshotGet(ctx); break;
-    case Route::kSnapshotRestore: r = HandleSnapshotRestore(ctx); break;
-    default: r = HandleSys(ctx); break;
+    case Route::kSecretFloor:
+      r = HandleSecretChange(ctx);
+      break;
+    case Route::kTxn:
+      r = HandleTxn(ctx);
+      break;
+    case Route::kSnapshotCreate:
+      r = HandleSnapshotCreate(ctx);
+      break;
+    case Route::kSnapshotGet:
+      r = HandleSnapshotGet(ctx);
+      break;
+    case Route::kSnapshotRestore:
+      r = HandleSnapshotRestore(ctx);
+      break;
+    default:
+      r = HandleSys(ctx);
+      break;
   }
 
   // The outcome on record, and alerts for what a monitor must see.
@@ -267,8 +326,8 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
       reason = j["error"].value("code", "error");
     }
     bool denied = r.status == 403;
-    Impl::Audit(agent_, req, m, denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, changes,
-                nullptr);
+    Impl::Audit(agent_, req, m, denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason,
+                changes, nullptr);
     if (denied) {
       ++denied_;
       Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied", reason);
@@ -277,8 +336,10 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
                IsRefusalReason(reason)) {
       Impl::Alert(agent_, req, m, alerts::AlertKind::kRollbackRefused, "rollback refused: " + reason, reason);
     }
-    if (r.status == 500 && (reason == "seal_invalid" || reason == "chain_broken" || reason == "content_mismatch")) {
-      Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected, "stored data does not verify: " + reason, reason);
+    if (r.status == 500 &&
+        (reason == "seal_invalid" || reason == "chain_broken" || reason == "content_mismatch")) {
+      Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected,
+                  "stored data does not verify: " + reason, reason);
     }
   } else if (!changes && m.route != Route::kMetrics) {
     Impl::Audit(agent_, req, m, audit::AuditOutcome::kAllowed, "ok", false, nullptr);
@@ -289,14 +350,18 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
 std::string Api::MetricsText() const {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << value << "\n";
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+        << name << " " << value << "\n";
   };
   metric("sealkeep_requests_total", "counter", "API requests handled", requests_.load());
-  metric("sealkeep_responses_4xx_total", "counter", "Requests answered with a 4xx status", errors_4xx_.load());
-  metric("sealkeep_responses_5xx_total", "counter", "Requests answered with a 5xx status", errors_5xx_.load());
+  metric("sealkeep_responses_4xx_total", "counter", "Requests answered with a 4xx status",
+         errors_4xx_.load());
+  metric("sealkeep_responses_5xx_total", "counter", "Requests answered with a 5xx status",
+         errors_5xx_.load());
   metric("sealkeep_denied_total", "counter", "Requests denied by policy", denied_.load());
   metric("sealkeep_connections_open", "gauge", "Open client connections", open_connections_.load());
-  metric("sealkeep_connections_refused_total", "counter", "Connections refused at a limit", refused_connections_.load());
+  metric("sealkeep_connections_refused_total", "counter", "Connections refused at a limit",
+         refused_connections_.load());
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   metric("sealkeep_sealed", "gauge", "1 while the agent is sealed", svc ? 0 : 1);
   metric("sealkeep_uptime_seconds", "gauge", "Seconds since start", agent_.uptime_s());
@@ -307,11 +372,14 @@ std::string Api::MetricsText() const {
     metric("sealkeep_anchor_advances_total", "counter", "Hardware anchor updates", s.anchor_advances);
     metric("sealkeep_commits_total", "counter", "Transactions committed", s.commits);
     metric("sealkeep_commit_batches_total", "counter", "Store transactions (group commits)", s.batches);
-    metric("sealkeep_journal_problems", "gauge", "Journal entries that failed verification at start", s.journal_problems);
+    metric("sealkeep_journal_problems", "gauge", "Journal entries that failed verification at start",
+           s.journal_problems);
     metric("sealkeep_dek_cache_hits_total", "counter", "Data keys served from the cache", s.dek_cache_hits);
-    metric("sealkeep_dek_cache_misses_total", "counter", "Data keys unwrapped by the backend", s.dek_cache_misses);
+    metric("sealkeep_dek_cache_misses_total", "counter", "Data keys unwrapped by the backend",
+           s.dek_cache_misses);
     metric("sealkeep_dek_cache_entries", "gauge", "Data keys in the cache", s.dek_cache_size);
-    metric("sealkeep_master_key_generation", "gauge", "Current master-key generation", s.backend.current_generation);
+    metric("sealkeep_master_key_generation", "gauge", "Current master-key generation",
+           s.backend.current_generation);
   }
   out << agent_.alerts().MetricsText();
   return out.str();

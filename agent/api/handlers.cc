@@ -46,13 +46,18 @@ Status FillPut(Json& obj, Op& op) {
 
 policy::Capability CapabilityFor(Op::Type t) {
   switch (t) {
-    case Op::Type::kPut: return policy::Capability::kWrite;
+    case Op::Type::kPut:
+      return policy::Capability::kWrite;
     case Op::Type::kDelete:
-    case Op::Type::kUndelete: return policy::Capability::kDelete;
-    case Op::Type::kDestroy: return policy::Capability::kDestroy;
+    case Op::Type::kUndelete:
+      return policy::Capability::kDelete;
+    case Op::Type::kDestroy:
+      return policy::Capability::kDestroy;
     case Op::Type::kRollback:
-    case Op::Type::kFloor: return policy::Capability::kRollback;
-    case Op::Type::kCheckVersion: return policy::Capability::kRead;
+    case Op::Type::kFloor:
+      return policy::Capability::kRollback;
+    case Op::Type::kCheckVersion:
+      return policy::Capability::kRead;
   }
   return policy::Capability::kAdmin;
 }
@@ -113,10 +118,14 @@ ApiResponse HandleStatus(Context& ctx) {
                   {"generations", s.backend.generations},
                   {"hardware_counter", s.backend.hardware_counter},
                   {"anchor_location", s.backend.anchor_location}};
-  j["journal"] = {{"head_seq", s.head_seq},          {"head_hash", s.head_hash},
-                  {"anchor_seq", s.anchor.seq},      {"anchor_hash", HexEncode(s.anchor.head_hash)},
-                  {"anchor_counter", s.anchor.counter}, {"mode", s.anchor_mode},
-                  {"problems", s.journal_problems},  {"start_verify_s", s.start_verify_seconds}};
+  j["journal"] = {{"head_seq", s.head_seq},
+                  {"head_hash", s.head_hash},
+                  {"anchor_seq", s.anchor.seq},
+                  {"anchor_hash", HexEncode(s.anchor.head_hash)},
+                  {"anchor_counter", s.anchor.counter},
+                  {"mode", s.anchor_mode},
+                  {"problems", s.journal_problems},
+                  {"start_verify_s", s.start_verify_seconds}};
   j["paths"] = s.paths;
   j["commits"] = s.commits;
   j["batches"] = s.batches;
@@ -133,7 +142,8 @@ ApiResponse HandleSecretGet(Context& ctx) {
     if (e->second != "base64") return ErrorResponse(ctx, BadRequest("'encoding' may only be 'base64'"));
     b64 = true;
   }
-  auto got = ctx.svc->Get(ctx.match.path, *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
+  auto got =
+      ctx.svc->Get(ctx.match.path, *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
   if (!got.ok()) return ErrorResponse(ctx, got.status());
   ByteView value = got->value.Expose();
   b64 = b64 || !IsValidUtf8(value);
@@ -155,8 +165,8 @@ ApiResponse HandleSecretGet(Context& ctx) {
     r.body += ",\"value\":";
     AppendJsonString(r.body, AsChars(value));
   }
-  r.body += ",\"created_ms\":" + std::to_string(got->created_ms) + ",\"expires_ms\":" +
-            std::to_string(got->expires_ms) + ",\"labels\":" + labels + "}";
+  r.body += ",\"created_ms\":" + std::to_string(got->created_ms) +
+            ",\"expires_ms\":" + std::to_string(got->expires_ms) + ",\"labels\":" + labels + "}";
   return r;
 }
 
@@ -177,8 +187,9 @@ ApiResponse HandleSecretList(Context& ctx) {
   std::size_t limit = 1000;
   if (auto p = ctx.match.query.find("prefix"); p != ctx.match.query.end()) prefix = p->second;
   if (auto l = ctx.match.query.find("limit"); l != ctx.match.query.end()) {
-    if (l->second.empty() || l->second.size() > 5 || l->second.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoul(l->second) == 0 || std::stoul(l->second) > 10000) {
+    if (l->second.empty() || l->second.size() > 5 ||
+        l->second.find_first_not_of("0123456789") != std::string::npos || std::stoul(l->second) == 0 ||
+        std::stoul(l->second) > 10000) {
       return ErrorResponse(ctx, BadRequest("'limit' is 1..10000"));
     }
     limit = std::stoul(l->second);
@@ -209,10 +220,14 @@ ApiResponse HandleSecretVersions(Context& ctx) {
   if (!versions.ok()) return ErrorResponse(ctx, versions.status());
   Json list = Json::array();
   for (const auto& v : *versions) {
-    Json e = {{"version", v.version},           {"state", v.state},
-              {"kind", v.kind},                 {"from_version", v.from_version},
-              {"created_ms", v.created_ms},     {"expires_ms", v.expires_ms},
-              {"key_generation", v.key_generation}, {"verifies", v.verifies}};
+    Json e = {{"version", v.version},
+              {"state", v.state},
+              {"kind", v.kind},
+              {"from_version", v.from_version},
+              {"created_ms", v.created_ms},
+              {"expires_ms", v.expires_ms},
+              {"key_generation", v.key_generation},
+              {"verifies", v.verifies}};
     if (!v.verifies) e["reason"] = v.reason;
     list.push_back(std::move(e));
   }
@@ -240,8 +255,10 @@ ApiResponse HandleSecretChange(Context& ctx) {
       st = OnlyFields(*body, {"version"});
       if (st.ok()) {
         auto v = U64Field(*body, "version");
-        if (!v.ok()) st = v.status();
-        else op.version = *v;
+        if (!v.ok())
+          st = v.status();
+        else
+          op.version = *v;
       }
       break;
     case Route::kSecretDestroy: {
@@ -290,13 +307,16 @@ ApiResponse HandleTxn(Context& ctx) {
   if (!key.ok()) return ErrorResponse(ctx, key.status());
   std::string idem = key->value_or(ctx.req.idempotency_key);
   auto it = body->find("ops");
-  if (it == body->end() || !it->is_array() || it->empty()) return ErrorResponse(ctx, BadRequest("'ops' must be a non-empty list"));
+  if (it == body->end() || !it->is_array() || it->empty())
+    return ErrorResponse(ctx, BadRequest("'ops' must be a non-empty list"));
   if (it->size() > 1000) return ErrorResponse(ctx, BadRequest("a transaction has at most 1000 ops"));
   std::vector<Op> ops;
   ops.reserve(it->size());
   for (std::size_t i = 0; i < it->size(); ++i) {
     Json& j = (*it)[i];
-    auto fail = [&](const Status& s) { return ErrorResponse(ctx, s.WithContext("op " + std::to_string(i + 1))); };
+    auto fail = [&](const Status& s) {
+      return ErrorResponse(ctx, s.WithContext("op " + std::to_string(i + 1)));
+    };
     if (!j.is_object()) return fail(BadRequest("each op must be an object"));
     auto kind = StringField(j, "op");
     auto path = StringField(j, "path");
@@ -311,10 +331,10 @@ ApiResponse HandleTxn(Context& ctx) {
       st = OnlyFields(j, {"op", "path", "value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
       if (st.ok()) st = FillPut(j, op);
     } else if (k == "delete" || k == "undelete" || k == "destroy" || k == "check") {
-      op.type = k == "delete" ? Op::Type::kDelete
+      op.type = k == "delete"     ? Op::Type::kDelete
                 : k == "undelete" ? Op::Type::kUndelete
-                : k == "destroy" ? Op::Type::kDestroy
-                                 : Op::Type::kCheckVersion;
+                : k == "destroy"  ? Op::Type::kDestroy
+                                  : Op::Type::kCheckVersion;
       st = OnlyFields(j, {"op", "path", "version", "cas"});
       auto v = U64Field(j, "version");
       auto cas = U64Field(j, "cas");
@@ -323,7 +343,8 @@ ApiResponse HandleTxn(Context& ctx) {
       if (st.ok()) {
         op.version = *v;
         op.cas = *cas;
-        if (op.type == Op::Type::kDestroy && (!op.version || *op.version == 0)) st = BadRequest("destroy needs 'version'");
+        if (op.type == Op::Type::kDestroy && (!op.version || *op.version == 0))
+          st = BadRequest("destroy needs 'version'");
         if (op.type == Op::Type::kCheckVersion && !op.version) st = BadRequest("check needs 'version'");
       }
     } else if (k == "rollback") {
@@ -415,14 +436,16 @@ ApiResponse HandleSnapshotRestore(Context& ctx) {
   if (!r->applied) {
     Json failures = Json::array();
     for (const auto& f : r->failures) {
-      failures.push_back({{"path", f.path}, {"version", f.version}, {"reason", f.reason}, {"message", f.message}});
+      failures.push_back(
+          {{"path", f.path}, {"version", f.version}, {"reason", f.reason}, {"message", f.message}});
     }
     Json extra = {{"failures", failures}};
-    return ErrorResponse(ctx,
-                         Conflict("snapshot " + ctx.match.path + " cannot be restored: " +
-                                      std::to_string(r->failures.size()) + " target(s) do not verify; nothing changed",
-                                  "restore_refused"),
-                         &extra);
+    return ErrorResponse(
+        ctx,
+        Conflict("snapshot " + ctx.match.path + " cannot be restored: " + std::to_string(r->failures.size()) +
+                     " target(s) do not verify; nothing changed",
+                 "restore_refused"),
+        &extra);
   }
   Json j = TxnJson(r->result);
   j["applied"] = true;

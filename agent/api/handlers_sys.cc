@@ -15,17 +15,23 @@ ApiResponse JournalVerify(Context& ctx) {
   if (!r.ok()) return ErrorResponse(ctx, r.status());
   Json problems = Json::array();
   for (const auto& p : r->problems) {
-    problems.push_back({{"seq", p.seq}, {"path", p.path}, {"version", p.version}, {"reason", p.reason}, {"detail", p.detail}});
+    problems.push_back({{"seq", p.seq},
+                        {"path", p.path},
+                        {"version", p.version},
+                        {"reason", p.reason},
+                        {"detail", p.detail}});
   }
-  return Json200({{"ok", r->ok},
-                  {"entries", r->entries},
-                  {"versions_checked", r->versions_checked},
-                  {"head_seq", r->head_seq},
-                  {"head_hash", r->head_hash},
-                  {"anchor", {{"seq", r->anchor.seq}, {"hash", HexEncode(r->anchor.head_hash)}, {"counter", r->anchor.counter}}},
-                  {"anchor_state", r->anchor_state},
-                  {"problems", problems},
-                  {"seconds", r->seconds}});
+  return Json200(
+      {{"ok", r->ok},
+       {"entries", r->entries},
+       {"versions_checked", r->versions_checked},
+       {"head_seq", r->head_seq},
+       {"head_hash", r->head_hash},
+       {"anchor",
+        {{"seq", r->anchor.seq}, {"hash", HexEncode(r->anchor.head_hash)}, {"counter", r->anchor.counter}}},
+       {"anchor_state", r->anchor_state},
+       {"problems", problems},
+       {"seconds", r->seconds}});
 }
 
 ApiResponse AuditVerify(Context& ctx) {
@@ -38,12 +44,9 @@ ApiResponse AuditVerify(Context& ctx) {
   o.expected_head_mac = head.mac;
   auto r = audit::VerifyAuditLog(ctx.agent.config().audit_dir, ctx.svc->audit_key(), o);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
-  Json j = {{"ok", r->ok()},
-            {"segments", r->segments},
-            {"records", r->records},
-            {"first_seq", r->first_seq},
-            {"last_seq", r->last_seq},
-            {"checkpoint_checked", r->checkpoint_checked},
+  Json j = {{"ok", r->ok()},           {"segments", r->segments},
+            {"records", r->records},   {"first_seq", r->first_seq},
+            {"last_seq", r->last_seq}, {"checkpoint_checked", r->checkpoint_checked},
             {"notes", r->notes}};
   if (r->problem) {
     j["problem"] = {{"kind", r->problem->KindName()},
@@ -61,7 +64,8 @@ ApiResponse Reseal(Context& ctx) {
   if (Status st = OnlyFields(*body, {"pcrs"}); !st.ok()) return ErrorResponse(ctx, st);
   std::vector<int> pcrs;
   if (auto it = body->find("pcrs"); it != body->end()) {
-    if (!it->is_array()) return ErrorResponse(ctx, InvalidArgument("'pcrs' must be a list of integers 0-23", "bad_request"));
+    if (!it->is_array())
+      return ErrorResponse(ctx, InvalidArgument("'pcrs' must be a list of integers 0-23", "bad_request"));
     for (const auto& p : *it) {
       if (!p.is_number_integer() || p.get<int>() < 0 || p.get<int>() > 23) {
         return ErrorResponse(ctx, InvalidArgument("'pcrs' must be a list of integers 0-23", "bad_request"));
@@ -100,25 +104,33 @@ ApiResponse HandleSys(Context& ctx) {
       if (Status st = OnlyFields(*body, {"accept_rollback"}); !st.ok()) return ErrorResponse(ctx, st);
       auto it = body->find("accept_rollback");
       if (it == body->end() || !it->is_boolean() || !it->get<bool>()) {
-        return ErrorResponse(ctx, InvalidArgument("recover needs {\"accept_rollback\": true}", "bad_request"));
+        return ErrorResponse(ctx,
+                             InvalidArgument("recover needs {\"accept_rollback\": true}", "bad_request"));
       }
       auto r = ctx.agent.AcceptRollback(ctx.actor);
       if (!r.ok()) return ErrorResponse(ctx, r.status());
       return Json200({{"status", "unsealed"}, {"accepted", *r}});
     }
-    default: break;
+    default:
+      break;
   }
   if (!ctx.svc) return Sealed(ctx);
   switch (ctx.match.route) {
     case Route::kRotate: {
       auto r = ctx.svc->Rotate(ctx.actor);
       if (!r.ok()) return ErrorResponse(ctx, r.status());
-      return Json200({{"generation", r->results.empty() ? 0 : r->results[0].version}, {"txn_id", r->txn_id}, {"seq", r->seq}});
+      return Json200({{"generation", r->results.empty() ? 0 : r->results[0].version},
+                      {"txn_id", r->txn_id},
+                      {"seq", r->seq}});
     }
-    case Route::kReseal: return Reseal(ctx);
-    case Route::kJournalVerify: return JournalVerify(ctx);
-    case Route::kAuditVerify: return AuditVerify(ctx);
-    default: return ErrorResponse(ctx, Internal("unrouted sys request"));
+    case Route::kReseal:
+      return Reseal(ctx);
+    case Route::kJournalVerify:
+      return JournalVerify(ctx);
+    case Route::kAuditVerify:
+      return AuditVerify(ctx);
+    default:
+      return ErrorResponse(ctx, Internal("unrouted sys request"));
   }
 }
 

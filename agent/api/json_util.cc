@@ -62,15 +62,20 @@ Result<Json> ParseJsonObject(std::string_view body) {
       throw std::runtime_error(problem);
     }
     switch (ev) {
-      case Json::parse_event_t::object_start: keys.emplace_back(); break;
-      case Json::parse_event_t::object_end: keys.pop_back(); break;
+      case Json::parse_event_t::object_start:
+        keys.emplace_back();
+        break;
+      case Json::parse_event_t::object_end:
+        keys.pop_back();
+        break;
       case Json::parse_event_t::key:
         if (!keys.back().insert(parsed.get<std::string>()).second) {
           problem = "duplicate key '" + parsed.get<std::string>().substr(0, 64) + "'";
           throw std::runtime_error(problem);
         }
         break;
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -140,11 +145,21 @@ void AppendJsonString(std::string& out, std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u00";

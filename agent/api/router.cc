@@ -58,29 +58,52 @@ RouteResult Error(RouteError e) { return {std::nullopt, e}; }
 
 std::string_view RouteName(Route r) {
   switch (r) {
-    case Route::kHealth: return "health";
-    case Route::kStatus: return "sys.status";
-    case Route::kMetrics: return "metrics";
-    case Route::kSecretGet: return "secret.get";
-    case Route::kSecretPut: return "secret.put";
-    case Route::kSecretDelete: return "secret.delete";
-    case Route::kSecretList: return "secret.list";
-    case Route::kSecretVersions: return "secret.versions";
-    case Route::kSecretUndelete: return "secret.undelete";
-    case Route::kSecretDestroy: return "secret.destroy";
-    case Route::kSecretRollback: return "secret.rollback";
-    case Route::kSecretFloor: return "secret.floor";
-    case Route::kTxn: return "txn";
-    case Route::kSnapshotCreate: return "snapshot.create";
-    case Route::kSnapshotGet: return "snapshot.get";
-    case Route::kSnapshotRestore: return "snapshot.restore";
-    case Route::kRotate: return "sys.rotate";
-    case Route::kSeal: return "sys.seal";
-    case Route::kUnseal: return "sys.unseal";
-    case Route::kRecover: return "sys.recover";
-    case Route::kReseal: return "sys.reseal";
-    case Route::kJournalVerify: return "sys.journal.verify";
-    case Route::kAuditVerify: return "sys.audit.verify";
+    case Route::kHealth:
+      return "health";
+    case Route::kStatus:
+      return "sys.status";
+    case Route::kMetrics:
+      return "metrics";
+    case Route::kSecretGet:
+      return "secret.get";
+    case Route::kSecretPut:
+      return "secret.put";
+    case Route::kSecretDelete:
+      return "secret.delete";
+    case Route::kSecretList:
+      return "secret.list";
+    case Route::kSecretVersions:
+      return "secret.versions";
+    case Route::kSecretUndelete:
+      return "secret.undelete";
+    case Route::kSecretDestroy:
+      return "secret.destroy";
+    case Route::kSecretRollback:
+      return "secret.rollback";
+    case Route::kSecretFloor:
+      return "secret.floor";
+    case Route::kTxn:
+      return "txn";
+    case Route::kSnapshotCreate:
+      return "snapshot.create";
+    case Route::kSnapshotGet:
+      return "snapshot.get";
+    case Route::kSnapshotRestore:
+      return "snapshot.restore";
+    case Route::kRotate:
+      return "sys.rotate";
+    case Route::kSeal:
+      return "sys.seal";
+    case Route::kUnseal:
+      return "sys.unseal";
+    case Route::kRecover:
+      return "sys.recover";
+    case Route::kReseal:
+      return "sys.reseal";
+    case Route::kJournalVerify:
+      return "sys.journal.verify";
+    case Route::kAuditVerify:
+      return "sys.audit.verify";
   }
   return "unknown";
 }
@@ -118,7 +141,8 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
   constexpr std::string_view kSnap = "/v1/snapshots/";
   if (StartsWith(path, kSnap)) {
     std::string_view rest = path.substr(kSnap.size());
-    if (EndsWith(rest, "/restore")) return only(post, Route::kSnapshotRestore, std::string(rest.substr(0, rest.size() - 8)));
+    if (EndsWith(rest, "/restore"))
+      return only(post, Route::kSnapshotRestore, std::string(rest.substr(0, rest.size() - 8)));
     if (rest.find('/') != std::string_view::npos) return Error(RouteError::kNotFound);
     return only(get, Route::kSnapshotGet, std::string(rest));
   }
@@ -158,8 +182,10 @@ bool IsBlockingRoute(Route r) {
     case Route::kMetrics:
     case Route::kSecretGet:
     case Route::kSecretList:
-    case Route::kSnapshotGet: return false;
-    default: return true;
+    case Route::kSnapshotGet:
+      return false;
+    default:
+      return true;
   }
 }
 
@@ -178,8 +204,10 @@ bool IsStateChanging(Route r) {
     case Route::kSeal:
     case Route::kUnseal:
     case Route::kRecover:
-    case Route::kReseal: return true;
-    default: return false;
+    case Route::kReseal:
+      return true;
+    default:
+      return false;
   }
 }
 

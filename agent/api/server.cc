@@ -44,13 +44,16 @@ void Wipe(std::string& s) {
   s.clear();
 }
 
-Status Errno(const std::string& what) { return Unavailable(what + ": " + std::strerror(errno), "socket_error"); }
+Status Errno(const std::string& what) {
+  return Unavailable(what + ": " + std::strerror(errno), "socket_error");
+}
 
 }  // namespace
 
 Result<int> CreateListenSocket(const std::string& path, unsigned mode, const std::string& group) {
   sockaddr_un addr{};
-  if (path.size() >= sizeof(addr.sun_path)) return InvalidArgument("socket path too long: " + path, "bad_config");
+  if (path.size() >= sizeof(addr.sun_path))
+    return InvalidArgument("socket path too long: " + path, "bad_config");
   gid_t gid = static_cast<gid_t>(-1);
   if (!group.empty()) {
     std::vector<char> buf(16384);
@@ -104,7 +107,9 @@ class Session;
 
 struct Server::Impl {
   Impl(Api& a, const config::Limits& l, int io, int workers_n)
-      : api(a), limits(std::make_shared<const config::Limits>(l)), loops(MakeLoops(io)),
+      : api(a),
+        limits(std::make_shared<const config::Limits>(l)),
+        loops(MakeLoops(io)),
         workers(static_cast<std::size_t>(workers_n)) {
     for (auto& loop : loops) {
       keep_running.emplace_back(net::make_work_guard(*loop));
@@ -228,10 +233,16 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Session(Server::Impl& srv, std::size_t loop_index, Local::socket&& sock, policy::Subject subject, bool known,
-          std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
-      : srv_(srv), loop_index_(loop_index), loop_(*srv.loops[loop_index]), stream_(std::move(sock)), subject_(std::move(subject)),
-        subject_known_(known), uid_(uid), limits_(std::move(limits)) {}
+  Session(Server::Impl& srv, std::size_t loop_index, Local::socket&& sock, policy::Subject subject,
+          bool known, std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
+      : srv_(srv),
+        loop_index_(loop_index),
+        loop_(*srv.loops[loop_index]),
+        stream_(std::move(sock)),
+        subject_(std::move(subject)),
+        subject_known_(known),
+        uid_(uid),
+        limits_(std::move(limits)) {}
   ~Session() { srv_.Release(uid_); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -333,12 +344,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
       req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
     }
-    if (!parser_->is_done() && buffer_.size() == 0 && beast::iequals(req[http::field::expect], "100-continue")) {
+    if (!parser_->is_done() && buffer_.size() == 0 &&
+        beast::iequals(req[http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code e, std::size_t) {
-        if (e) return self->Close();
-        self->Parse();
-      });
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code e, std::size_t) {
+                         if (e) return self->Close();
+                         self->Parse();
+                       });
       return false;
     }
     return true;
@@ -352,7 +365,8 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     std::string id = srv_.NextRequestId();
     if (ec == http::error::header_limit) {
-      return Write(Api::Error(431, "headers_too_large", "the request headers are larger than the limit", id), id);
+      return Write(Api::Error(431, "headers_too_large", "the request headers are larger than the limit", id),
+                   id);
     }
     if (ec == http::error::body_limit) {
       return Write(Api::Error(413, "body_too_large", "the request body is larger than the limit", id), id);
@@ -378,9 +392,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!rr.match) {
       Wipe(ar->body);
       if (rr.error == RouteError::kMethodNotAllowed) {
-        return Write(Api::Error(405, "method_not_allowed", "this route does not take " + ar->method.substr(0, 16), id), id);
+        return Write(
+            Api::Error(405, "method_not_allowed", "this route does not take " + ar->method.substr(0, 16), id),
+            id);
       }
-      if (rr.error == RouteError::kBadTarget) return Write(Api::Error(400, "bad_request", "malformed request target", id), id);
+      if (rr.error == RouteError::kBadTarget)
+        return Write(Api::Error(400, "bad_request", "malformed request target", id), id);
       return Write(Api::Error(404, "no_route", "no such route", id), id);
     }
     if (!IsBlockingRoute(rr.match->route)) {
@@ -391,7 +408,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto match = std::make_shared<RouteMatch>(std::move(*rr.match));
     // Keeps the I/O context running while the worker computes the answer (draining at
     // shutdown must still send it).
-    auto work = std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(loop_.get_executor());
+    auto work =
+        std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(loop_.get_executor());
     net::post(srv_.workers, [self = shared_from_this(), ar, match, id, work]() mutable {
       auto resp = std::make_shared<ApiResponse>(self->srv_.api.Handle(*ar, *match));
       Wipe(ar->body);
@@ -417,7 +435,8 @@ class Session : public std::enable_shared_from_this<Session> {
     head_ += id;
     head_ += "\r\nCache-Control: no-store\r\n";
     for (const auto& [k, v] : r.headers) {
-      if (k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) continue;
+      if (k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+        continue;
       head_ += k;
       head_ += ": ";
       head_ += v;
@@ -496,8 +515,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string body_;  // the response's body (wiped after sending when it held a value)
   bool keep_open_ = true;
   bool header_seen_ = false;
-  std::size_t sent_ = 0;         // bytes of head_ + body_ sent so far
-  int inline_requests_ = 0;      // requests served since this connection last waited
+  std::size_t sent_ = 0;     // bytes of head_ + body_ sent so far
+  int inline_requests_ = 0;  // requests served since this connection last waited
   policy::Subject subject_;
   bool subject_known_;
   std::uint32_t uid_;
@@ -515,7 +534,9 @@ void Server::Impl::DoAccept() {
       if (ec == net::error::operation_aborted) return;
       // Out of descriptors or memory: pause instead of spinning.
       auto t = std::make_shared<net::steady_timer>(control, std::chrono::milliseconds(50));
-      t->async_wait([this, t](beast::error_code) { if (!stopping) DoAccept(); });
+      t->async_wait([this, t](beast::error_code) {
+        if (!stopping) DoAccept();
+      });
       return;
     }
     OnAccept(loop, std::move(sock));
@@ -532,9 +553,10 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
   if (!Admit(cred.uid, *l)) {
     api.CountConnectionRefused();
     std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", "-");
-    std::string msg = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                      "Retry-After: 1\r\nContent-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string msg =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Retry-After: 1\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     return;  // the socket closes as it goes out of scope
   }
@@ -611,9 +633,7 @@ void Server::Impl::StopNow() {
 Server::Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads)
     : impl_(std::make_unique<Impl>(api, limits, io_threads, worker_threads)) {}
 
-Server::~Server() {
-  impl_->workers.join();
-}
+Server::~Server() { impl_->workers.join(); }
 
 Status Server::Listen(int fd) {
   beast::error_code ec;

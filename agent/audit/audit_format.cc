@@ -194,8 +194,8 @@ std::string FormatTime(std::chrono::system_clock::time_point t) {
     std::tm tm{};
     ::gmtime_r(&secs, &tm);
     char buf[96];  // ample for any int fields, so the format never truncates
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_prefix = buf;
     cached_secs = secs;
   }

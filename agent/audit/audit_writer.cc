@@ -10,7 +10,7 @@ namespace sk::audit {
 namespace {
 
 constexpr std::string_view kTmpSuffix = ".tmp";
-constexpr std::size_t kPendingFlushBytes = 16 * 1024;  // read records written together
+constexpr std::size_t kPendingFlushBytes = 16 * 1024;    // read records written together
 constexpr std::chrono::milliseconds kPendingMaxAge{50};  // the longest a read record waits under load
 
 Status AsUnavailable(const Status& st) {

@@ -1,9 +1,9 @@
 #include "agent/config/config.h"
 
+#include <toml++/toml.h>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace sk::config {
 namespace {
@@ -48,8 +48,9 @@ class TableReader {
     out.clear();
     for (const toml::node& e : *a) {
       if (!e.is_integer() || **e.as_integer() < lo || **e.as_integer() > hi) {
-        return Bad(source_, e.source(),
-                   name_ + "." + key + " holds integers from " + std::to_string(lo) + " to " + std::to_string(hi));
+        return Bad(
+            source_, e.source(),
+            name_ + "." + key + " holds integers from " + std::to_string(lo) + " to " + std::to_string(hi));
       }
       out.push_back(static_cast<int>(**e.as_integer()));
     }
@@ -90,9 +91,10 @@ Status Apply(const toml::table& root, AgentConfig& c) {
     return n->as_table();
   };
   for (const auto& [k, v] : root) {
-    static const std::set<std::string> known = {"agent", "store", "backend", "pkcs11", "tpm",
-                                                "limits", "cache", "policy", "audit"};
-    if (known.count(std::string(k.str())) == 0) return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
+    static const std::set<std::string> known = {"agent",  "store", "backend", "pkcs11", "tpm",
+                                                "limits", "cache", "policy",  "audit"};
+    if (known.count(std::string(k.str())) == 0)
+      return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
   }
 
   SK_ASSIGN_OR_RETURN(const toml::table* agent, table("agent"));
@@ -163,7 +165,8 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(t.Int("nv_anchor_index", c.backend.tpm.nv_anchor_index, 0x01000000, 0x01FFFFFF));
   SK_RETURN_IF_ERROR(t.Int("primary_handle", c.backend.tpm.primary_handle, 0, 0x81FFFFFF));
   SK_RETURN_IF_ERROR(t.Finish());
-  c.backend.tpm.state_dir = Under(c.state_dir, c.backend.tpm.state_dir.empty() ? "tpm" : c.backend.tpm.state_dir);
+  c.backend.tpm.state_dir =
+      Under(c.state_dir, c.backend.tpm.state_dir.empty() ? "tpm" : c.backend.tpm.state_dir);
   c.backend.tpm.auth_file = Under(c.state_dir, c.backend.tpm.auth_file);
 
   SK_ASSIGN_OR_RETURN(const toml::table* limits, table("limits"));
@@ -208,8 +211,9 @@ Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source
     toml::table root = toml::parse(text, source);
     SK_RETURN_IF_ERROR(Apply(root, c));
   } catch (const toml::parse_error& e) {
-    return InvalidArgument(source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
-                           "bad_config");
+    return InvalidArgument(
+        source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()),
+        "bad_config");
   }
   return c;
 }

@@ -46,8 +46,8 @@ struct AgentConfig {
   secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
   hsm::BackendConfig backend;
   Limits limits;
-  std::string policy_file;    // "" = built-in policy (root and the agent's own uid)
-  std::string audit_dir;      // "" = no audit log
+  std::string policy_file;  // "" = built-in policy (root and the agent's own uid)
+  std::string audit_dir;    // "" = no audit log
   std::size_t audit_segment_bytes = 16 * 1024 * 1024;
 };
 

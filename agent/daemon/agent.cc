@@ -38,9 +38,12 @@ Status Agent::Unseal() {
     service_.reset();
     audit_.reset();
     backend_.reset();
-    sealed_ = st.code() == Code::kSealed ? st : Status(Code::kSealed, std::string(st.reason()), std::string(st.message()));
+    sealed_ = st.code() == Code::kSealed
+                  ? st
+                  : Status(Code::kSealed, std::string(st.reason()), std::string(st.message()));
     alerts::Alert a;
-    a.kind = st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected : alerts::AlertKind::kUnsealFailed;
+    a.kind = st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
+                                              : alerts::AlertKind::kUnsealFailed;
     a.message = "sealkeepd could not unseal: " + st.ToString();
     a.reason = std::string(st.reason());
     alerts_->Raise(std::move(a));
@@ -51,7 +54,8 @@ Status Agent::Unseal() {
 Status Agent::UnsealLocked() {
   SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyBackend> backend, hsm::OpenBackend(config_.backend));
   backend_ = std::move(backend);
-  SK_ASSIGN_OR_RETURN(std::unique_ptr<secrets::SecretService> svc, secrets::SecretService::Open(backend_, config_.store));
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<secrets::SecretService> svc,
+                      secrets::SecretService::Open(backend_, config_.store));
   std::shared_ptr<secrets::SecretService> service = std::move(svc);
   if (!config_.audit_dir.empty()) {
     audit::AuditWriterOptions ao;
@@ -78,7 +82,8 @@ void Agent::Seal(const std::string& why) {
 
 Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
   std::lock_guard lock(mu_);
-  if (service_) return FailedPrecondition("the agent is unsealed: there is nothing to recover", "nothing_to_recover");
+  if (service_)
+    return FailedPrecondition("the agent is unsealed: there is nothing to recover", "nothing_to_recover");
   if (sealed_.reason() != "replay_detected") {
     return FailedPrecondition("the agent is sealed for another reason (" + std::string(sealed_.reason()) +
                                   "): recover only accepts a store refused as replay_detected",
@@ -86,7 +91,8 @@ Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
   }
   SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyBackend> backend, hsm::OpenBackend(config_.backend));
   std::shared_ptr<hsm::KeyBackend> shared = std::move(backend);
-  SK_ASSIGN_OR_RETURN(std::string accepted, secrets::SecretService::AcceptRollback(shared, config_.store, actor));
+  SK_ASSIGN_OR_RETURN(std::string accepted,
+                      secrets::SecretService::AcceptRollback(shared, config_.store, actor));
   shared.reset();
   SK_RETURN_IF_ERROR(UnsealLocked());
   return accepted;

@@ -20,8 +20,9 @@ std::string StatusLine(Agent& agent) {
     return "sealed: " + st.ToString();
   }
   secrets::ServiceStatus s = svc->Report();
-  return "unsealed; journal head " + std::to_string(s.head_seq) + ", anchored " + std::to_string(s.anchor.seq) +
-         ", " + s.backend.kind + " generation " + std::to_string(s.backend.current_generation);
+  return "unsealed; journal head " + std::to_string(s.head_seq) + ", anchored " +
+         std::to_string(s.anchor.seq) + ", " + s.backend.kind + " generation " +
+         std::to_string(s.backend.current_generation);
 }
 
 }  // namespace
@@ -77,7 +78,8 @@ int RunDaemon(const config::AgentConfig& config) {
       if (st.ok()) {
         Log(LogLevel::kInfo, "SIGHUP: policy reloaded");
       } else {
-        Log(LogLevel::kWarning, "SIGHUP: the new policy is not valid, keeping the running one: " + st.ToString());
+        Log(LogLevel::kWarning,
+            "SIGHUP: the new policy is not valid, keeping the running one: " + st.ToString());
       }
       if (!config.source.empty()) {
         auto fresh = config::LoadConfig(config.source);

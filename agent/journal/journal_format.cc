@@ -5,7 +5,13 @@ namespace {
 
 Status Malformed(const std::string& why) { return Status(Code::kCorruption, "malformed_entry", why); }
 
-enum Tag : std::uint8_t { kTagLabels = 1, kTagMaxVersions = 2, kTagSnapshot = 3, kTagNote = 4, kTagStoreId = 5 };
+enum Tag : std::uint8_t {
+  kTagLabels = 1,
+  kTagMaxVersions = 2,
+  kTagSnapshot = 3,
+  kTagNote = 4,
+  kTagStoreId = 5
+};
 
 Bytes EncodeDetail(const Detail& d) {
   ByteWriter w;
@@ -35,7 +41,9 @@ Status DecodeDetail(ByteView bytes, Detail& d) {
     if (tag <= last_tag) return Malformed("detail tags out of order or repeated");
     last_tag = tag;
     switch (tag) {
-      case kTagLabels: d.labels.assign(AsChars(v)); break;
+      case kTagLabels:
+        d.labels.assign(AsChars(v));
+        break;
       case kTagMaxVersions: {
         ByteReader n(v);
         std::uint32_t m = 0;
@@ -43,10 +51,17 @@ Status DecodeDetail(ByteView bytes, Detail& d) {
         d.max_versions = m;
         break;
       }
-      case kTagSnapshot: d.snapshot.assign(AsChars(v)); break;
-      case kTagNote: d.note.assign(AsChars(v)); break;
-      case kTagStoreId: d.store_id.assign(v.begin(), v.end()); break;
-      default: return Malformed("unknown detail tag " + std::to_string(tag));
+      case kTagSnapshot:
+        d.snapshot.assign(AsChars(v));
+        break;
+      case kTagNote:
+        d.note.assign(AsChars(v));
+        break;
+      case kTagStoreId:
+        d.store_id.assign(v.begin(), v.end());
+        break;
+      default:
+        return Malformed("unknown detail tag " + std::to_string(tag));
     }
   }
   return OkStatus();
@@ -56,18 +71,30 @@ Status DecodeDetail(ByteView bytes, Detail& d) {
 
 std::string_view KindName(Kind kind) {
   switch (kind) {
-    case Kind::kInit: return "init";
-    case Kind::kPut: return "put";
-    case Kind::kDelete: return "delete";
-    case Kind::kUndelete: return "undelete";
-    case Kind::kDestroy: return "destroy";
-    case Kind::kRollback: return "rollback";
-    case Kind::kRestore: return "restore";
-    case Kind::kFloor: return "floor";
-    case Kind::kSnapshot: return "snapshot";
-    case Kind::kRotate: return "rotate";
-    case Kind::kRecover: return "recover";
-    case Kind::kReseal: return "reseal";
+    case Kind::kInit:
+      return "init";
+    case Kind::kPut:
+      return "put";
+    case Kind::kDelete:
+      return "delete";
+    case Kind::kUndelete:
+      return "undelete";
+    case Kind::kDestroy:
+      return "destroy";
+    case Kind::kRollback:
+      return "rollback";
+    case Kind::kRestore:
+      return "restore";
+    case Kind::kFloor:
+      return "floor";
+    case Kind::kSnapshot:
+      return "snapshot";
+    case Kind::kRotate:
+      return "rotate";
+    case Kind::kRecover:
+      return "recover";
+    case Kind::kReseal:
+      return "reseal";
   }
   return "unknown";
 }
@@ -110,7 +137,8 @@ Result<Entry> DecodeEntry(ByteView bytes) {
             r.Fixed(e.content_digest) && r.Fixed(e.dek_commit) && r.Fixed(e.prev_path_hash) &&
             r.Fixed(e.prev_hash) && r.Var16(detail, kMaxDetailBytes);
   if (!ok) return Malformed("entry truncated or a field exceeds its cap");
-  if (version != kEntryFormatVersion) return Malformed("unknown entry format version " + std::to_string(version));
+  if (version != kEntryFormatVersion)
+    return Malformed("unknown entry format version " + std::to_string(version));
   if (!r.AtEnd()) return Malformed("trailing bytes after the entry");
   if (!IsKnownKind(kind)) return Malformed("unknown entry kind " + std::to_string(kind));
   e.kind = static_cast<Kind>(kind);
@@ -130,7 +158,8 @@ Bytes EncodeHeadBody(const Head& h) {
 
 Result<std::pair<Head, Digest>> DecodeHeadRecord(ByteView record) {
   auto bad = [](const std::string& why) { return Status(Code::kCorruption, "malformed_head", why); };
-  if (record.size() != kHeadRecordSize) return bad("sealed head has " + std::to_string(record.size()) + " bytes");
+  if (record.size() != kHeadRecordSize)
+    return bad("sealed head has " + std::to_string(record.size()) + " bytes");
   ByteReader r(record);
   std::uint8_t version = 0;
   Head h;

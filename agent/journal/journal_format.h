@@ -62,18 +62,18 @@ inline constexpr std::size_t kHeadBodySize = 1 + 8 + 32 + 8 + 32;
 inline constexpr std::size_t kHeadRecordSize = kHeadBodySize + 32;
 
 enum class Kind : std::uint8_t {
-  kInit = 1,       // genesis: store id in detail
-  kPut = 2,        // new version
-  kDelete = 3,     // soft delete of a version
-  kUndelete = 4,   // undo a soft delete
-  kDestroy = 5,    // data key and ciphertext erased; note "pruned" when by max_versions
-  kRollback = 6,   // new version holding from_version's value
-  kRestore = 7,    // like rollback, from a snapshot (name in detail)
-  kFloor = 8,      // rollback floor raised to from_version
-  kSnapshot = 9,   // sealed snapshot created (name in detail)
-  kRotate = 10,    // master key rotated; everything re-wrapped under key_generation
-  kRecover = 11,   // an admin accepted a store older than the hardware anchor
-  kReseal = 12,    // the TPM seal was renewed for a new boot state (PCRs in note)
+  kInit = 1,      // genesis: store id in detail
+  kPut = 2,       // new version
+  kDelete = 3,    // soft delete of a version
+  kUndelete = 4,  // undo a soft delete
+  kDestroy = 5,   // data key and ciphertext erased; note "pruned" when by max_versions
+  kRollback = 6,  // new version holding from_version's value
+  kRestore = 7,   // like rollback, from a snapshot (name in detail)
+  kFloor = 8,     // rollback floor raised to from_version
+  kSnapshot = 9,  // sealed snapshot created (name in detail)
+  kRotate = 10,   // master key rotated; everything re-wrapped under key_generation
+  kRecover = 11,  // an admin accepted a store older than the hardware anchor
+  kReseal = 12,   // the TPM seal was renewed for a new boot state (PCRs in note)
 };
 
 std::string_view KindName(Kind kind);
@@ -84,11 +84,11 @@ inline bool WritesVersion(Kind k) { return k == Kind::kPut || k == Kind::kRollba
 using TxnId = std::array<std::uint8_t, kTxnIdSize>;
 
 struct Detail {
-  std::string labels;                        // tag 1
-  std::optional<std::uint32_t> max_versions; // tag 2
-  std::string snapshot;                      // tag 3
-  std::string note;                          // tag 4
-  Bytes store_id;                            // tag 5
+  std::string labels;                         // tag 1
+  std::optional<std::uint32_t> max_versions;  // tag 2
+  std::string snapshot;                       // tag 3
+  std::string note;                           // tag 4
+  Bytes store_id;                             // tag 5
 };
 
 struct Entry {

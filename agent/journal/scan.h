@@ -17,12 +17,12 @@
 namespace sk::journal {
 
 struct ScannedEntry {
-  std::uint64_t seq = 0;    // from the row
-  std::string row_path;     // the row's (unsealed) path column
-  Digest stored_seal{};     // the row's seal column: the entry's hash as far as links go
+  std::uint64_t seq = 0;       // from the row
+  std::string row_path;        // the row's (unsealed) path column
+  Digest stored_seal{};        // the row's seal column: the entry's hash as far as links go
   std::optional<Entry> entry;  // decoded; absent when the bytes do not parse
-  bool seal_ok = false;     // HMAC matches and the entry parsed with seq == row seq
-  bool link_ok = false;     // seq follows its predecessor and prev_hash is its stored seal
+  bool seal_ok = false;        // HMAC matches and the entry parsed with seq == row seq
+  bool link_ok = false;        // seq follows its predecessor and prev_hash is its stored seal
 };
 
 struct ScanSummary {

@@ -22,17 +22,19 @@ Result<TxnResult> ServiceImpl::Rotate(const Actor& actor) {
     SK_RETURN_IF_ERROR(b.writer().PutMeta("journal_key", wjk));
     SK_RETURN_IF_ERROR(b.writer().PutMeta("audit_key", wak));
     std::vector<std::tuple<std::string, std::uint64_t, Bytes>> rows;
-    SK_RETURN_IF_ERROR(b.writer().ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
-      if (!blob.erased) rows.emplace_back(path, v, std::move(blob.wrapped_dek));
-      return true;
-    }));
+    SK_RETURN_IF_ERROR(
+        b.writer().ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
+          if (!blob.erased) rows.emplace_back(path, v, std::move(blob.wrapped_dek));
+          return true;
+        }));
     std::uint64_t rewrapped = 0, skipped = 0;
     for (auto& [path, v, wrapped] : rows) {
       Bytes aad = DekAad(store_id_, path, v);
       auto dek = backend_->Unwrap(wrapped, aad);
       if (!dek.ok()) {
         std::string_view r = dek.status().reason();
-        if (r == "does_not_verify" || r == "malformed_blob" || r == "wrong_token" || r == "wrong_tpm" || r == "key_retired") {
+        if (r == "does_not_verify" || r == "malformed_blob" || r == "wrong_token" || r == "wrong_tpm" ||
+            r == "key_retired") {
           ++skipped;  // it does not verify now and will not after; verification reports it
           continue;
         }
@@ -126,41 +128,45 @@ Result<VerifyReport> ServiceImpl::VerifyAll() {
       if (row) at = row->seal;
     }
     auto d = journal::DecideAnchor(rep.anchor, *head, at);
-    rep.anchor_state = d.verdict == journal::AnchorVerdict::kInSync       ? "in_sync"
+    rep.anchor_state = d.verdict == journal::AnchorVerdict::kInSync        ? "in_sync"
                        : d.verdict == journal::AnchorVerdict::kRollForward ? "ahead_of_anchor"
                                                                            : "replay";
-    if (d.verdict == journal::AnchorVerdict::kReplay) problem(rep.anchor.seq, "", 0, "replay_detected", d.explanation);
+    if (d.verdict == journal::AnchorVerdict::kReplay)
+      problem(rep.anchor.seq, "", 0, "replay_detected", d.explanation);
   }
 
   // Every version row against its sealed entry.
   SK_ASSIGN_OR_RETURN(auto entries, store_->NewReader());
-  SK_RETURN_IF_ERROR(reader->ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
-    ++rep.versions_checked;
-    std::optional<VersionInfo> info;
-    {
-      std::shared_lock lock(index_mu_);
-      const PathState* s = index_.Find(path);
-      if (s != nullptr && v >= 1 && v <= s->versions.size()) info = s->versions[v - 1];
-    }
-    if (!info) {
-      problem(0, path, v, "chain_broken", "a stored version has no journal entry");
-      return true;
-    }
-    bool destroyed = info->state == VersionState::kDestroyed;
-    if (destroyed != blob.erased) {
-      problem(info->created_seq, path, v, "content_mismatch",
-              destroyed ? "a destroyed version still holds bytes" : "a version's bytes were erased without a destroy");
-      return true;
-    }
-    if (destroyed) return true;
-    auto row = entries->GetEntry(info->created_seq);
-    if (!row.ok() || !*row) return true;  // reported by the journal scan
-    auto e = journal::DecodeEntry((*row)->entry);
-    if (e.ok() && !ConstantTimeEqual(Sha256(blob.ciphertext), e->content_digest)) {
-      problem(info->created_seq, path, v, "content_mismatch", "the stored ciphertext does not match its sealed digest");
-    }
-    return true;
-  }));
+  SK_RETURN_IF_ERROR(
+      reader->ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
+        ++rep.versions_checked;
+        std::optional<VersionInfo> info;
+        {
+          std::shared_lock lock(index_mu_);
+          const PathState* s = index_.Find(path);
+          if (s != nullptr && v >= 1 && v <= s->versions.size()) info = s->versions[v - 1];
+        }
+        if (!info) {
+          problem(0, path, v, "chain_broken", "a stored version has no journal entry");
+          return true;
+        }
+        bool destroyed = info->state == VersionState::kDestroyed;
+        if (destroyed != blob.erased) {
+          problem(info->created_seq, path, v, "content_mismatch",
+                  destroyed ? "a destroyed version still holds bytes"
+                            : "a version's bytes were erased without a destroy");
+          return true;
+        }
+        if (destroyed) return true;
+        auto row = entries->GetEntry(info->created_seq);
+        if (!row.ok() || !*row) return true;  // reported by the journal scan
+        auto e = journal::DecodeEntry((*row)->entry);
+        if (e.ok() && !ConstantTimeEqual(Sha256(blob.ciphertext), e->content_digest)) {
+          problem(info->created_seq, path, v, "content_mismatch",
+                  "the stored ciphertext does not match its sealed digest");
+        }
+        return true;
+      }));
   rep.ok = rep.problems.empty();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return rep;

@@ -10,7 +10,8 @@ namespace sk::secrets::internal {
 
 std::uint64_t NowMs() {
   using namespace std::chrono;
-  return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+  return static_cast<std::uint64_t>(
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
 bool PathMatchesPrefix(std::string_view path, std::string_view prefix) {
@@ -76,12 +77,15 @@ Result<const PendingEntry*> Batch::Append(journal::Entry e) {
     case journal::Kind::kRestore:
     case journal::Kind::kFloor:
     case journal::Kind::kRotate:
-    case journal::Kind::kRecover: anchor_needed = true; break;
+    case journal::Kind::kRecover:
+      anchor_needed = true;
+      break;
     case journal::Kind::kDestroy:
       checkpoint_needed = true;
       if (e.detail.note != "pruned") anchor_needed = true;
       break;
-    default: break;
+    default:
+      break;
   }
   tip_ = {e.seq, seal};
   pending_.push_back(PendingEntry{std::move(e), seal});
@@ -215,8 +219,7 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
     std::lock_guard lock(anchor_mu_);
     epoch_due = std::chrono::steady_clock::now() - last_anchor_time_ >= options_.epoch_interval;
   }
-  if (!b.pending().empty() &&
-      (options_.anchor_mode == AnchorMode::kStrict || b.anchor_needed || epoch_due)) {
+  if (!b.pending().empty() && (options_.anchor_mode == AnchorMode::kStrict || b.anchor_needed || epoch_due)) {
     anchored = AdvanceAnchor(b.tip());
     if (!anchored.ok()) {
       anchored = Status(Code::kUnavailable, "anchor_unavailable",

@@ -6,7 +6,8 @@ std::string DekCache::Key(const std::string& path, std::uint64_t version, std::u
   return path + '\0' + std::to_string(version) + '\0' + std::to_string(seq);
 }
 
-std::optional<CachedVersion> DekCache::Get(const std::string& path, std::uint64_t version, std::uint64_t seq) {
+std::optional<CachedVersion> DekCache::Get(const std::string& path, std::uint64_t version,
+                                           std::uint64_t seq) {
   if (capacity_ == 0) return std::nullopt;
   std::lock_guard lock(mu_);
   auto it = map_.find(Key(path, version, seq));

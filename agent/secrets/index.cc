@@ -8,9 +8,12 @@ using journal::Kind;
 
 std::string_view StateName(VersionState s) {
   switch (s) {
-    case VersionState::kLive: return "live";
-    case VersionState::kDeleted: return "deleted";
-    case VersionState::kDestroyed: return "destroyed";
+    case VersionState::kLive:
+      return "live";
+    case VersionState::kDeleted:
+      return "deleted";
+    case VersionState::kDestroyed:
+      return "destroyed";
   }
   return "unknown";
 }
@@ -32,10 +35,17 @@ VersionInfo Created(const journal::Entry& e, bool seal_ok) {
 // The effect of e on one version that already exists.
 void ApplyToVersion(VersionInfo& v, const journal::Entry& e, bool seal_ok) {
   switch (e.kind) {
-    case Kind::kDelete: v.state = VersionState::kDeleted; break;
-    case Kind::kUndelete: v.state = VersionState::kLive; break;
-    case Kind::kDestroy: v.state = VersionState::kDestroyed; break;
-    default: return;
+    case Kind::kDelete:
+      v.state = VersionState::kDeleted;
+      break;
+    case Kind::kUndelete:
+      v.state = VersionState::kLive;
+      break;
+    case Kind::kDestroy:
+      v.state = VersionState::kDestroyed;
+      break;
+    default:
+      return;
   }
   if (!seal_ok) v.seal_invalid = true;
 }

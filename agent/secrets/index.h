@@ -12,10 +12,10 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
-#include <unordered_map>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/journal/journal_format.h"
@@ -26,27 +26,27 @@ enum class VersionState : std::uint8_t { kLive, kDeleted, kDestroyed };
 std::string_view StateName(VersionState s);
 
 struct VersionInfo {
-  std::uint64_t created_seq = 0;   // the entry that wrote this version
+  std::uint64_t created_seq = 0;  // the entry that wrote this version
   std::uint64_t created_ms = 0;
   std::uint64_t expires_ms = 0;    // 0: never
   std::uint64_t from_version = 0;  // rollback/restore source
   std::uint32_t key_generation = 0;
   journal::Kind kind = journal::Kind::kPut;
   VersionState state = VersionState::kLive;
-  bool seal_invalid = false;       // an entry about this version failed its seal check
+  bool seal_invalid = false;  // an entry about this version failed its seal check
 };
 
 // Path-wide facts other than the version list.
 struct PathFields {
-  std::uint64_t head = 0;          // highest version number (versions are 1..head)
+  std::uint64_t head = 0;  // highest version number (versions are 1..head)
   std::uint64_t floor = 0;
   std::uint32_t max_versions = 0;  // 0: the service default
   std::string labels;              // of the latest written version
   std::uint64_t last_seq = 0;      // last entry about this path
   Digest last_hash{};
   std::uint64_t updated_ms = 0;
-  std::uint64_t chain_ok_from = 0; // entries below this seq are cut off from the path's chain
-  bool tainted = false;            // an entry naming this path could not be parsed
+  std::uint64_t chain_ok_from = 0;  // entries below this seq are cut off from the path's chain
+  bool tainted = false;             // an entry naming this path could not be parsed
 };
 
 struct PathState {
@@ -80,7 +80,7 @@ class Index {
   // Every path, sorted (views of the index's own keys), for listings by prefix.
   const std::set<std::string_view>& ordered() const { return ordered_; }
 
-  JournalTip tip;                  // global head
+  JournalTip tip;                    // global head
   std::uint64_t global_ok_from = 0;  // entries below this seq are cut off from the head
   std::uint64_t bad_seals = 0;
   std::vector<std::uint64_t> bad_seqs;  // first few, for reports
@@ -88,7 +88,7 @@ class Index {
 
  private:
   PathState& Slot(const std::string& path);
-  bool replaying_ = false;                    // new paths go to unsorted_ until FinishReplay
+  bool replaying_ = false;  // new paths go to unsorted_ until FinishReplay
   std::vector<std::string_view> unsorted_;
 
   // Hashed for the lookups every entry and read makes; node-based, so the key strings
@@ -111,7 +111,8 @@ struct PendingEntry {
 // pending entries, in order. Cheap: pending lists are short.
 class PathView {
  public:
-  PathView(const PathState* base, const std::vector<const PendingEntry*>* pending) : base_(base), pending_(pending) {}
+  PathView(const PathState* base, const std::vector<const PendingEntry*>* pending)
+      : base_(base), pending_(pending) {}
   bool exists() const { return fields().head > 0 || fields().last_seq > 0; }
   PathFields fields() const;
   std::optional<VersionInfo> version(std::uint64_t v) const;

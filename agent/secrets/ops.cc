@@ -11,13 +11,20 @@ namespace sk::secrets {
 
 std::string_view OpTypeName(Op::Type t) {
   switch (t) {
-    case Op::Type::kPut: return "put";
-    case Op::Type::kDelete: return "delete";
-    case Op::Type::kUndelete: return "undelete";
-    case Op::Type::kDestroy: return "destroy";
-    case Op::Type::kRollback: return "rollback";
-    case Op::Type::kCheckVersion: return "check-version";
-    case Op::Type::kFloor: return "floor";
+    case Op::Type::kPut:
+      return "put";
+    case Op::Type::kDelete:
+      return "delete";
+    case Op::Type::kUndelete:
+      return "undelete";
+    case Op::Type::kDestroy:
+      return "destroy";
+    case Op::Type::kRollback:
+      return "rollback";
+    case Op::Type::kCheckVersion:
+      return "check-version";
+    case Op::Type::kFloor:
+      return "floor";
   }
   return "unknown";
 }
@@ -72,13 +79,16 @@ Status ValidateOp(const Op& op, const ServiceOptions& options) {
   switch (op.type) {
     case Op::Type::kPut:
       if (op.value.size() > options.max_value_bytes) {
-        return Status(Code::kTooLarge, "value_too_large",
-                      "the value is larger than the limit of " + std::to_string(options.max_value_bytes) + " bytes");
+        return Status(
+            Code::kTooLarge, "value_too_large",
+            "the value is larger than the limit of " + std::to_string(options.max_value_bytes) + " bytes");
       }
-      if (op.expires_in_s > 100ULL * 365 * 24 * 3600) return InvalidArgument("expires_in is too large", "bad_request");
+      if (op.expires_in_s > 100ULL * 365 * 24 * 3600)
+        return InvalidArgument("expires_in is too large", "bad_request");
       return ValidateLabels(op.labels);
     case Op::Type::kRollback:
-      if (!op.version || *op.version == 0) return InvalidArgument("rollback needs a target version >= 1", "bad_request");
+      if (!op.version || *op.version == 0)
+        return InvalidArgument("rollback needs a target version >= 1", "bad_request");
       return OkStatus();
     case Op::Type::kCheckVersion:
       if (!op.version && !op.cas) return InvalidArgument("check-version needs a version", "bad_request");
@@ -86,7 +96,8 @@ Status ValidateOp(const Op& op, const ServiceOptions& options) {
     case Op::Type::kFloor:
       if (op.floor == 0) return InvalidArgument("a floor is a version >= 1", "bad_request");
       return OkStatus();
-    default: return OkStatus();
+    default:
+      return OkStatus();
   }
 }
 
@@ -159,7 +170,8 @@ Result<std::uint64_t> ServiceImpl::WriteVersion(Batch& b, const std::string& pat
   return version;
 }
 
-Result<OpenedVersion> ServiceImpl::CheckForRollback(Batch& b, const std::string& path, std::uint64_t version) {
+Result<OpenedVersion> ServiceImpl::CheckForRollback(Batch& b, const std::string& path,
+                                                    std::uint64_t version) {
   PathView view = b.View(path);
   PathFields fields = view.fields();
   std::optional<VersionInfo> info = view.version(version);
@@ -169,8 +181,9 @@ Result<OpenedVersion> ServiceImpl::CheckForRollback(Batch& b, const std::string&
   {
     std::lock_guard lock(anchor_mu_);
     if (hw.seq != anchor_.seq || hw.head_hash != anchor_.head_hash) {
-      return RefusalStatus({"replay_detected", "the hardware anchor moved behind sealkeep's back (it records seq " +
-                                                   std::to_string(hw.seq) + ")"});
+      return RefusalStatus(
+          {"replay_detected", "the hardware anchor moved behind sealkeep's back (it records seq " +
+                                  std::to_string(hw.seq) + ")"});
     }
   }
   VersionCheck c = MakeCheck(path, version, *info, fields);
@@ -224,11 +237,14 @@ class OpApplier {
     PathFields f = view.fields();
     SK_RETURN_IF_ERROR(CasCheck(op, f));
     switch (op.type) {
-      case Op::Type::kPut: return Put(op, f, out);
+      case Op::Type::kPut:
+        return Put(op, f, out);
       case Op::Type::kDelete:
       case Op::Type::kUndelete:
-      case Op::Type::kDestroy: return ChangeState(op, view, f, out);
-      case Op::Type::kRollback: return DoRollback(op, f, out);
+      case Op::Type::kDestroy:
+        return ChangeState(op, view, f, out);
+      case Op::Type::kRollback:
+        return DoRollback(op, f, out);
       case Op::Type::kCheckVersion: {
         std::uint64_t want = op.version ? *op.version : *op.cas;
         out.version = f.head;
@@ -239,7 +255,8 @@ class OpApplier {
         }
         return OkStatus();
       }
-      case Op::Type::kFloor: return Floor(op, f, out);
+      case Op::Type::kFloor:
+        return Floor(op, f, out);
     }
     return Internal("unknown op");
   }
@@ -261,13 +278,15 @@ class OpApplier {
     journal::Kind kind = journal::Kind::kDelete;
     switch (op.type) {
       case Op::Type::kDelete:
-        if (info->state == VersionState::kDestroyed) return Conflict(op.path + " version " + std::to_string(v) + " was destroyed", "destroyed");
+        if (info->state == VersionState::kDestroyed)
+          return Conflict(op.path + " version " + std::to_string(v) + " was destroyed", "destroyed");
         if (info->state == VersionState::kDeleted) return OkStatus();
         break;
       case Op::Type::kUndelete:
         if (info->state == VersionState::kDestroyed) {
-          return Conflict(op.path + " version " + std::to_string(v) + " was destroyed and cannot be undeleted",
-                          "destroyed");
+          return Conflict(
+              op.path + " version " + std::to_string(v) + " was destroyed and cannot be undeleted",
+              "destroyed");
         }
         if (info->state == VersionState::kLive) return OkStatus();
         kind = journal::Kind::kUndelete;
@@ -290,9 +309,10 @@ class OpApplier {
 
   Status DoRollback(const Op& op, const PathFields&, OpResult& out) {
     SK_ASSIGN_OR_RETURN(OpenedVersion src, svc_.CheckForRollback(b_, op.path, *op.version));
-    SK_ASSIGN_OR_RETURN(out.version,
-                        svc_.WriteVersion(b_, op.path, src.value.Expose(), journal::Kind::kRollback, *op.version,
-                                          src.entry.detail.labels, std::nullopt, src.entry.expires_ms, "", actor_));
+    SK_ASSIGN_OR_RETURN(
+        out.version,
+        svc_.WriteVersion(b_, op.path, src.value.Expose(), journal::Kind::kRollback, *op.version,
+                          src.entry.detail.labels, std::nullopt, src.entry.expires_ms, "", actor_));
     return svc_.Prune(b_, op.path, actor_);
   }
 
@@ -300,9 +320,9 @@ class OpApplier {
     out.version = op.floor;
     if (f.head == 0) return NoVersion(op.path, 0);
     if (op.floor > f.head) {
-      return InvalidArgument("the floor " + std::to_string(op.floor) + " is above the head version " +
-                                 std::to_string(f.head),
-                             "floor_above_head");
+      return InvalidArgument(
+          "the floor " + std::to_string(op.floor) + " is above the head version " + std::to_string(f.head),
+          "floor_above_head");
     }
     if (op.floor < f.floor) {
       return Conflict("floors only go up: " + op.path + " already has floor " + std::to_string(f.floor),
@@ -402,7 +422,8 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
         g_last_idempotency_purge_ms = b.now_ms();
         auto ttl_ms = static_cast<std::int64_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(options_.idempotency_ttl).count());
-        SK_RETURN_IF_ERROR(b.writer().DeleteIdempotencyBefore(static_cast<std::int64_t>(b.now_ms()) - ttl_ms));
+        SK_RETURN_IF_ERROR(
+            b.writer().DeleteIdempotencyBefore(static_cast<std::int64_t>(b.now_ms()) - ttl_ms));
       }
     }
     return OkStatus();

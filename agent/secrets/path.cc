@@ -43,7 +43,8 @@ Status ValidateSnapshotName(std::string_view name) {
     return InvalidArgument("a snapshot name is 1-128 characters of [A-Za-z0-9._-]", "bad_name");
   }
   for (char c : name) {
-    if (!SegmentChar(c)) return InvalidArgument("a snapshot name is 1-128 characters of [A-Za-z0-9._-]", "bad_name");
+    if (!SegmentChar(c))
+      return InvalidArgument("a snapshot name is 1-128 characters of [A-Za-z0-9._-]", "bad_name");
   }
   return OkStatus();
 }

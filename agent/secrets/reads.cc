@@ -44,7 +44,8 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
   c.fields = at.fields;
   c.global_ok_from = at.global_ok_from;
   SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
-  CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_, /*trust_cached_entry=*/true};
+  CheckContext ctx{lease.reader(), lease.sealer(), *backend_,
+                   store_id_,      &cache_,        /*trust_cached_entry=*/true};
   auto opened = CheckVersion(ctx, c, true);
   if (!opened.ok()) {
     const Status& st = opened.status();
@@ -106,7 +107,8 @@ Result<std::vector<VersionReport>> ServiceImpl::Versions(const std::string& path
     global_ok_from = index_.global_ok_from;
   }
   SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
-  SK_ASSIGN_OR_RETURN(std::uint64_t disk_ok_from, PathChainOkFrom(lease.reader(), lease.sealer(), path, state.fields));
+  SK_ASSIGN_OR_RETURN(std::uint64_t disk_ok_from,
+                      PathChainOkFrom(lease.reader(), lease.sealer(), path, state.fields));
   CheckContext ctx{lease.reader(), lease.sealer(), *backend_, store_id_, &cache_};
   std::vector<VersionReport> out;
   for (std::uint64_t v = 1; v <= state.versions.size(); ++v) {

@@ -39,17 +39,17 @@ struct FaultHooks {
 };
 
 struct ServiceOptions {
-  std::string store_path;             // the SQLite file, e.g. <state>/store.db
-  std::string vfs;                    // "" (default) or "sk-fault" (fault tests)
+  std::string store_path;  // the SQLite file, e.g. <state>/store.db
+  std::string vfs;         // "" (default) or "sk-fault" (fault tests)
   AnchorMode anchor_mode = AnchorMode::kEpoch;
   std::chrono::milliseconds epoch_interval{60'000};
   std::uint32_t default_max_versions = 0;  // 0: keep every version
   std::size_t max_value_bytes = 64 * 1024;
-  std::size_t dek_cache_entries = 4096;    // 0 disables the cache
+  std::size_t dek_cache_entries = 4096;  // 0 disables the cache
   std::chrono::milliseconds dek_cache_ttl{300'000};
   int verify_threads = 2;
-  bool read_only = false;                  // offline verification: no writes, no anchor moves
-  std::size_t max_batch = 512;             // transactions per group commit
+  bool read_only = false;       // offline verification: no writes, no anchor moves
+  std::size_t max_batch = 512;  // transactions per group commit
   std::chrono::hours idempotency_ttl{24};
   const FaultHooks* hooks = nullptr;
 };
@@ -65,14 +65,14 @@ struct Op {
   enum class Type { kPut, kDelete, kUndelete, kDestroy, kRollback, kCheckVersion, kFloor };
   Type type = Type::kPut;
   std::string path;
-  SecretBytes value;                    // put
-  std::optional<std::uint64_t> cas;     // the head version the caller saw (0: path must not exist)
-  std::optional<std::uint64_t> version; // delete/undelete/destroy: which (default: head);
-                                        // check-version: the head it must be; rollback: target
-  std::uint64_t expires_in_s = 0;       // put: 0 never
-  Labels labels;                        // put
+  SecretBytes value;                          // put
+  std::optional<std::uint64_t> cas;           // the head version the caller saw (0: path must not exist)
+  std::optional<std::uint64_t> version;       // delete/undelete/destroy: which (default: head);
+                                              // check-version: the head it must be; rollback: target
+  std::uint64_t expires_in_s = 0;             // put: 0 never
+  Labels labels;                              // put
   std::optional<std::uint32_t> max_versions;  // put
-  std::uint64_t floor = 0;              // floor
+  std::uint64_t floor = 0;                    // floor
 };
 std::string_view OpTypeName(Op::Type t);
 
@@ -83,7 +83,7 @@ struct OpResult {
 };
 
 struct TxnResult {
-  std::string txn_id;  // hex
+  std::string txn_id;     // hex
   std::uint64_t seq = 0;  // journal head after the commit
   std::vector<OpResult> results;
   bool replayed = false;  // an idempotent retry: nothing was applied this time
@@ -109,8 +109,8 @@ struct PathSummary {
 
 struct VersionReport {
   std::uint64_t version = 0;
-  std::string state;   // live, deleted, destroyed
-  std::string kind;    // put, rollback, restore
+  std::string state;  // live, deleted, destroyed
+  std::string kind;   // put, rollback, restore
   std::uint64_t from_version = 0;
   std::uint64_t created_ms = 0;
   std::uint64_t expires_ms = 0;
@@ -155,7 +155,7 @@ struct VerifyReport {
   std::uint64_t head_seq = 0;
   std::string head_hash;  // hex
   hsm::Anchor anchor;
-  std::string anchor_state;  // in_sync, roll_forward, replay
+  std::string anchor_state;              // in_sync, roll_forward, replay
   std::vector<JournalProblem> problems;  // the first 1000
   double seconds = 0;
 };
@@ -183,11 +183,12 @@ class SecretService {
                                                      const ServiceOptions& options);
   // `sealkeep recover --accept-rollback`: accepts a store that Open refuses with
   // replay_detected as the new truth. Journaled (kind recover) and anchored.
-  static Result<std::string> AcceptRollback(std::shared_ptr<hsm::KeyBackend> backend, const ServiceOptions& options,
-                                            const Actor& actor);
+  static Result<std::string> AcceptRollback(std::shared_ptr<hsm::KeyBackend> backend,
+                                            const ServiceOptions& options, const Actor& actor);
   virtual ~SecretService() = default;
 
-  virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key, const Actor& actor) = 0;
+  virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
+                                     const Actor& actor) = 0;
   virtual Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) = 0;
   virtual Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) = 0;
   virtual Result<std::vector<VersionReport>> Versions(const std::string& path) = 0;

@@ -86,8 +86,8 @@ class Batch {
   void BeginTxn(const journal::TxnId& id) { txn_id_ = id; }
   const journal::TxnId& txn_id() const { return txn_id_; }
 
-  bool anchor_needed = false;      // an entry kind that must be anchored at once
-  bool checkpoint_needed = false;  // something was erased
+  bool anchor_needed = false;                      // an entry kind that must be anchored at once
+  bool checkpoint_needed = false;                  // something was erased
   std::map<std::string, std::string> idempotency;  // keys recorded in this batch -> digest hex
 
   struct Mark {
@@ -120,7 +120,8 @@ struct Job {
 class ServiceImpl final : public SecretService {
  public:
   ServiceImpl(std::shared_ptr<hsm::KeyBackend> backend, ServiceOptions options)
-      : backend_(std::move(backend)), options_(std::move(options)),
+      : backend_(std::move(backend)),
+        options_(std::move(options)),
         cache_(options_.dek_cache_entries, options_.dek_cache_ttl) {}
   ~ServiceImpl() override;
   ServiceImpl(const ServiceImpl&) = delete;
@@ -130,14 +131,16 @@ class ServiceImpl final : public SecretService {
   Status Init(bool read_only, bool accept_rollback, const Actor& actor, std::string* recovered);
 
   // ops.cc
-  Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key, const Actor& actor) override;
+  Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
+                             const Actor& actor) override;
   // reads.cc
   Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) override;
   Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) override;
   Result<std::vector<VersionReport>> Versions(const std::string& path) override;
   Result<Labels> PathLabels(const std::string& path) override;
   // snapshots.cc
-  Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix, const Actor& actor) override;
+  Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
+                                   const Actor& actor) override;
   Result<SnapshotInfo> GetSnapshot(const std::string& name) override;
   Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) override;
   // admin.cc

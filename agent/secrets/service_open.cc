@@ -112,9 +112,10 @@ Status ServiceImpl::LoadKeys() {
     const sk::Status& err = !jk.ok() ? jk.status() : ak.status();
     std::string_view r = err.reason();
     if (r == "does_not_verify" || r == "wrong_token" || r == "wrong_tpm" || r == "malformed_blob") {
-      return Sealed("store_key_invalid", "the store's journal or audit key does not unwrap with this " +
-                                             backend_->Info().kind + " backend (" + std::string(r) +
-                                             "): the store belongs to another token or TPM, or was tampered with");
+      return Sealed("store_key_invalid",
+                    "the store's journal or audit key does not unwrap with this " + backend_->Info().kind +
+                        " backend (" + std::string(r) +
+                        "): the store belongs to another token or TPM, or was tampered with");
     }
     return err.WithContext("unwrapping the store's keys");
   }
@@ -153,7 +154,8 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
     SK_ASSIGN_OR_RETURN(auto reader, store_->NewReader());
     SK_ASSIGN_OR_RETURN(auto id, reader->GetMeta(kMetaStoreId));
     if (!id) {
-      if (read_only) return Status(Code::kNotFound, "store_empty", "the store at " + so.path + " holds nothing yet");
+      if (read_only)
+        return Status(Code::kNotFound, "store_empty", "the store at " + so.path + " holds nothing yet");
       SK_RETURN_IF_ERROR(CreateStore(actor));
       created = true;
     }
@@ -190,14 +192,15 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
   }
   journal::AnchorDecision decision = journal::DecideAnchor(hw, *head, seal_at_anchor);
   if (created && decision.verdict == journal::AnchorVerdict::kReplay) {
-    decision.explanation = "this store is new, but the hardware anchor records seq " + std::to_string(hw.seq) +
-                           " of an earlier store: the store was deleted or replaced";
+    decision.explanation = "this store is new, but the hardware anchor records seq " +
+                           std::to_string(hw.seq) + " of an earlier store: the store was deleted or replaced";
   }
 
   if (decision.verdict == journal::AnchorVerdict::kReplay) {
     if (!accept_rollback) {
-      return Sealed("replay_detected", decision.explanation +
-                                           "; to accept this store anyway run `sealkeep recover --accept-rollback`");
+      return Sealed(
+          "replay_detected",
+          decision.explanation + "; to accept this store anyway run `sealkeep recover --accept-rollback`");
     }
     // Journal the acceptance, then anchor the new head.
     SK_ASSIGN_OR_RETURN(store::Writer * w, store_->Begin());
@@ -227,8 +230,7 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
   }
 
   readers_ = std::make_unique<ReaderPool>(*store_, jk_);
-  start_verify_seconds_ =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  start_verify_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!read_only) StartCommitter();
   return OkStatus();
 }

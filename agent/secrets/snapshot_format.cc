@@ -25,7 +25,8 @@ Result<SnapshotBody> DecodeSnapshot(ByteView bytes) {
   std::uint8_t version = 0;
   std::uint32_t count = 0;
   SnapshotBody b;
-  if (!(r.U8(version) && r.Var16(b.name, 128) && r.Var16(b.prefix, 256) && r.U64(b.created_ms) && r.U32(count))) {
+  if (!(r.U8(version) && r.Var16(b.name, 128) && r.Var16(b.prefix, 256) && r.U64(b.created_ms) &&
+        r.U32(count))) {
     return bad("snapshot truncated");
   }
   if (version != 0x01) return bad("unknown snapshot format version " + std::to_string(version));

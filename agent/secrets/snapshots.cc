@@ -25,7 +25,8 @@ Result<SnapshotBody> LoadSnapshot(store::Reader& reader, const SecretBytes& jk, 
     return Conflict("snapshot " + name + " does not verify", "seal_invalid");
   }
   SK_ASSIGN_OR_RETURN(SnapshotBody body, DecodeSnapshot(rec->body));
-  if (body.name != name) return Conflict("snapshot " + name + " holds another snapshot's body", "seal_invalid");
+  if (body.name != name)
+    return Conflict("snapshot " + name + " holds another snapshot's body", "seal_invalid");
   return body;
 }
 
@@ -39,7 +40,8 @@ Result<TxnResult> ServiceImpl::CreateSnapshot(const std::string& name, const std
   Status st = Submit([&](Batch& b) -> Status {
     result = TxnResult{};
     SK_ASSIGN_OR_RETURN(auto existing, b.writer().GetSnapshot(name));
-    if (existing) return Status(Code::kAlreadyExists, "snapshot_exists", "a snapshot named " + name + " exists");
+    if (existing)
+      return Status(Code::kAlreadyExists, "snapshot_exists", "a snapshot named " + name + " exists");
     SnapshotBody body;
     body.name = name;
     body.prefix = prefix;
@@ -112,12 +114,13 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(const std::string& name, cons
       // Already there: the head is the target, or a live copy of it (an earlier restore or
       // rollback), so restoring twice changes nothing the second time.
       const bool head_is_target =
-          head == target || (head_info && head_info->from_version == target &&
-                             (head_info->kind == journal::Kind::kRestore || head_info->kind == journal::Kind::kRollback));
+          head == target ||
+          (head_info && head_info->from_version == target &&
+           (head_info->kind == journal::Kind::kRestore || head_info->kind == journal::Kind::kRollback));
       if (head_is_target && head_info && head_info->state == VersionState::kLive) continue;
-      SK_ASSIGN_OR_RETURN(std::uint64_t v,
-                          WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore, target,
-                                       src.entry.detail.labels, std::nullopt, src.entry.expires_ms, name, actor));
+      SK_ASSIGN_OR_RETURN(std::uint64_t v, WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore,
+                                                        target, src.entry.detail.labels, std::nullopt,
+                                                        src.entry.expires_ms, name, actor));
       SK_RETURN_IF_ERROR(Prune(b, path, actor));
       report.result.results.push_back({"restore", path, v});
     }

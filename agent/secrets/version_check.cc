@@ -19,7 +19,8 @@ Status RefusalStatus(const Refusal& r) { return Status(Code::kConflict, r.reason
 std::optional<Refusal> CheckIndexed(const VersionCheck& c) {
   if (c.info.state == VersionState::kDestroyed) return Refusal{"destroyed", Name(c) + " was destroyed"};
   if (c.version < c.fields.floor) {
-    return Refusal{"below_floor", Name(c) + " is below the path's rollback floor " + std::to_string(c.fields.floor)};
+    return Refusal{"below_floor",
+                   Name(c) + " is below the path's rollback floor " + std::to_string(c.fields.floor)};
   }
   if (c.info.seal_invalid || c.fields.tainted) {
     return Refusal{"seal_invalid", "a journal entry of " + Name(c) + " does not verify"};
@@ -33,7 +34,9 @@ std::optional<Refusal> CheckIndexed(const VersionCheck& c) {
 
 Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, bool open_value) {
   if (auto r = CheckIndexed(c)) return RefusalStatus(*r);
-  auto refuse = [&](const char* reason, const std::string& why) { return RefusalStatus({reason, Name(c) + ": " + why}); };
+  auto refuse = [&](const char* reason, const std::string& why) {
+    return RefusalStatus({reason, Name(c) + ": " + why});
+  };
 
   OpenedVersion out;
   std::optional<CachedVersion> cached;
@@ -69,7 +72,8 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
     auto unwrapped = ctx.backend.Unwrap(blob->wrapped_dek, DekAad(ctx.store_id, c.path, c.version));
     if (!unwrapped.ok()) {
       std::string_view reason = unwrapped.status().reason();
-      if (reason == "key_retired") return refuse("key_retired", "its data key's master-key generation is retired");
+      if (reason == "key_retired")
+        return refuse("key_retired", "its data key's master-key generation is retired");
       if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token" ||
           reason == "wrong_tpm") {
         return refuse("content_mismatch", "its wrapped data key does not verify");
@@ -81,7 +85,8 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
     }
     dek = std::make_shared<const SecretBytes>(std::move(unwrapped).value());
     if (ctx.cache != nullptr) {
-      ctx.cache->Put(c.path, c.version, c.info.created_seq, {dek, out.entry.content_digest, out.entry.detail.labels});
+      ctx.cache->Put(c.path, c.version, c.info.created_seq,
+                     {dek, out.entry.content_digest, out.entry.detail.labels});
     }
   }
 

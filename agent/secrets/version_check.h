@@ -31,7 +31,7 @@ struct VersionCheck {
 };
 
 struct Refusal {
-  std::string reason;   // seal_invalid, chain_broken, content_mismatch, destroyed, ...
+  std::string reason;  // seal_invalid, chain_broken, content_mismatch, destroyed, ...
   std::string message;
 };
 

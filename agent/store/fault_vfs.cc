@@ -33,7 +33,9 @@ bool Take(std::atomic<int>& counter) {
 }
 
 int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
-int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) { return Real(f)->pMethods->xRead(Real(f), p, n, off); }
+int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+  return Real(f)->pMethods->xRead(Real(f), p, n, off);
+}
 int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
   if (Take(g_plan.fail_writes)) return SQLITE_FULL;
   if (reinterpret_cast<FaultFile*>(f)->log_file && n > 1 && Take(g_plan.short_writes)) {
@@ -50,23 +52,48 @@ int Sync(sqlite3_file* f, int flags) {
 int FileSize(sqlite3_file* f, sqlite3_int64* size) { return Real(f)->pMethods->xFileSize(Real(f), size); }
 int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
 int Unlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-int CheckReservedLock(sqlite3_file* f, int* out) { return Real(f)->pMethods->xCheckReservedLock(Real(f), out); }
-int FileControl(sqlite3_file* f, int op, void* arg) { return Real(f)->pMethods->xFileControl(Real(f), op, arg); }
+int CheckReservedLock(sqlite3_file* f, int* out) {
+  return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+}
+int FileControl(sqlite3_file* f, int op, void* arg) {
+  return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+}
 int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
 int DeviceCharacteristics(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); }
 int ShmMap(sqlite3_file* f, int pg, int sz, int extend, void volatile** pp) {
   return Real(f)->pMethods->xShmMap(Real(f), pg, sz, extend, pp);
 }
-int ShmLock(sqlite3_file* f, int off, int n, int flags) { return Real(f)->pMethods->xShmLock(Real(f), off, n, flags); }
+int ShmLock(sqlite3_file* f, int off, int n, int flags) {
+  return Real(f)->pMethods->xShmLock(Real(f), off, n, flags);
+}
 void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
 int ShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
-int Fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** pp) { return Real(f)->pMethods->xFetch(Real(f), off, n, pp); }
-int Unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) { return Real(f)->pMethods->xUnfetch(Real(f), off, p); }
+int Fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** pp) {
+  return Real(f)->pMethods->xFetch(Real(f), off, n, pp);
+}
+int Unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
+  return Real(f)->pMethods->xUnfetch(Real(f), off, p);
+}
 
-const sqlite3_io_methods kMethods = {3,         Close,       Read,     Write,      Truncate,   Sync,
-                                     FileSize,  Lock,        Unlock,   CheckReservedLock,     FileControl,
-                                     SectorSize, DeviceCharacteristics, ShmMap, ShmLock, ShmBarrier,
-                                     ShmUnmap,  Fetch,       Unfetch};
+const sqlite3_io_methods kMethods = {3,
+                                     Close,
+                                     Read,
+                                     Write,
+                                     Truncate,
+                                     Sync,
+                                     FileSize,
+                                     Lock,
+                                     Unlock,
+                                     CheckReservedLock,
+                                     FileControl,
+                                     SectorSize,
+                                     DeviceCharacteristics,
+                                     ShmMap,
+                                     ShmLock,
+                                     ShmBarrier,
+                                     ShmUnmap,
+                                     Fetch,
+                                     Unfetch};
 
 int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
   auto* ff = reinterpret_cast<FaultFile*>(f);
@@ -78,7 +105,9 @@ int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* o
 }
 
 int Delete(sqlite3_vfs*, const char* name, int sync_dir) { return g_real->xDelete(g_real, name, sync_dir); }
-int Access(sqlite3_vfs*, const char* name, int flags, int* out) { return g_real->xAccess(g_real, name, flags, out); }
+int Access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  return g_real->xAccess(g_real, name, flags, out);
+}
 int FullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
   return g_real->xFullPathname(g_real, name, n, out);
 }

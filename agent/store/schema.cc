@@ -29,8 +29,8 @@ Status MigrateSchema(Db& db) {
   SK_ASSIGN_OR_RETURN(std::int64_t version, QueryInt(db, "PRAGMA user_version"));
   if (version > kSchemaVersion) {
     return Status(Code::kFailedPrecondition, "store_too_new",
-                  "the store has schema version " + std::to_string(version) + "; this sealkeep understands up to " +
-                      std::to_string(kSchemaVersion));
+                  "the store has schema version " + std::to_string(version) +
+                      "; this sealkeep understands up to " + std::to_string(kSchemaVersion));
   }
   if (version == 0) {
     SK_ASSIGN_OR_RETURN(std::int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_schema"));

@@ -14,20 +14,27 @@ Status SqliteStatus(int rc, std::string_view what, sqlite3* db) {
   if (db != nullptr && sqlite3_errcode(db) == rc) msg += " (" + std::string(sqlite3_errmsg(db)) + ")";
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return Status(Code::kUnavailable, "store_busy", msg);
+    case SQLITE_LOCKED:
+      return Status(Code::kUnavailable, "store_busy", msg);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return Status(Code::kCorruption, "store_corrupt", msg);
+    case SQLITE_NOTADB:
+      return Status(Code::kCorruption, "store_corrupt", msg);
     case SQLITE_FULL:
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
-    case SQLITE_PERM: return Status(Code::kUnavailable, "store_io_error", msg);
-    case SQLITE_CONSTRAINT: return Status(Code::kConflict, "store_constraint", msg);
-    default: return Status(Code::kInternal, "store_error", msg);
+    case SQLITE_PERM:
+      return Status(Code::kUnavailable, "store_io_error", msg);
+    case SQLITE_CONSTRAINT:
+      return Status(Code::kConflict, "store_constraint", msg);
+    default:
+      return Status(Code::kInternal, "store_error", msg);
   }
 }
 
-Stmt::Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_), status_(std::move(o.status_)) { o.stmt_ = nullptr; }
+Stmt::Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_), status_(std::move(o.status_)) {
+  o.stmt_ = nullptr;
+}
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
   if (this != &o) {
     sqlite3_finalize(stmt_);
@@ -89,7 +96,8 @@ std::int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col);
 std::string Stmt::Text(int col) const {
   const unsigned char* t = sqlite3_column_text(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);
-  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(n));
+  return t == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(n));
 }
 ByteView Stmt::Blob(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);
@@ -149,7 +157,8 @@ Status Db::Exec(std::string_view sql) {
 
 Result<Stmt> Db::Prepare(std::string_view sql) {
   sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s,
+                              nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(rc, "prepare", db_);
   return Stmt(db_, s);
 }

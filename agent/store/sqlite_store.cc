@@ -30,8 +30,9 @@ class Rows : public virtual Reader {
   explicit Rows(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
   Result<std::optional<VersionBlob>> GetVersion(std::string_view path, std::uint64_t version) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "SELECT ciphertext, wrapped_dek, erased FROM versions WHERE path = ?1 AND version = ?2"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached("SELECT ciphertext, wrapped_dek, erased FROM versions WHERE path = ?1 AND version = ?2"));
     s->Bind(1, path).Bind(2, I64(version));
     if (!s->Step()) {
       SK_RETURN_IF_ERROR(s->status());
@@ -59,7 +60,8 @@ class Rows : public virtual Reader {
   }
 
   Status ScanJournal(std::uint64_t from, const std::function<bool(JournalRecord&)>& fn) override {
-    SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare("SELECT seq, path, entry, seal FROM journal WHERE seq >= ?1 ORDER BY seq"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt s, db_->Prepare("SELECT seq, path, entry, seal FROM journal WHERE seq >= ?1 ORDER BY seq"));
     s.Bind(1, I64(from));
     while (s.Step()) {
       JournalRecord r = RecordFrom(s);
@@ -70,8 +72,9 @@ class Rows : public virtual Reader {
 
   Status ScanPathEntries(std::string_view path, std::uint64_t from,
                          const std::function<bool(JournalRecord&)>& fn) override {
-    SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare(
-        "SELECT seq, path, entry, seal FROM journal WHERE path = ?1 AND seq >= ?2 ORDER BY seq"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt s, db_->Prepare(
+                    "SELECT seq, path, entry, seal FROM journal WHERE path = ?1 AND seq >= ?2 ORDER BY seq"));
     s.Bind(1, path).Bind(2, I64(from));
     while (s.Step()) {
       JournalRecord r = RecordFrom(s);
@@ -82,8 +85,10 @@ class Rows : public virtual Reader {
 
   Status ScanVersions(
       const std::function<bool(const std::string&, std::uint64_t, VersionBlob&)>& fn) override {
-    SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare(
-        "SELECT path, version, ciphertext, wrapped_dek, erased FROM versions ORDER BY path, version"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt s,
+        db_->Prepare(
+            "SELECT path, version, ciphertext, wrapped_dek, erased FROM versions ORDER BY path, version"));
     while (s.Step()) {
       VersionBlob b;
       ByteView ct = s.Blob(2), dek = s.Blob(3);
@@ -125,8 +130,9 @@ class Rows : public virtual Reader {
   }
 
   Result<std::optional<IdempotencyRecord>> GetIdempotency(std::string_view key) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "SELECT key, request_digest, result, created_ms FROM idempotency WHERE key = ?1"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached("SELECT key, request_digest, result, created_ms FROM idempotency WHERE key = ?1"));
     s->Bind(1, key);
     if (!s->Step()) {
       SK_RETURN_IF_ERROR(s->status());
@@ -165,24 +171,31 @@ class SqliteWriter final : public Writer, public Rows {
   Db& db() { return *db_; }
 
   Status AppendEntry(const JournalRecord& r) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT INTO journal (seq, path, entry, seal) VALUES (?1, ?2, ?3, ?4)"));
+    SK_ASSIGN_OR_RETURN(Stmt * s,
+                        db_->Cached("INSERT INTO journal (seq, path, entry, seal) VALUES (?1, ?2, ?3, ?4)"));
     return s->Bind(1, I64(r.seq)).Bind(2, r.path).BindBlob(3, r.entry).BindBlob(4, r.seal).Run();
   }
   Status PutVersion(std::string_view path, std::uint64_t version, const VersionBlob& b) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "INSERT OR REPLACE INTO versions (path, version, ciphertext, wrapped_dek, erased) VALUES (?1, ?2, ?3, ?4, ?5)"));
-    return s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, b.ciphertext).BindBlob(4, b.wrapped_dek)
-        .Bind(5, b.erased ? 1 : 0).Run();
+    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT OR REPLACE INTO versions (path, version, ciphertext, "
+                                              "wrapped_dek, erased) VALUES (?1, ?2, ?3, ?4, ?5)"));
+    return s->Bind(1, path)
+        .Bind(2, I64(version))
+        .BindBlob(3, b.ciphertext)
+        .BindBlob(4, b.wrapped_dek)
+        .Bind(5, b.erased ? 1 : 0)
+        .Run();
   }
   Status EraseVersion(std::string_view path, std::uint64_t version) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "UPDATE versions SET ciphertext = zeroblob(0), wrapped_dek = zeroblob(0), erased = 1 "
-        "WHERE path = ?1 AND version = ?2"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached("UPDATE versions SET ciphertext = zeroblob(0), wrapped_dek = zeroblob(0), erased = 1 "
+                    "WHERE path = ?1 AND version = ?2"));
     return s->Bind(1, path).Bind(2, I64(version)).Run();
   }
   Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "UPDATE versions SET wrapped_dek = ?3 WHERE path = ?1 AND version = ?2 AND erased = 0"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached("UPDATE versions SET wrapped_dek = ?3 WHERE path = ?1 AND version = ?2 AND erased = 0"));
     return s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, wrapped).Run();
   }
   Status PutMeta(std::string_view key, ByteView value) override {
@@ -190,12 +203,15 @@ class SqliteWriter final : public Writer, public Rows {
     return s->Bind(1, key).BindBlob(2, value).Run();
   }
   Status PutSnapshot(const SnapshotRecord& r) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT INTO snapshots (name, body, seal) VALUES (?1, ?2, ?3)"));
+    SK_ASSIGN_OR_RETURN(Stmt * s,
+                        db_->Cached("INSERT INTO snapshots (name, body, seal) VALUES (?1, ?2, ?3)"));
     return s->Bind(1, r.name).BindBlob(2, r.body).BindBlob(3, r.seal).Run();
   }
   Status PutIdempotency(const IdempotencyRecord& r) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached(
-        "INSERT INTO idempotency (key, request_digest, result, created_ms) VALUES (?1, ?2, ?3, ?4)"));
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached(
+            "INSERT INTO idempotency (key, request_digest, result, created_ms) VALUES (?1, ?2, ?3, ?4)"));
     return s->Bind(1, r.key).BindBlob(2, r.request_digest).Bind(3, r.result).Bind(4, r.created_ms).Run();
   }
   Status DeleteIdempotencyBefore(std::int64_t created_ms) override {
@@ -235,7 +251,8 @@ class SqliteStore final : public Store {
   }
 
   Result<Writer*> Begin() override {
-    if (failed_) return Status(Code::kUnavailable, "store_failed", "the store failed a commit; restart the agent");
+    if (failed_)
+      return Status(Code::kUnavailable, "store_failed", "the store failed a commit; restart the agent");
     if (in_txn_) return Internal("a write transaction is already open");
     SK_RETURN_IF_ERROR(writer_->db().Exec("BEGIN IMMEDIATE"));
     in_txn_ = true;
@@ -300,7 +317,8 @@ Result<int> LockStore(const std::string& path) {
   std::string lock_path = path + ".lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return Status(Code::kUnavailable, "store_io_error", "cannot open " + lock_path + ": " + std::strerror(errno));
+    return Status(Code::kUnavailable, "store_io_error",
+                  "cannot open " + lock_path + ": " + std::strerror(errno));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
@@ -309,7 +327,8 @@ Result<int> LockStore(const std::string& path) {
       return Status(Code::kUnavailable, "store_locked",
                     "the store " + path + " is in use by another process (is sealkeepd running?)");
     }
-    return Status(Code::kUnavailable, "store_io_error", "cannot lock " + lock_path + ": " + std::strerror(err));
+    return Status(Code::kUnavailable, "store_io_error",
+                  "cannot lock " + lock_path + ": " + std::strerror(err));
   }
   return fd;
 }
@@ -334,7 +353,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
     if (fd < 0) {
       int err = errno;
       if (lock_fd >= 0) ::close(lock_fd);
-      return Status(Code::kUnavailable, "store_io_error", "cannot create " + options.path + ": " + std::strerror(err));
+      return Status(Code::kUnavailable, "store_io_error",
+                    "cannot create " + options.path + ": " + std::strerror(err));
     }
     ::close(fd);
     created = true;

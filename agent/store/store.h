@@ -105,11 +105,11 @@ class Store {
 };
 
 struct SqliteOptions {
-  std::string path;           // the database file; -wal and -shm files sit beside it
-  bool create = true;         // create when missing (first start); false for offline tools
-  std::string vfs;            // empty: SQLite's default; "sk-fault" in fault-injection tests
+  std::string path;    // the database file; -wal and -shm files sit beside it
+  bool create = true;  // create when missing (first start); false for offline tools
+  std::string vfs;     // empty: SQLite's default; "sk-fault" in fault-injection tests
   int busy_timeout_ms = 5000;
-  bool lock = true;           // hold an exclusive lock file (<path>.lock) while open
+  bool lock = true;  // hold an exclusive lock file (<path>.lock) while open
 };
 
 // Opens (and creates or migrates) the SQLite store. Errors: store_locked (another process

@@ -23,8 +23,8 @@
 #include "agent/secrets/service.h"
 #include "hsm/tpm/provision.h"
 #include "hsm/tpm/tpm_backend.h"
-#include "tests/fixtures/swtpm.h"
 #include "tests/agent/service_fixture.h"
+#include "tests/fixtures/swtpm.h"
 
 extern char** environ;
 
@@ -36,7 +36,6 @@ constexpr int kDefaultIterations = 30;
 #else
 constexpr int kDefaultIterations = 100;
 #endif
-
 
 struct Worker {
   pid_t pid = -1;
@@ -118,8 +117,9 @@ class Hardware {
   // manager, unlike /dev/tpmrm0): flush them as the kernel would.
   void AfterKill() const {
     if (!swtpm_) return;
-    testing::RunCommand("TPM2TOOLS_TCTI='" + tpm_.tcti + "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" +
-                        tpm_.tcti + "' tpm2_flushcontext -l >/dev/null 2>&1");
+    testing::RunCommand("TPM2TOOLS_TCTI='" + tpm_.tcti +
+                        "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" + tpm_.tcti +
+                        "' tpm2_flushcontext -l >/dev/null 2>&1");
   }
 
  private:
@@ -207,7 +207,8 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     for (const auto& [path, versions] : fresh) {
       for (const auto& [version, value] : versions) {
         auto got = (*svc)->Get(path, version);
-        ASSERT_TRUE(got.ok()) << "acknowledged " << path << " v" << version << " lost: " << got.status().ToString();
+        ASSERT_TRUE(got.ok()) << "acknowledged " << path << " v" << version
+                              << " lost: " << got.status().ToString();
         EXPECT_EQ(testing::Text(got->value), value) << path << " v" << version;
         acked[path][version] = value;
         ++total_acks;
@@ -232,7 +233,9 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     if (i % 10 == 9 || i == iterations - 1) {
       auto report = (*svc)->VerifyAll();
       ASSERT_TRUE(report.ok());
-      EXPECT_TRUE(report->ok) << (report->problems.empty() ? "" : report->problems[0].reason + " " + report->problems[0].detail);
+      EXPECT_TRUE(report->ok) << (report->problems.empty()
+                                      ? ""
+                                      : report->problems[0].reason + " " + report->problems[0].detail);
     }
     if (HasFatalFailure()) return;
   }
@@ -250,8 +253,10 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
       EXPECT_EQ(testing::Text(got->value), value);
     }
   }
-  std::printf("[crash] %s %s: %d kill points (%d between store sync and anchor update), %d acknowledged commits checked\n",
-              GetParam().backend, mode.c_str(), iterations, window_kills, total_acks);
+  std::printf(
+      "[crash] %s %s: %d kill points (%d between store sync and anchor update), %d acknowledged commits "
+      "checked\n",
+      GetParam().backend, mode.c_str(), iterations, window_kills, total_acks);
   EXPECT_GT(total_acks, iterations) << "the workload must make progress between kills";
 }
 

@@ -55,13 +55,17 @@ void Work(sk::secrets::SecretService& svc, int t, unsigned seed) {
       Say("put " + path + " " + std::to_string(r->results[0].version) + " " + value);
     } else if (kind < 8) {
       std::vector<sk::secrets::Op> ops;
-      for (const char* leaf : {"a", "b", "c"}) ops.push_back(Put("x/" + std::to_string(t) + "/" + leaf, value));
-      std::string key = (kind == 7) ? "idem-" + std::to_string(t) + "-" + std::to_string(seed) + "-" + std::to_string(n) : "";
+      for (const char* leaf : {"a", "b", "c"})
+        ops.push_back(Put("x/" + std::to_string(t) + "/" + leaf, value));
+      std::string key =
+          (kind == 7) ? "idem-" + std::to_string(t) + "-" + std::to_string(seed) + "-" + std::to_string(n)
+                      : "";
       auto r = svc.Transact(std::move(ops), key, actor);
       if (!r.ok()) continue;
       if (!key.empty()) {  // a retry must change nothing
         std::vector<sk::secrets::Op> again;
-        for (const char* leaf : {"a", "b", "c"}) again.push_back(Put("x/" + std::to_string(t) + "/" + leaf, value));
+        for (const char* leaf : {"a", "b", "c"})
+          again.push_back(Put("x/" + std::to_string(t) + "/" + leaf, value));
         auto r2 = svc.Transact(std::move(again), key, actor);
         if (r2.ok() && !r2->replayed) Say("BUG idempotent retry applied twice");
       }
@@ -125,10 +129,12 @@ int main(int argc, char** argv) {
   };
   sk::secrets::ServiceOptions o;
   o.store_path = argv[1];
-  o.anchor_mode = std::string(argv[2]) == "strict" ? sk::secrets::AnchorMode::kStrict : sk::secrets::AnchorMode::kEpoch;
+  o.anchor_mode =
+      std::string(argv[2]) == "strict" ? sk::secrets::AnchorMode::kStrict : sk::secrets::AnchorMode::kEpoch;
   o.epoch_interval = std::chrono::milliseconds(20);
   o.hooks = &hooks;
-  auto svc = sk::secrets::SecretService::Open(std::shared_ptr<sk::hsm::KeyBackend>(std::move(backend).value()), o);
+  auto svc =
+      sk::secrets::SecretService::Open(std::shared_ptr<sk::hsm::KeyBackend>(std::move(backend).value()), o);
   if (!svc.ok()) {
     std::fprintf(stderr, "worker: %s\n", svc.status().ToString().c_str());
     Say("open-failed " + std::string(svc.status().reason()));

@@ -133,7 +133,8 @@ TEST(AnchorDecision, EachCaseGivesItsVerdict) {
       {"fresh store, fresh token", 0, 1, 0, false, true, true, V::kRollForward},
       {"in sync", 10, 10, 9, true, true, true, V::kInSync},
       {"crash between store sync and anchor update", 10, 11, 10, false, true, true, V::kRollForward},
-      {"epoch not yet anchored: far ahead, based on the anchor", 10, 500, 10, false, true, true, V::kRollForward},
+      {"epoch not yet anchored: far ahead, based on the anchor", 10, 500, 10, false, true, true,
+       V::kRollForward},
       {"older copy of the store", 20, 11, 10, false, false, false, V::kReplay},
       {"different history at the anchored seq", 10, 15, 10, false, false, true, V::kReplay},
       {"hardware anchor rolled back", 10, 15, 12, false, true, false, V::kReplay},
@@ -150,8 +151,10 @@ TEST(AnchorDecision, EachCaseGivesItsVerdict) {
     h.anchor_seq = c.head_based_on_anchor ? a.seq : c.head_anchor_seq;
     h.anchor_hash = c.head_based_on_anchor ? a.head_hash : D(0xC0);
     std::optional<Digest> at;
-    if (c.store_has_anchored_entry) at = a.head_hash;
-    else if (c.anchor_seq <= c.head_seq) at = D(0xD0);
+    if (c.store_has_anchored_entry)
+      at = a.head_hash;
+    else if (c.anchor_seq <= c.head_seq)
+      at = D(0xD0);
     auto d = journal::DecideAnchor(a, h, at);
     EXPECT_EQ(d.verdict, c.expect) << d.explanation;
     EXPECT_FALSE(d.explanation.empty());
@@ -159,13 +162,13 @@ TEST(AnchorDecision, EachCaseGivesItsVerdict) {
 }
 
 TEST(Paths, OnlyWellFormedPathsAndNamesPass) {
-  for (const std::string& ok : {std::string("a"), std::string("db/password"), std::string("app-1/x_y/z.v2"),
-                                std::string(256, 'a')}) {
+  for (const std::string& ok :
+       {std::string("a"), std::string("db/password"), std::string("app-1/x_y/z.v2"), std::string(256, 'a')}) {
     EXPECT_TRUE(secrets::ValidatePath(ok).ok()) << ok;
   }
   for (std::string bad : {std::string(""), std::string("/a"), std::string("a/"), std::string("a//b"),
-                          std::string("a/../b"), std::string("./a"), std::string("a b"), std::string(257, 'a'),
-                          std::string("a\0b", 3), std::string("a/\xc3\xa9")}) {
+                          std::string("a/../b"), std::string("./a"), std::string("a b"),
+                          std::string(257, 'a'), std::string("a\0b", 3), std::string("a/\xc3\xa9")}) {
     EXPECT_EQ(secrets::ValidatePath(bad).reason(), "bad_path") << bad;
   }
   EXPECT_TRUE(secrets::ValidatePrefix("").ok());
@@ -187,7 +190,8 @@ TEST(SnapshotFormat, RoundTripsAndRefusesDisorder) {
   auto dec = secrets::DecodeSnapshot(*enc);
   ASSERT_TRUE(dec.ok());
   EXPECT_EQ(dec->versions, b.versions);
-  for (std::size_t n = 0; n < enc->size(); ++n) EXPECT_FALSE(secrets::DecodeSnapshot(ByteView(*enc).first(n)).ok());
+  for (std::size_t n = 0; n < enc->size(); ++n)
+    EXPECT_FALSE(secrets::DecodeSnapshot(ByteView(*enc).first(n)).ok());
 }
 
 TEST(Index, ReplayTracksStatesFloorsAndPathChainBreaks) {

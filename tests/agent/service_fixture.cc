@@ -46,9 +46,7 @@ Result<std::string> ServiceHarness::GetText(const std::string& path, std::option
 namespace {
 
 struct RawDb {
-  explicit RawDb(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  }
+  explicit RawDb(const std::string& path) { EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK); }
   ~RawDb() { sqlite3_close(db); }
   RawDb(const RawDb&) = delete;
   RawDb& operator=(const RawDb&) = delete;
@@ -61,7 +59,8 @@ void ServiceHarness::Sql(const std::string& sql) {
   ASSERT_FALSE(is_open()) << "close the service before editing its store";
   RawDb raw(store_path());
   char* err = nullptr;
-  ASSERT_EQ(sqlite3_exec(raw.db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "") << " in " << sql;
+  ASSERT_EQ(sqlite3_exec(raw.db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+      << (err ? err : "") << " in " << sql;
 }
 
 Bytes ServiceHarness::Blob(const std::string& sql) {
@@ -93,7 +92,8 @@ void ServiceHarness::SetBlob(const std::string& sql, ByteView value) {
 std::uint64_t ServiceHarness::EntrySeqOf(const std::string& path, std::uint64_t version) {
   RawDb raw(store_path());
   sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(raw.db, "SELECT seq, entry FROM journal WHERE path = ?1 ORDER BY seq", -1, &st, nullptr),
+  EXPECT_EQ(sqlite3_prepare_v2(raw.db, "SELECT seq, entry FROM journal WHERE path = ?1 ORDER BY seq", -1, &st,
+                               nullptr),
             SQLITE_OK);
   sqlite3_bind_text(st, 1, path.c_str(), -1, SQLITE_TRANSIENT);
   std::uint64_t found = 0;

@@ -44,7 +44,8 @@ class ServiceHarness {
   // --- tampering with the closed store file ---
   void Sql(const std::string& sql);
   Bytes Blob(const std::string& sql);  // first column of the first row
-  void SetBlob(const std::string& update_sql_with_param, ByteView value);  // "UPDATE ... SET x = ?1 WHERE ..."
+  void SetBlob(const std::string& update_sql_with_param,
+               ByteView value);  // "UPDATE ... SET x = ?1 WHERE ..."
   // The seq of the entry that wrote `path` version `v`.
   std::uint64_t EntrySeqOf(const std::string& path, std::uint64_t version);
   void SaveStoreCopy(const std::string& name);     // copies store.db (+ -wal) aside

@@ -79,11 +79,13 @@ TEST_F(ServiceTest, ListShowsPathsUnderAPrefixWithoutValues) {
 TEST_F(ServiceTest, DeleteUndeleteAndDestroyChangeOnlyTheirVersion) {
   h_.PutText("k", "v1");
   h_.PutText("k", "v2");
-  auto del = svc().Transact([] {
-    std::vector<Op> ops;
-    ops.push_back(MakeOp(Op::Type::kDelete, "k"));
-    return ops;
-  }(), "", h_.actor);
+  auto del = svc().Transact(
+      [] {
+        std::vector<Op> ops;
+        ops.push_back(MakeOp(Op::Type::kDelete, "k"));
+        return ops;
+      }(),
+      "", h_.actor);
   ASSERT_TRUE(del.ok()) << del.status().ToString();
   EXPECT_EQ(del->results[0].version, 2u);
   EXPECT_EQ(h_.GetText("k").status().reason(), "deleted") << "reads never fall back to an older version";
@@ -216,7 +218,8 @@ TEST_F(ServiceTest, IdempotentRetryReturnsTheFirstResultAndAppliesNothingTwice) 
   EXPECT_EQ(versions->size(), 1u) << "applied once";
   std::vector<Op> different;
   different.push_back(PutOp("i/a", "other"));
-  EXPECT_EQ(svc().Transact(std::move(different), "deploy-42", h_.actor).status().reason(), "idempotency_key_reused");
+  EXPECT_EQ(svc().Transact(std::move(different), "deploy-42", h_.actor).status().reason(),
+            "idempotency_key_reused");
 }
 
 TEST_F(ServiceTest, ConcurrentIdenticalIdempotentRequestsApplyOnce) {
@@ -364,7 +367,8 @@ TEST_F(ServiceTest, ConcurrentWritersShareCommits) {
   ServiceStatus s = svc().Report();
   EXPECT_EQ(s.commits, static_cast<std::uint64_t>(kThreads * kEach));
   EXPECT_LT(s.batches, s.commits) << "group commit: concurrent writers share store transactions";
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(svc().Versions("w/" + std::to_string(t))->size(), std::size_t{kEach});
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(svc().Versions("w/" + std::to_string(t))->size(), std::size_t{kEach});
 }
 
 TEST_F(ServiceTest, StrictModeAnchorsEveryCommit) {
@@ -432,10 +436,12 @@ TEST_F(ServiceTest, AReplayedOldCopyOfTheStoreIsDetectedAndOnlyRecoverGoesOn) {
   EXPECT_EQ(h_.Blob("SELECT entry FROM journal ORDER BY seq DESC LIMIT 1")[9],
             static_cast<std::uint8_t>(journal::Kind::kRecover));
   ASSERT_TRUE(h_.Open().ok());
-  EXPECT_EQ(SecretService::AcceptRollback(h_.backend(), h_.options, h_.actor).status().code(), Code::kUnavailable)
+  EXPECT_EQ(SecretService::AcceptRollback(h_.backend(), h_.options, h_.actor).status().code(),
+            Code::kUnavailable)
       << "the store is locked while the service runs";
   h_.Close();
-  EXPECT_EQ(SecretService::AcceptRollback(h_.backend(), h_.options, h_.actor).status().reason(), "nothing_to_recover");
+  EXPECT_EQ(SecretService::AcceptRollback(h_.backend(), h_.options, h_.actor).status().reason(),
+            "nothing_to_recover");
 }
 
 TEST_F(ServiceTest, AStoreFromAnotherTokenDoesNotOpen) {
@@ -496,7 +502,8 @@ TEST_F(FaultTest, FailedFsyncReportsTheCommitFailedAndShowsNothingHalfWritten) {
   EXPECT_EQ(*h_.GetText("f/a"), "a1") << "readers never see a failed commit";
   EXPECT_EQ(h_.GetText("f/b").status().code(), Code::kNotFound);
   auto again = secrets::Put(h_.svc(), "f/c", AsBytes("x"), h_.actor);
-  EXPECT_EQ(again.status().reason(), "store_failed") << "after an fsync error writes are fenced until restart";
+  EXPECT_EQ(again.status().reason(), "store_failed")
+      << "after an fsync error writes are fenced until restart";
   store::FaultVfs().Clear();
   ASSERT_TRUE(h_.Restart().ok());
   // Whether the bytes reached the disk is unknowable after a failed fsync: the whole

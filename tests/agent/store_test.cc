@@ -117,7 +117,8 @@ TEST_F(StoreTest, FailedFsyncFailsTheCommitAndFencesFurtherWrites) {
   Status st = AppendOne(*s, 2);
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(FaultVfs().fired.load(), 1);
-  EXPECT_EQ(s->Begin().status().reason(), "store_failed") << "after an fsync error the store must be reopened";
+  EXPECT_EQ(s->Begin().status().reason(), "store_failed")
+      << "after an fsync error the store must be reopened";
   EXPECT_EQ(CountEntries(*s), 1u) << "a reader must not see the failed commit";
   s.reset();
   // After a restart the database's own recovery decides: all of the commit or none.

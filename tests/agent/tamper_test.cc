@@ -92,7 +92,8 @@ TEST_F(TamperTest, ReorderedJournalEntriesAreDetected) {
   ASSERT_TRUE(h_.Open().ok());
   auto r = Rollback(svc(), "k", 1, h_.actor);
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(r.status().reason() == "seal_invalid" || r.status().reason() == "chain_broken") << r.status().ToString();
+  EXPECT_TRUE(r.status().reason() == "seal_invalid" || r.status().reason() == "chain_broken")
+      << r.status().ToString();
   EXPECT_FALSE(svc().VerifyAll()->ok);
 }
 

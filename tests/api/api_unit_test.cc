@@ -122,7 +122,8 @@ max_connections = 10
 file = "policy.toml"
 [audit]
 dir = "audit"
-)", "t.toml");
+)",
+                               "t.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->store.store_path, "/srv/sk/store.db");
   EXPECT_EQ(c->store.anchor_mode, secrets::AnchorMode::kStrict);
@@ -134,11 +135,13 @@ dir = "audit"
 }
 
 TEST(Config, MistakesAreRefusedWithTheLine) {
-  auto typo = config::ParseConfig("[agent]\nstate_dir = \"/x\"\n[store]\nancor_mode = \"strict\"\n", "c.toml");
+  auto typo =
+      config::ParseConfig("[agent]\nstate_dir = \"/x\"\n[store]\nancor_mode = \"strict\"\n", "c.toml");
   ASSERT_FALSE(typo.ok());
   EXPECT_EQ(typo.status().reason(), "bad_config");
   EXPECT_NE(typo.status().message().find("c.toml:4"), std::string_view::npos) << typo.status().message();
-  EXPECT_FALSE(config::ParseConfig("[agent]\nsocket_mode = \"0666\"\n", "c").ok()) << "others may not use the socket";
+  EXPECT_FALSE(config::ParseConfig("[agent]\nsocket_mode = \"0666\"\n", "c").ok())
+      << "others may not use the socket";
   EXPECT_FALSE(config::ParseConfig("[store]\nanchor_mode = \"sometimes\"\n", "c").ok());
   EXPECT_FALSE(config::ParseConfig("[limits]\nmax_connections = -1\n", "c").ok());
   EXPECT_FALSE(config::ParseConfig("[nonsense]\n", "c").ok());

@@ -17,7 +17,8 @@ class BadInputTest : public ::testing::Test {
     dir_ = new TempDir("badinput");
     AgentProcess::Options o;
     o.limits =
-        "max_header_bytes = 8192\nmax_body_bytes = 262144\nrequest_timeout_ms = 1500\nidle_timeout_ms = 3000\n"
+        "max_header_bytes = 8192\nmax_body_bytes = 262144\nrequest_timeout_ms = 1500\nidle_timeout_ms = "
+        "3000\n"
         "max_connections = 3000\nmax_connections_per_uid = 1000";
     agent_ = new AgentProcess(dir_->path(), o);
     agent_->Start();
@@ -47,8 +48,9 @@ TempDir* BadInputTest::dir_ = nullptr;
 AgentProcess* BadInputTest::agent_ = nullptr;
 
 TEST_F(BadInputTest, MalformedHttpGetsBadRequestAndTheConnectionCloses) {
-  for (const char* junk : {"GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /v1/health HTTP/1.1\r\nBad Header\r\n\r\n",
-                           "PUT /v1/secrets/a HTTP/1.1\r\nContent-Length: abc\r\n\r\n"}) {
+  for (const char* junk :
+       {"GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /v1/health HTTP/1.1\r\nBad Header\r\n\r\n",
+        "PUT /v1/secrets/a HTTP/1.1\r\nContent-Length: abc\r\n\r\n"}) {
     SCOPED_TRACE(junk);
     HttpConnection c(agent_->socket());
     ASSERT_TRUE(c.SendRaw(junk));
@@ -78,7 +80,8 @@ TEST_F(BadInputTest, OversizedHeadersAndBodiesAreRefused) {
   EXPECT_EQ(big_header.status, 431);
   EXPECT_EQ(big_header.ErrorCode(), "headers_too_large");
   std::string body = "{\"value\":\"" + std::string(400000, 'x') + "\"}";
-  auto big_body = Raw("PUT /v1/secrets/big HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  auto big_body = Raw("PUT /v1/secrets/big HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body);
   EXPECT_EQ(big_body.status, 413);
   EXPECT_EQ(big_body.ErrorCode(), "body_too_large");
   // Within the body limit but over the value limit (64 KiB).
@@ -120,7 +123,8 @@ TEST_F(BadInputTest, ASlowlorisClientIsDroppedWhileOthersAreServed) {
       break;
     }
   }
-  EXPECT_TRUE(dropped) << "a client sending a byte every 200 ms must be dropped at the 1.5 s request deadline";
+  EXPECT_TRUE(dropped)
+      << "a client sending a byte every 200 ms must be dropped at the 1.5 s request deadline";
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_EQ(agent_->Call("GET", "/v1/secrets/slow").status, 404);
 }
@@ -163,7 +167,8 @@ TEST_F(BadInputTest, TwoThousandConnectionsAtOnceGetAnswersOrAPoliteRefusal) {
   EXPECT_EQ(other, 0);
   EXPECT_GT(served, 900) << "per-uid limit is 1000";
   EXPECT_GT(refused, 900);
-  EXPECT_EQ(before.Request("GET", "/v1/secrets/canary").status, 200) << "an existing client keeps being served";
+  EXPECT_EQ(before.Request("GET", "/v1/secrets/canary").status, 200)
+      << "an existing client keeps being served";
   flood.clear();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   ExpectOthersServed();

@@ -34,7 +34,8 @@ class DaemonTest : public ::testing::Test {
 
 TEST_F(DaemonTest, EveryRouteAnswersAsDocumented) {
   EXPECT_EQ(Call("GET", "/v1/health").Json()["status"], "unsealed");
-  auto put = Call("PUT", "/v1/secrets/app/db/password", Body({{"value", "hunter2"}, {"labels", {{"env", "prod"}}}}));
+  auto put =
+      Call("PUT", "/v1/secrets/app/db/password", Body({{"value", "hunter2"}, {"labels", {{"env", "prod"}}}}));
   ASSERT_EQ(put.status, 200) << put.body;
   EXPECT_EQ(put.Json()["version"], 1);
   EXPECT_FALSE(put.headers["x-request-id"].empty());
@@ -79,7 +80,8 @@ TEST_F(DaemonTest, EveryRouteAnswersAsDocumented) {
   EXPECT_EQ(deleted.ErrorCode(), "deleted");
   EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/undelete", "{}").status, 200);
   EXPECT_EQ(Call("GET", "/v1/secrets/app/blob").status, 200);
-  EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/destroy", "{}").ErrorCode(), "bad_request") << "destroy needs a version";
+  EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/destroy", "{}").ErrorCode(), "bad_request")
+      << "destroy needs a version";
   EXPECT_EQ(Call("POST", "/v1/secrets/app/blob/destroy", Body({{"version", 1}})).status, 200);
   EXPECT_EQ(Call("GET", "/v1/secrets/app/blob").ErrorCode(), "destroyed");
 
@@ -158,18 +160,21 @@ TEST_F(DaemonTest, KeepAliveServesManyRequestsOnOneConnection) {
   HttpConnection c(agent_->socket());
   ASSERT_TRUE(c.connected());
   for (int i = 0; i < 50; ++i) {
-    auto r = c.Request("PUT", "/v1/secrets/ka/" + std::to_string(i % 5), Body({{"value", std::to_string(i)}}));
+    auto r =
+        c.Request("PUT", "/v1/secrets/ka/" + std::to_string(i % 5), Body({{"value", std::to_string(i)}}));
     ASSERT_EQ(r.status, 200) << i << " " << r.body;
     EXPECT_EQ(c.Request("GET", "/v1/secrets/ka/" + std::to_string(i % 5)).Json()["value"], std::to_string(i));
   }
   // Pipelined: two requests in one write, two answers in order.
-  ASSERT_TRUE(c.SendRaw("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/secrets/ka/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(c.SendRaw(
+      "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/secrets/ka/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(c.ReadResponse().status, 200);
   EXPECT_EQ(c.ReadResponse().Json()["value"], "46");
 
   // A client that pipelines 2,000 requests in one go gets 2,000 answers, in order.
   std::string many;
-  for (int i = 0; i < 2000; ++i) many += "GET /v1/secrets/ka/" + std::to_string(i % 5) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 2000; ++i)
+    many += "GET /v1/secrets/ka/" + std::to_string(i % 5) + " HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_TRUE(c.SendRaw(many));
   for (int i = 0; i < 2000; ++i) {
     auto r = c.ReadResponse();
@@ -179,9 +184,10 @@ TEST_F(DaemonTest, KeepAliveServesManyRequestsOnOneConnection) {
 
   // Expect: 100-continue: the interim answer first, then the body is read and applied.
   const std::string body = Body({{"value", "after-continue"}});
-  ASSERT_TRUE(c.SendRaw("PUT /v1/secrets/ka/c HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        "Expect: 100-continue\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.SendRaw("PUT /v1/secrets/ka/c HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Expect: 100-continue\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n"));
   EXPECT_EQ(c.ReadResponse().status, 100);
   ASSERT_TRUE(c.SendRaw(body));
   EXPECT_EQ(c.ReadResponse().status, 200);
@@ -264,8 +270,9 @@ TEST_F(DaemonTest, SigtermExitsPromptlyEveryTimeWhateverIsInFlight) {
       clients.emplace_back([&, t] {
         HttpConnection c(agent_->socket());
         for (int i = 0; !stop && c.connected(); ++i) {
-          auto r = (t % 2 == 0) ? c.Request("PUT", "/v1/secrets/cyc/" + std::to_string(t), Body({{"value", "v"}}))
-                                : c.Request("GET", "/v1/health");
+          auto r = (t % 2 == 0)
+                       ? c.Request("PUT", "/v1/secrets/cyc/" + std::to_string(t), Body({{"value", "v"}}))
+                       : c.Request("GET", "/v1/health");
           if (r.status == 0) break;
         }
       });
@@ -361,7 +368,8 @@ TEST(DaemonSealed, AReplayedStoreKeepsTheAgentSealedUntilRecover) {
   namespace fs = std::filesystem;
   fs::create_directories(dir.Join("copy"));
   for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
-    if (fs::exists(agent.state_dir() + "/" + f)) fs::copy_file(agent.state_dir() + "/" + f, dir.Join("copy/") + f);
+    if (fs::exists(agent.state_dir() + "/" + f))
+      fs::copy_file(agent.state_dir() + "/" + f, dir.Join("copy/") + f);
   }
   agent.Start();
   ASSERT_EQ(agent.Call("PUT", "/v1/secrets/r/a", Body({{"value", "two"}})).status, 200);
@@ -374,7 +382,8 @@ TEST(DaemonSealed, AReplayedStoreKeepsTheAgentSealedUntilRecover) {
   agent.Start();
   auto health = agent.Call("GET", "/v1/health").Json();
   EXPECT_EQ(health["reason"], "replay_detected") << health.dump();
-  EXPECT_EQ(agent.Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected") << "unseal alone does not accept it";
+  EXPECT_EQ(agent.Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected")
+      << "unseal alone does not accept it";
   EXPECT_EQ(agent.Call("POST", "/v1/sys/recover", "{}").ErrorCode(), "bad_request");
   auto recovered = agent.Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
   ASSERT_EQ(recovered.status, 200) << recovered.body;

@@ -130,14 +130,21 @@ class PolicyDaemonTest : public ::testing::Test {
     std::string config = ReadFile(agent_->config_path());
     config.replace(config.find("io_threads"), 0, "socket_group = \"nogroup\"\n");
     WriteFile(agent_->config_path(), config);
-    for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"}) ::chmod(d.c_str(), 0711);
+    for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
+      ::chmod(d.c_str(), 0711);
     agent_->Start();
-    for (const char* p : {"apps/web/db", "apps/web/deep/key", "apps/api/db", "shared/a", "team/x", "team/scratch",
-                          "private/root"}) {
+    for (const char* p : {"apps/web/db", "apps/web/deep/key", "apps/api/db", "shared/a", "team/x",
+                          "team/scratch", "private/root"}) {
       ASSERT_EQ(agent_->Call("PUT", std::string("/v1/secrets/") + p, Body({{"value", "v"}})).status, 200);
     }
-    ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/labeled/dev", Body({{"value", "d"}, {"labels", {{"env", "dev"}}}})).status, 200);
-    ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/labeled/prod", Body({{"value", "p"}, {"labels", {{"env", "prod"}}}})).status, 200);
+    ASSERT_EQ(
+        agent_->Call("PUT", "/v1/secrets/labeled/dev", Body({{"value", "d"}, {"labels", {{"env", "dev"}}}}))
+            .status,
+        200);
+    ASSERT_EQ(
+        agent_->Call("PUT", "/v1/secrets/labeled/prod", Body({{"value", "p"}, {"labels", {{"env", "prod"}}}}))
+            .status,
+        200);
   }
   void TearDown() override {
     if (!mounted_.empty()) {
@@ -166,12 +173,12 @@ class PolicyDaemonTest : public ::testing::Test {
 TEST_F(PolicyDaemonTest, EachCallerGetsExactlyWhatThePolicyGrants) {
   std::string s = agent_->socket();
   auto nobody = AsUser(kNobody, kNogroup, "", s,
-                       {{"GET", "/v1/secrets/shared/a", ""},          // read, ** glob
-                        {"GET", "/v1/secrets?prefix=", ""},           // list shows only shared/**
+                       {{"GET", "/v1/secrets/shared/a", ""},                      // read, ** glob
+                        {"GET", "/v1/secrets?prefix=", ""},                       // list shows only shared/**
                         {"PUT", "/v1/secrets/shared/a", Body({{"value", "x"}})},  // no write
-                        {"GET", "/v1/secrets/apps/web/db", ""},       // not granted
-                        {"GET", "/v1/secrets/shared/missing", ""},    // has list: a missing path is 404
-                        {"POST", "/v1/sys/seal", ""}});              // no admin
+                        {"GET", "/v1/secrets/apps/web/db", ""},                   // not granted
+                        {"GET", "/v1/secrets/shared/missing", ""},  // has list: a missing path is 404
+                        {"POST", "/v1/sys/seal", ""}});             // no admin
   ASSERT_EQ(nobody.size(), 6u);
   EXPECT_EQ(nobody[0].status, 200);
   EXPECT_EQ(nobody[1].status, 200);
@@ -180,19 +187,21 @@ TEST_F(PolicyDaemonTest, EachCallerGetsExactlyWhatThePolicyGrants) {
   EXPECT_EQ(nobody[4].status, 404);
   EXPECT_EQ(nobody[5].status, 403);
 
-  auto stranger = AsUser(kStranger, kNogroup, "", s,
-                         {{"PUT", "/v1/secrets/team/new", Body({{"value", "x"}})},        // write on team/**
-                          {"GET", "/v1/secrets/team/x", ""},                              // no read granted
-                          {"GET", "/v1/secrets/team/nothing-here", ""},                   // no list: same answer
-                          {"DELETE", "/v1/secrets/team/x", ""},                           // delete
-                          {"POST", "/v1/secrets/team/new/rollback", Body({{"to", 1}})},   // rollback
-                          {"POST", "/v1/secrets/team/x/destroy", Body({{"version", 1}})},  // destroy only on scratch
-                          {"POST", "/v1/secrets/team/scratch/destroy", Body({{"version", 1}})},
-                          {"GET", "/v1/secrets/labeled/dev", ""},                         // label condition holds
-                          {"GET", "/v1/secrets/labeled/prod", ""},                        // label condition fails
-                          {"GET", "/v1/secrets/labeled/absent", ""},                      // unknown labels: denied
-                          {"POST", "/v1/txn", Body({{"ops", json::array({{{"op", "put"}, {"path", "team/t1"}, {"value", "1"}},
-                                                                         {{"op", "put"}, {"path", "private/x"}, {"value", "1"}}})}})}});
+  auto stranger =
+      AsUser(kStranger, kNogroup, "", s,
+             {{"PUT", "/v1/secrets/team/new", Body({{"value", "x"}})},         // write on team/**
+              {"GET", "/v1/secrets/team/x", ""},                               // no read granted
+              {"GET", "/v1/secrets/team/nothing-here", ""},                    // no list: same answer
+              {"DELETE", "/v1/secrets/team/x", ""},                            // delete
+              {"POST", "/v1/secrets/team/new/rollback", Body({{"to", 1}})},    // rollback
+              {"POST", "/v1/secrets/team/x/destroy", Body({{"version", 1}})},  // destroy only on scratch
+              {"POST", "/v1/secrets/team/scratch/destroy", Body({{"version", 1}})},
+              {"GET", "/v1/secrets/labeled/dev", ""},     // label condition holds
+              {"GET", "/v1/secrets/labeled/prod", ""},    // label condition fails
+              {"GET", "/v1/secrets/labeled/absent", ""},  // unknown labels: denied
+              {"POST", "/v1/txn",
+               Body({{"ops", json::array({{{"op", "put"}, {"path", "team/t1"}, {"value", "1"}},
+                                          {{"op", "put"}, {"path", "private/x"}, {"value", "1"}}})}})}});
   ASSERT_EQ(stranger.size(), 11u);
   EXPECT_EQ(stranger[0].status, 200);
   EXPECT_EQ(stranger[1].status, 403);
@@ -213,8 +222,8 @@ TEST_F(PolicyDaemonTest, AServiceIsRecognisedByItsSystemdUnit) {
   std::string cg = MakeUnitCgroup();
   if (cg.empty()) GTEST_SKIP() << "no writable name=systemd cgroup hierarchy on this machine";
   auto web = AsUser(kStranger, kNogroup, cg, agent_->socket(),
-                    {{"GET", "/v1/secrets/apps/web/db", ""},         // * matches one segment
-                     {"GET", "/v1/secrets/apps/web/deep/key", ""},   // ... not two
+                    {{"GET", "/v1/secrets/apps/web/db", ""},        // * matches one segment
+                     {"GET", "/v1/secrets/apps/web/deep/key", ""},  // ... not two
                      {"GET", "/v1/secrets/apps/api/db", ""}});
   ASSERT_EQ(web.size(), 3u);
   EXPECT_EQ(web[0].status, 200);
@@ -227,7 +236,8 @@ TEST_F(PolicyDaemonTest, AServiceIsRecognisedByItsSystemdUnit) {
 
 TEST_F(PolicyDaemonTest, ABrokenPolicyOnReloadKeepsTheRunningOne) {
   std::string policy_path = agent_->state_dir() + "/policy.toml";
-  WriteFile(policy_path, std::string(kPolicy) + "\n[[bindings]]\nname = \"bad\"\nroles = [\"nope\"]\nmatch = { uid = 65534 }\n");
+  WriteFile(policy_path, std::string(kPolicy) +
+                             "\n[[bindings]]\nname = \"bad\"\nroles = [\"nope\"]\nmatch = { uid = 65534 }\n");
   ::kill(agent_->pid(), SIGHUP);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto still = AsUser(kNobody, kNogroup, "", agent_->socket(), {{"GET", "/v1/secrets/shared/a", ""}});
@@ -235,7 +245,10 @@ TEST_F(PolicyDaemonTest, ABrokenPolicyOnReloadKeepsTheRunningOne) {
   EXPECT_NE(agent_->Log().find("keeping the running one"), std::string::npos) << agent_->Log();
   // A good file takes effect: nobody loses everything.
   std::string trimmed = kPolicy;
-  trimmed.erase(trimmed.find("[[bindings]]\nname = \"nobody\""), std::string("[[bindings]]\nname = \"nobody\"\nroles = [\"shared-lister\"]\nmatch = { uid = 65534 }\n\n").size());
+  trimmed.erase(
+      trimmed.find("[[bindings]]\nname = \"nobody\""),
+      std::string("[[bindings]]\nname = \"nobody\"\nroles = [\"shared-lister\"]\nmatch = { uid = 65534 }\n\n")
+          .size());
   WriteFile(policy_path, trimmed);
   ::kill(agent_->pid(), SIGHUP);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -246,7 +259,8 @@ TEST_F(PolicyDaemonTest, ABrokenPolicyOnReloadKeepsTheRunningOne) {
 TEST_F(PolicyDaemonTest, TheAuditChainCoversEveryRequestAndVerifies) {
   (void)AsUser(kNobody, kNogroup, "", agent_->socket(),
                {{"GET", "/v1/secrets/shared/a", ""}, {"PUT", "/v1/secrets/x", Body({{"value", "x"}})}});
-  for (int i = 0; i < 20; ++i) agent_->Call("PUT", "/v1/secrets/mixed/" + std::to_string(i % 3), Body({{"value", "v"}}));
+  for (int i = 0; i < 20; ++i)
+    agent_->Call("PUT", "/v1/secrets/mixed/" + std::to_string(i % 3), Body({{"value", "v"}}));
   agent_->Call("POST", "/v1/secrets/mixed/0/rollback", Body({{"to", 1}}));
   agent_->Call("GET", "/v1/secrets/never");
   auto v = agent_->Call("GET", "/v1/sys/audit/verify");
@@ -255,7 +269,8 @@ TEST_F(PolicyDaemonTest, TheAuditChainCoversEveryRequestAndVerifies) {
   EXPECT_GE(v.Json()["records"].get<int>(), 30);
   // Records name the caller, the outcome and the reason, never a value.
   std::string log;
-  for (const auto& e : std::filesystem::directory_iterator(agent_->state_dir() + "/audit")) log += ReadFile(e.path());
+  for (const auto& e : std::filesystem::directory_iterator(agent_->state_dir() + "/audit"))
+    log += ReadFile(e.path());
   EXPECT_NE(log.find("\"uid\":65534"), std::string::npos);
   EXPECT_NE(log.find("denied"), std::string::npos);
   EXPECT_EQ(log.find("\"value\""), std::string::npos);

@@ -21,7 +21,8 @@ class TpmDaemonTest : public ::testing::Test {
  protected:
   // Provisioning probes NV indices that do not exist yet; tpm2-tss would log each.
   static void SetUpTestSuite() { ::setenv("TSS2_LOG", "all+none", 1); }
-  void MakeAgent(std::vector<int> pcrs, const std::string& anchor_mode = "epoch", const std::string& auth_file = "") {
+  void MakeAgent(std::vector<int> pcrs, const std::string& anchor_mode = "epoch",
+                 const std::string& auth_file = "") {
     AgentProcess::Options o;
     o.tpm_tcti = swtpm_.Tcti();
     o.tpm_pcrs = std::move(pcrs);
@@ -31,7 +32,9 @@ class TpmDaemonTest : public ::testing::Test {
     auto report = hsm::tpm::ProvisionTpm(agent_->TpmConfig());
     ASSERT_TRUE(report.ok()) << report.status().ToString();
   }
-  HttpResponse Call(const std::string& m, const std::string& t, const std::string& b = "") { return agent_->Call(m, t, b); }
+  HttpResponse Call(const std::string& m, const std::string& t, const std::string& b = "") {
+    return agent_->Call(m, t, b);
+  }
 
   TempDir dir_{"tpmd"};
   Swtpm swtpm_{dir_.path()};
@@ -71,7 +74,8 @@ TEST_F(TpmDaemonTest, AChangedBootStateSealsTheAgentWithAClearReasonAndResealRec
   EXPECT_EQ(health.Json()["reason"], "boot_state_changed") << health.body;
   EXPECT_NE(health.Json()["message"].get<std::string>().find("PCR 7"), std::string::npos) << health.body;
   EXPECT_EQ(Call("GET", "/v1/secrets/k").ErrorCode(), "boot_state_changed");
-  EXPECT_EQ(Call("POST", "/v1/sys/unseal").ErrorCode(), "boot_state_changed") << "retrying does not help by itself";
+  EXPECT_EQ(Call("POST", "/v1/sys/unseal").ErrorCode(), "boot_state_changed")
+      << "retrying does not help by itself";
 
   // Back to the sealed boot state (a reboot resets the PCRs), unseal, and this time accept
   // a change while unsealed: reseal to the current PCR 7, journaled.
@@ -119,7 +123,8 @@ TEST_F(TpmDaemonTest, AReplayedStoreIsDetectedAgainstTheNvAnchor) {
   namespace fs = std::filesystem;
   fs::create_directories(dir_.Join("copy"));
   for (const char* f : {"store.db", "store.db-wal"}) {
-    if (fs::exists(agent_->state_dir() + "/" + f)) fs::copy_file(agent_->state_dir() + "/" + f, dir_.Join("copy/") + f);
+    if (fs::exists(agent_->state_dir() + "/" + f))
+      fs::copy_file(agent_->state_dir() + "/" + f, dir_.Join("copy/") + f);
   }
   agent_->Start();
   ASSERT_EQ(Call("PUT", "/v1/secrets/r", Body({{"value", "two"}})).status, 200);
@@ -127,10 +132,12 @@ TEST_F(TpmDaemonTest, AReplayedStoreIsDetectedAgainstTheNvAnchor) {
   ASSERT_EQ(agent_->Stop(), 0);
   for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
     fs::remove(agent_->state_dir() + "/" + f);
-    if (fs::exists(dir_.Join("copy/") + f)) fs::copy_file(dir_.Join("copy/") + f, agent_->state_dir() + "/" + f);
+    if (fs::exists(dir_.Join("copy/") + f))
+      fs::copy_file(dir_.Join("copy/") + f, agent_->state_dir() + "/" + f);
   }
   agent_->Start();
-  EXPECT_EQ(Call("GET", "/v1/health").Json()["reason"], "replay_detected") << "the destroyed version must not come back";
+  EXPECT_EQ(Call("GET", "/v1/health").Json()["reason"], "replay_detected")
+      << "the destroyed version must not come back";
   EXPECT_EQ(Call("GET", "/v1/secrets/r?version=1").status, 503);
 }
 

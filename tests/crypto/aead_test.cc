@@ -96,7 +96,8 @@ namespace {
 // The fast block function (SHA extensions, when the CPU has them) must agree with the
 // portable one on every length, including every padding boundary.
 TEST(Sha256, FastAndPortableBlockFunctionsAgree) {
-  std::printf("[sha256] block function: %s\n", internal::Sha256UsesShaNi() ? "x86 SHA extensions" : "portable");
+  std::printf("[sha256] block function: %s\n",
+              internal::Sha256UsesShaNi() ? "x86 SHA extensions" : "portable");
   for (std::size_t n : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 119u, 120u, 127u, 128u, 1000u, 4096u, 65537u}) {
     Bytes data(n);
     ASSERT_TRUE(FillRandom(data).ok());
@@ -109,11 +110,13 @@ TEST(Sha256, FastAndPortableBlockFunctionsAgree) {
 }
 
 TEST(Sha256, KnownAnswersAndStreamingSplits) {
-  EXPECT_EQ(HexEncode(Sha256(AsBytes(""))), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(HexEncode(Sha256(AsBytes(""))),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(HexEncode(Sha256(AsBytes("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   std::string million(1'000'000, 'a');
-  EXPECT_EQ(HexEncode(Sha256(AsBytes(million))), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(HexEncode(Sha256(AsBytes(million))),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   Bytes data(777);
   ASSERT_TRUE(FillRandom(data).ok());
   Digest whole = Sha256(data);

@@ -72,16 +72,19 @@ class Client {
   std::string buf_;
 };
 
-std::string Get(const std::string& path) { return "GET /v1/secrets/" + path + " HTTP/1.1\r\nHost: b\r\n\r\n"; }
+std::string Get(const std::string& path) {
+  return "GET /v1/secrets/" + path + " HTTP/1.1\r\nHost: b\r\n\r\n";
+}
 std::string Put(const std::string& path, const std::string& value) {
   std::string body = "{\"value\":\"" + value + "\"}";
-  return "PUT /v1/secrets/" + path + " HTTP/1.1\r\nHost: b\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
+  return "PUT /v1/secrets/" + path +
+         " HTTP/1.1\r\nHost: b\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 double Pct(std::vector<double>& v, double p) {
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+  return v.empty() ? 0
+                   : v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 double Median(std::vector<double> v) { return Pct(v, 0.5); }
 
@@ -174,13 +177,14 @@ void RunConfig(const std::string& tag, bool cache, bool policy, bool audit, doub
     if (!cache) o.extra_config = "\n[cache]\ndek_entries = 0\n";
     sk::testing::AgentProcess agent(dir.path(), o);
     if (policy) {
-      sk::testing::WriteFile(agent.state_dir() + "/policy.toml",
-                             "version = 1\n[roles.admin]\ngrants = [{ capabilities = [\"read\", \"list\", \"write\", "
-                             "\"delete\", \"destroy\", \"rollback\", \"snapshot\", \"admin\"], paths = [\"**\"] }]\n"
-                             "[roles.reader]\ngrants = [{ capabilities = [\"read\"], paths = [\"app/**\"] }]\n"
-                             "[[bindings]]\nname = \"svc\"\nroles = [\"reader\"]\nmatch = { unit = \"web.service\" }\n"
-                             "[[bindings]]\nname = \"root\"\nroles = [\"admin\"]\nmatch = { uid = 0 }\n",
-                             0640);
+      sk::testing::WriteFile(
+          agent.state_dir() + "/policy.toml",
+          "version = 1\n[roles.admin]\ngrants = [{ capabilities = [\"read\", \"list\", \"write\", "
+          "\"delete\", \"destroy\", \"rollback\", \"snapshot\", \"admin\"], paths = [\"**\"] }]\n"
+          "[roles.reader]\ngrants = [{ capabilities = [\"read\"], paths = [\"app/**\"] }]\n"
+          "[[bindings]]\nname = \"svc\"\nroles = [\"reader\"]\nmatch = { unit = \"web.service\" }\n"
+          "[[bindings]]\nname = \"root\"\nroles = [\"admin\"]\nmatch = { uid = 0 }\n",
+          0640);
     }
     agent.Start();
     Seed(agent.socket());
@@ -202,13 +206,19 @@ int main(int argc, char** argv) {
   std::string socket;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--socket" && i + 1 < argc) socket = argv[++i];
-    else if (a == "--matrix") matrix = true;
+    if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--socket" && i + 1 < argc)
+      socket = argv[++i];
+    else if (a == "--matrix")
+      matrix = true;
   }
-  std::printf("== sealkeepd over its Unix socket (keep-alive HTTP/1.1; 32-byte values; medians of %d runs of %.0f s)\n",
-              reps, seconds);
+  std::printf(
+      "== sealkeepd over its Unix socket (keep-alive HTTP/1.1; 32-byte values; medians of %d runs of %.0f "
+      "s)\n",
+      reps, seconds);
   std::printf("%-26s %10s %10s %14s\n", "", "p50 (us)", "p99 (us)", "req/s (16 cl.)");
   if (!socket.empty()) {
     Seed(socket);
@@ -251,7 +261,8 @@ int main(int argc, char** argv) {
     }
     Print(off);
     Print(on);
-    std::printf("policy+audit cost on GET throughput: %.1f%% (median of %d alternating pairs)\n", Median(cost), reps);
+    std::printf("policy+audit cost on GET throughput: %.1f%% (median of %d alternating pairs)\n",
+                Median(cost), reps);
   }
   return 0;
 }

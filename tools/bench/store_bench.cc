@@ -54,7 +54,8 @@ WriteResult RunWriters(sk::secrets::SecretService& svc, int writers, double seco
           std::fprintf(stderr, "put failed: %s\n", r.status().ToString().c_str());
           std::exit(1);
         }
-        lat[static_cast<std::size_t>(w)].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        lat[static_cast<std::size_t>(w)].push_back(
+            std::chrono::duration<double, std::micro>(t1 - t0).count());
       }
     });
   }
@@ -123,8 +124,10 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<sk::hsm::KeyBackend> backend = std::move(backend_r).value();
 
-  std::printf("== durable commits (64-byte values, SQLite WAL synchronous=FULL, SoftHSM2 wrap; medians of %d runs of %.0f s)\n",
-              reps, seconds);
+  std::printf(
+      "== durable commits (64-byte values, SQLite WAL synchronous=FULL, SoftHSM2 wrap; medians of %d runs of "
+      "%.0f s)\n",
+      reps, seconds);
   std::printf("%-7s %-8s %14s %12s %12s\n", "mode", "writers", "commits/s", "p50 (us)", "p99 (us)");
   for (AnchorMode mode : {AnchorMode::kEpoch, AnchorMode::kStrict}) {
     for (int writers : {1, 16}) {
@@ -144,14 +147,15 @@ int main(int argc, char** argv) {
         p50.push_back(wr.p50_us);
         p99.push_back(wr.p99_us);
       }
-      std::printf("%-7s %-8d %14.0f %12.0f %12.0f\n", std::string(sk::secrets::AnchorModeName(mode)).c_str(), writers,
-                  Median(tput), Median(p50), Median(p99));
+      std::printf("%-7s %-8d %14.0f %12.0f %12.0f\n", std::string(sk::secrets::AnchorModeName(mode)).c_str(),
+                  writers, Median(tput), Median(p50), Median(p99));
       std::fflush(stdout);
     }
   }
 
   std::printf("\n== full journal verification (seals + chains, 2 threads; medians of %d runs)\n", reps);
-  std::printf("%-10s %16s %18s %16s\n", "entries", "scan only (s)", "open: verify+index (s)", "entries/s (scan)");
+  std::printf("%-10s %16s %18s %16s\n", "entries", "scan only (s)", "open: verify+index (s)",
+              "entries/s (scan)");
   for (std::uint64_t n : sizes) {
     sk::secrets::ServiceOptions o;
     o.store_path = dir.Join("store.db");
@@ -179,13 +183,14 @@ int main(int argc, char** argv) {
       auto sum = sk::journal::ScanJournal(**reader, jk, 2, [](sk::journal::ScannedEntry&) {});
       auto s1 = Clock::now();
       if (!sum.ok() || sum->entries < n) {
-        std::fprintf(stderr, "scan saw %llu entries\n", sum.ok() ? static_cast<unsigned long long>(sum->entries) : 0ULL);
+        std::fprintf(stderr, "scan saw %llu entries\n",
+                     sum.ok() ? static_cast<unsigned long long>(sum->entries) : 0ULL);
         return 1;
       }
       scan_s.push_back(std::chrono::duration<double>(s1 - s0).count());
     }
-    std::printf("%-10llu %16.2f %18.2f %16.0f\n", static_cast<unsigned long long>(n), Median(scan_s), Median(open_s),
-                static_cast<double>(n) / Median(scan_s));
+    std::printf("%-10llu %16.2f %18.2f %16.0f\n", static_cast<unsigned long long>(n), Median(scan_s),
+                Median(open_s), static_cast<double>(n) / Median(scan_s));
     std::fflush(stdout);
   }
   return 0;

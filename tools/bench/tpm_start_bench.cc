@@ -24,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 double Pct(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+  return v.empty() ? 0
+                   : v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
 // Spawns the agent and returns milliseconds until /v1/health says unsealed.
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
     auto b = sk::hsm::tpm::OpenTpmBackend(agent.TpmConfig());
     sk::secrets::ServiceOptions so;
     so.store_path = agent.state_dir() + "/store.db";
-    auto svc = sk::secrets::SecretService::Open(std::shared_ptr<sk::hsm::KeyBackend>(std::move(b).value()), so);
+    auto svc =
+        sk::secrets::SecretService::Open(std::shared_ptr<sk::hsm::KeyBackend>(std::move(b).value()), so);
     if (!svc.ok()) {
       std::fprintf(stderr, "%s\n", svc.status().ToString().c_str());
       return 1;

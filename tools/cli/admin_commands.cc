@@ -215,7 +215,9 @@ void Add(CLI::App& app) {
   auto* vconfig = verify->add_option(
       "--config", f.config,
       "Offline: the agent's config file (e.g. /etc/sealkeep/sealkeep.toml); the agent must be stopped");
-  verify->add_option("--state", f.state, "Offline: a state folder holding sealkeep.toml (as `tools/dev run` writes)")
+  verify
+      ->add_option("--state", f.state,
+                   "Offline: a state folder holding sealkeep.toml (as `tools/dev run` writes)")
       ->excludes(vconfig);
   verify->callback(RunVerify);
 
@@ -228,8 +230,8 @@ void Add(CLI::App& app) {
       "sealed agent (POST /v1/sys/recover); with --config, works on the store while the agent is stopped");
   recover->add_flag("--accept-rollback", f.accept_rollback, "Required: says you accept the rollback")
       ->required();
-  auto* rconfig =
-      recover->add_option("--config", f.config, "Offline: the agent's config file; the agent must be stopped");
+  auto* rconfig = recover->add_option("--config", f.config,
+                                      "Offline: the agent's config file; the agent must be stopped");
   recover->add_option("--state", f.state, "Offline: a state folder holding sealkeep.toml")->excludes(rconfig);
   recover->callback(RunRecover);
 }

@@ -120,13 +120,15 @@ void RunVerifyOnline() {
   if (Globals().json) {
     PrintBody(r);
   } else if (j.value("ok", false)) {
-    std::printf("audit log: ok: %llu records (seq %llu..%llu) in %llu segment(s), up to the agent's live head\n",
-                j.value("records", 0ULL), j.value("first_seq", 0ULL), j.value("last_seq", 0ULL),
-                j.value("segments", 0ULL));
+    std::printf(
+        "audit log: ok: %llu records (seq %llu..%llu) in %llu segment(s), up to the agent's live head\n",
+        j.value("records", 0ULL), j.value("first_seq", 0ULL), j.value("last_seq", 0ULL),
+        j.value("segments", 0ULL));
   } else {
     const Json& p = j["problem"];
     std::printf("audit log: BROKEN at %s:%llu (seq %llu): %s: %s\n", p.value("file", "").c_str(),
-                p.value("line", 0ULL), p.value("seq", 0ULL), p.value("kind", "").c_str(), p.value("detail", "").c_str());
+                p.value("line", 0ULL), p.value("seq", 0ULL), p.value("kind", "").c_str(),
+                p.value("detail", "").c_str());
   }
   if (!j.value("ok", false)) throw ExitRequest{kExitCorruption};
 }
@@ -235,11 +237,11 @@ void Add(CLI::App& app) {
   cmd->require_subcommand(1);
   auto& f = Flags();
 
-  auto* verify =
-      cmd->add_subcommand("verify",
-                          "Check the audit log's HMAC chain; name the first broken record. With no TARGET and "
-                          "no --key-file, the running agent checks its own log against its live head "
-                          "(GET /v1/sys/audit/verify)");
+  auto* verify = cmd->add_subcommand(
+      "verify",
+      "Check the audit log's HMAC chain; name the first broken record. With no TARGET and "
+      "no --key-file, the running agent checks its own log against its live head "
+      "(GET /v1/sys/audit/verify)");
   verify->add_option("TARGET", f.target,
                      "Audit folder or one segment file (default: $SEALKEEP_STATE/audit, else "
                      "/var/lib/sealkeep/audit)");

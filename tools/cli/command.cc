@@ -31,29 +31,38 @@ void AddRegisteredCommands(CLI::App& app) {
 
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case Code::kOk: return kExitOk;
+    case Code::kOk:
+      return kExitOk;
     case Code::kInvalidArgument:
-    case Code::kTooLarge: return kExitUsage;
-    case Code::kNotFound: return kExitNotFound;
+    case Code::kTooLarge:
+      return kExitUsage;
+    case Code::kNotFound:
+      return kExitNotFound;
     case Code::kAlreadyExists:
     case Code::kConflict:
     case Code::kFailedPrecondition:
-    case Code::kExpired: return kExitConflict;
+    case Code::kExpired:
+      return kExitConflict;
     case Code::kForbidden:
-    case Code::kUnauthenticated: return kExitForbidden;
+    case Code::kUnauthenticated:
+      return kExitForbidden;
     case Code::kSealed:
     case Code::kUnavailable:
-    case Code::kResourceExhausted: return kExitSealed;
-    case Code::kCorruption: return kExitCorruption;
+    case Code::kResourceExhausted:
+      return kExitSealed;
+    case Code::kCorruption:
+      return kExitCorruption;
     case Code::kUnimplemented:
-    case Code::kInternal: return kExitError;
+    case Code::kInternal:
+      return kExitError;
   }
   return kExitError;
 }
 
 void Fail(const Status& status) {
   if (Globals().json) {
-    nlohmann::json j = {{"error", {{"code", std::string(status.reason())}, {"message", std::string(status.message())}}}};
+    nlohmann::json j = {
+        {"error", {{"code", std::string(status.reason())}, {"message", std::string(status.message())}}}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::fprintf(stderr, "sealkeep: %s\n", status.ToString().c_str());

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   if (g.socket.empty()) g.socket = "/run/sealkeep/api.sock";
   bool version = false;
   app.add_flag("--version", version, "Print the version and exit");
-  app.add_option("--socket", g.socket, "Agent API socket (default: $SEALKEEP_SOCKET or /run/sealkeep/api.sock)");
+  app.add_option("--socket", g.socket,
+                 "Agent API socket (default: $SEALKEEP_SOCKET or /run/sealkeep/api.sock)");
   app.add_flag("--json", g.json, "Machine-readable JSON output");
   app.footer(
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict/refused, 5 forbidden,\n"
