@@ -17,6 +17,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/fixtures/agent_process.h"
@@ -222,22 +223,16 @@ int main(int argc, char** argv) {
   std::printf("%-26s %10s %10s %14s\n", "", "p50 (us)", "p99 (us)", "req/s (16 cl.)");
   if (!socket.empty()) {
     Seed(socket);
-    Row get{"GET (running agent)", {}, {}, {}};
-    for (int r = 0; r < reps; ++r) {
-      Result m = Measure(socket, 0, 16, seconds);
-      get.p50.push_back(m.p50_us);
-      get.p99.push_back(m.p99_us);
-      get.tput.push_back(m.per_s);
+    Row get{"GET (running agent)", {}, {}, {}}, health{"GET /v1/health (transport)", {}, {}, {}};
+    for (auto [row, kind] : {std::pair{&get, 0}, std::pair{&health, 2}}) {
+      for (int r = 0; r < reps; ++r) {
+        Result m = Measure(socket, kind, 16, seconds);
+        row->p50.push_back(m.p50_us);
+        row->p99.push_back(m.p99_us);
+        row->tput.push_back(m.per_s);
+      }
+      Print(*row);
     }
-    Print(get);
-    Row health{"GET /v1/health (transport)", {}, {}, {}};
-    for (int r = 0; r < reps; ++r) {
-      Result m = Measure(socket, 2, 16, seconds);
-      health.p50.push_back(m.p50_us);
-      health.p99.push_back(m.p99_us);
-      health.tput.push_back(m.per_s);
-    }
-    Print(health);
     return 0;
   }
   Row cached{"GET, data key cached", {}, {}, {}}, put{"PUT (durable commit)", {}, {}, {}};
