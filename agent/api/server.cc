@@ -44,6 +44,25 @@ void Wipe(std::string& s) {
   s.clear();
 }
 
+// Request bytes may hold a secret (a PUT's value): the read buffer's storage is wiped
+// when it is given back (on growth and when the connection closes).
+template <class T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() = default;
+  template <class U>
+  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept {
+    SecureWipe(p, n * sizeof(T));
+    std::allocator<T>().deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const WipingAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 Status Errno(const std::string& what) {
   return Unavailable(what + ": " + std::strerror(errno), "socket_error");
 }
@@ -312,7 +331,9 @@ class Session : public std::enable_shared_from_this<Session> {
       while (buffer_.size() > 0) {
         if (!parser_) StartRequest();
         beast::error_code ec;
-        std::size_t used = parser_->put(buffer_.data(), ec);
+        net::mutable_buffer bytes = buffer_.data();
+        std::size_t used = parser_->put(net::const_buffer(bytes), ec);
+        SecureWipe(bytes.data(), used);  // parsed: what matters is in the request now
         buffer_.consume(used);
         if (ec == http::error::need_more) break;
         if (ec) return OnReadError(ec);
@@ -509,7 +530,7 @@ class Session : public std::enable_shared_from_this<Session> {
   net::io_context& loop_;  // the one thread that runs this connection's handlers
   Local::socket stream_;
   Clock::time_point deadline_ = Clock::time_point::max();  // checked by the loop's sweep
-  beast::flat_buffer buffer_;
+  beast::basic_flat_buffer<WipingAllocator<char>> buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;  // the response's status line and headers
   std::string body_;  // the response's body (wiped after sending when it held a value)
