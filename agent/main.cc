@@ -30,20 +30,45 @@ void Harden() {
   }
 }
 
+// --self-check: what must hold for sealkeepd to handle secrets at all, then exit.
+//   - the crypto known-answer tests (a wrong build or a broken mbedTLS): failure, exit 1;
+//   - the random source (getrandom): failure, exit 1;
+//   - memory locking: a WARNING on stderr, exit 0. When mlock() is refused (RLIMIT_MEMLOCK
+//     too small and no CAP_IPC_LOCK) secret memory is still excluded from core dumps and
+//     forks and wiped when freed, and the daemon itself runs that way rather than refusing
+//     to start; a self-check that failed here would fail where the daemon works (e.g. a
+//     developer shell's 64 KiB default, while the unit sets LimitMEMLOCK=64M). The warning
+//     says what is lost (secrets may reach swap), the limit in force, and the fix.
+// Each failure names the item on stderr; the summary line goes to stdout only on success.
 int SelfCheck() {
   sk::Status st = sk::RunCryptoSelfTest();
   if (!st.ok()) {
-    std::fprintf(stderr, "sealkeepd: %s\n", st.ToString().c_str());
+    std::fprintf(stderr, "sealkeepd: self-check FAILED: crypto known-answer test: %s\n",
+                 st.ToString().c_str());
     return 1;
   }
-  auto probe = sk::RandomSecret(32);
+  auto probe = sk::RandomSecret(32);  // also maps (and tries to lock) a secret-memory arena
   if (!probe.ok()) {
-    std::fprintf(stderr, "sealkeepd: %s\n", probe.status().ToString().c_str());
+    std::fprintf(stderr, "sealkeepd: self-check FAILED: random source: %s\n",
+                 probe.status().ToString().c_str());
     return 1;
   }
-  bool locked = sk::LockedPool::Instance().GetStats().lock_failures == 0;
-  std::printf("sealkeepd %s self-check: crypto known answers ok; secret memory %s\n", SEALKEEP_VERSION,
-              locked ? "locked" : "NOT locked (raise LimitMEMLOCK / RLIMIT_MEMLOCK)");
+  const bool locked = sk::LockedPool::Instance().GetStats().lock_failures == 0;
+  if (!locked) {
+    rlimit memlock{};
+    std::string limit = "unknown";
+    if (::getrlimit(RLIMIT_MEMLOCK, &memlock) == 0) {
+      limit = memlock.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(memlock.rlim_cur) + " bytes";
+    }
+    std::fprintf(stderr,
+                 "sealkeepd: self-check WARNING: secret memory is NOT locked: mlock() was refused "
+                 "(RLIMIT_MEMLOCK %s); secrets stay out of core dumps and are wiped, but may reach swap. "
+                 "Raise the limit (systemd: LimitMEMLOCK=64M; shell: ulimit -l 65536) or grant "
+                 "CAP_IPC_LOCK\n",
+                 limit.c_str());
+  }
+  std::printf("sealkeepd %s self-check: crypto known answers ok; random source ok; secret memory %s\n",
+              SEALKEEP_VERSION, locked ? "locked" : "NOT locked (see the warning)");
   return 0;
 }
 

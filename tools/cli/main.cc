@@ -20,8 +20,24 @@ int main(int argc, char** argv) {
   auto& g = sk::cli::Globals();
   if (const char* env = std::getenv("SEALKEEP_SOCKET"); env != nullptr && *env != '\0') g.socket = env;
   if (g.socket.empty()) g.socket = "/run/sealkeep/api.sock";
-  bool version = false;
-  app.add_flag("--version", version, "Print the version and exit");
+  // --version is the program's, not a subcommand's. With fallthrough() an option a
+  // subcommand does not know goes to this app, so `sealkeep status --version` used to run
+  // status (and print the version after it). The flag now acts the moment it is parsed,
+  // before any subcommand callback: it prints the version and exits 0 when it comes before
+  // any subcommand, and is a usage error after one. (Subcommands that take their own
+  // `--version N`, like get, parse it themselves and never get here.)
+  app.add_flag_callback(
+         "--version",
+         [&app] {
+           if (!app.get_subcommands().empty()) {
+             throw CLI::ValidationError("--version",
+                                        "an option of sealkeep itself, not of a subcommand: put it first "
+                                        "(sealkeep --version)");
+           }
+           throw CLI::CallForVersion(std::string("sealkeep ") + SEALKEEP_VERSION, 0);
+         },
+         "Print the version and exit")
+      ->trigger_on_parse();
   app.add_option("--socket", g.socket,
                  "Agent API socket (default: $SEALKEEP_SOCKET or /run/sealkeep/api.sock)");
   app.add_flag("--json", g.json, "Machine-readable JSON output");
@@ -31,16 +47,12 @@ int main(int argc, char** argv) {
   sk::cli::AddRegisteredCommands(app);
   try {
     app.parse(argc, argv);
-    if (version) {
-      std::printf("sealkeep %s\n", SEALKEEP_VERSION);
-      return 0;
-    }
     if (app.get_subcommands().empty()) {
       std::printf("%s", app.help().c_str());
       return 0;
     }
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);  // prints help, or the parse error
+    int rc = app.exit(e);  // prints help, the version, or the parse error
     return rc == 0 ? 0 : sk::cli::kExitUsage;
   } catch (const sk::cli::ExitRequest& e) {
     return e.code;
