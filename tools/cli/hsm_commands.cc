@@ -43,6 +43,17 @@ void AddTokenOptions(CLI::App* cmd) {
       "File holding the user PIN (default: $CREDENTIALS_DIRECTORY/hsm-pin; never on the command line)");
 }
 
+// For the commands that change the token. SoftHSM2 never fsyncs its object files, so what
+// it reports as created may be lost in a power cut; with --sync-dir every file and folder
+// under DIR (SoftHSM2's tokendir) is fsynced after a change (hsm/pkcs11/sync_dir.h). DIR
+// must exist: a typo would otherwise go unnoticed whenever the run changes nothing.
+void AddSyncDirOption(CLI::App* cmd) {
+  cmd->add_option("--sync-dir", Flags().config.sync_dir,
+                  "SoftHSM2's token folder (its tokendir, e.g. /var/lib/softhsm/tokens): fsync it after "
+                  "every change, because SoftHSM2 does not (the agent's [pkcs11] sync_dir)")
+      ->check(CLI::ExistingDirectory);
+}
+
 std::string Generations(const std::vector<std::uint32_t>& gens) {
   std::string s;
   for (auto g : gens) s += (s.empty() ? "" : ", ") + std::to_string(g);
@@ -199,6 +210,7 @@ void Add(CLI::App& app) {
       "Create sealkeep's master key (generation 1) and anchor object on a token; safe to run again: it "
       "creates only what is missing and reports what exists");
   AddTokenOptions(provision);
+  AddSyncDirOption(provision);
   provision->add_flag(
       "--init", Flags().init,
       "If no token carries the label, first initialise a free slot's token with it and set the "
@@ -218,12 +230,14 @@ void Add(CLI::App& app) {
       "Generate the next master-key generation in the token and make it current; older generations keep "
       "unwrapping until retired (run with the agent stopped)");
   AddTokenOptions(rotate);
+  AddSyncDirOption(rotate);
   rotate->callback(RunRotate);
 
   auto* retire = hsm->add_subcommand("retire",
                                      "Destroy a non-current generation's key: blobs wrapped under it stop "
                                      "unwrapping (run with the agent stopped)");
   AddTokenOptions(retire);
+  AddSyncDirOption(retire);
   retire->add_option("--generation", Flags().generation, "Generation to retire")
       ->required()
       ->check(CLI::Range(1u, 0xFFFFFFFFu));

@@ -152,5 +152,59 @@ TEST_F(CliTest, HelpNamesTheOptionsAndDefaults) {
   EXPECT_NE(retire.out.find("--generation"), std::string::npos) << retire.out;
 }
 
+// --sync-dir (SoftHSM2's tokendir, fsynced after each change: hsm/pkcs11/sync_dir.h) on
+// the commands that change the token.
+TEST_F(CliTest, ProvisionRotateAndRetireAcceptTheTokenFolderAsSyncDir) {
+  const std::string sync = " --sync-dir " + dir_.Join("softhsm/tokens");
+  CliRun provision = Sealkeep("hsm provision --init --so-pin-file " + so_pin_ + " " + TokenArgs() + sync);
+  ASSERT_EQ(provision.rc, 0) << provision.out;
+  EXPECT_NE(provision.out.find("master key: created generation 1"), std::string::npos) << provision.out;
+  CliRun again = Sealkeep("hsm provision " + TokenArgs() + sync);
+  ASSERT_EQ(again.rc, 0) << again.out;
+  CliRun rotate = Sealkeep("hsm rotate " + TokenArgs() + sync);
+  ASSERT_EQ(rotate.rc, 0) << rotate.out;
+  EXPECT_NE(rotate.out.find("generation 2 created"), std::string::npos) << rotate.out;
+  CliRun retire = Sealkeep("hsm retire --generation 1 " + TokenArgs() + sync);
+  ASSERT_EQ(retire.rc, 0) << retire.out;
+  EXPECT_EQ(StatusJson()["master_keys"].size(), 1u);
+
+  CliRun help = Sealkeep("hsm provision --help");
+  EXPECT_NE(help.out.find("--sync-dir"), std::string::npos) << help.out;
+}
+
+TEST_F(CliTest, ANonexistentSyncDirIsAUsageErrorAndChangesNothing) {
+  const std::string missing = dir_.Join("no-such-folder");
+  CliRun r = Sealkeep("hsm provision --init --so-pin-file " + so_pin_ + " " + TokenArgs() + " --sync-dir " +
+                      missing);
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--sync-dir"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("does not exist"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(missing), std::string::npos) << r.out;
+  // Refused before the token was touched: no token carries the label yet.
+  CliRun status = Sealkeep("hsm status " + TokenArgs());
+  EXPECT_EQ(status.rc, 3) << status.out;
+  EXPECT_NE(status.out.find("token_not_found"), std::string::npos) << status.out;
+
+  ASSERT_EQ(Sealkeep("hsm provision --init --so-pin-file " + so_pin_ + " " + TokenArgs()).rc, 0);
+  for (const char* cmd : {"hsm rotate ", "hsm retire --generation 1 "}) {
+    CliRun c = Sealkeep(cmd + TokenArgs() + " --sync-dir " + missing);
+    EXPECT_EQ(c.rc, 2) << cmd << ": " << c.out;
+    EXPECT_NE(c.out.find("does not exist"), std::string::npos) << cmd << ": " << c.out;
+  }
+  EXPECT_EQ(StatusJson()["current_generation"], 1) << "rotate must not have run";
+}
+
+// The option reaches the library: a folder whose files cannot be fsynced (procfs answers
+// fsync with EINVAL) makes the change fail with sync_failed, naming the path.
+TEST_F(CliTest, ASyncDirThatCannotBeSyncedFailsTheChangeWithSyncFailed) {
+  const std::string proc = "/proc/sys/kernel";
+  if (!std::filesystem::is_directory(proc)) GTEST_SKIP() << proc << " is not available";
+  ASSERT_EQ(Sealkeep("hsm provision --init --so-pin-file " + so_pin_ + " " + TokenArgs()).rc, 0);
+  CliRun r = Sealkeep("hsm rotate " + TokenArgs() + " --sync-dir " + proc);
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("sync_failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(proc), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace sk::hsm
