@@ -15,7 +15,7 @@ std::optional<CachedVersion> DekCache::Get(const std::string& path, std::uint64_
     ++misses_;
     return std::nullopt;
   }
-  if (Clock::now() >= it->second->expires) {
+  if (now_() >= it->second->expires) {
     lru_.erase(it->second);
     map_.erase(it);
     ++misses_;
@@ -35,7 +35,7 @@ void DekCache::Put(const std::string& path, std::uint64_t version, std::uint64_t
     lru_.erase(it->second);
     map_.erase(it);
   }
-  lru_.push_front(Item{key, std::move(v), Clock::now() + ttl_});
+  lru_.push_front(Item{key, std::move(v), now_() + ttl_});
   map_.emplace(std::move(key), lru_.begin());
   while (map_.size() > capacity_) {
     map_.erase(lru_.back().key);
@@ -60,6 +60,22 @@ void DekCache::Clear() {
   std::lock_guard lock(mu_);
   map_.clear();
   lru_.clear();
+}
+
+std::size_t DekCache::SweepExpired() {
+  std::lock_guard lock(mu_);
+  const Clock::time_point now = now_();
+  std::size_t dropped = 0;
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    if (now >= it->expires) {
+      map_.erase(it->key);
+      it = lru_.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  return dropped;
 }
 
 std::uint64_t DekCache::hits() const {

@@ -6,11 +6,16 @@
 // digest and the labels), as verified when the key was unwrapped: entries never change,
 // so a hot read need not re-read and re-seal its entry; it still reads the ciphertext
 // and checks it against that digest.
+// Bounded: beyond `capacity` entries the least recently used one is dropped. An entry
+// older than `ttl` is never returned; Get drops it when it meets it, and SweepExpired()
+// drops every expired one (call it from a periodic tick, so an unread key does not stay
+// in memory past its time-to-live).
 // Thread-safe. Clear() drops every key (sys/seal).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -31,20 +36,26 @@ struct CachedVersion {
 
 class DekCache {
  public:
-  DekCache(std::size_t capacity, std::chrono::milliseconds ttl) : capacity_(capacity), ttl_(ttl) {}
+  using Clock = std::chrono::steady_clock;
+  // The time source; a seam so tests can move time (the agent uses the default).
+  using Now = std::function<Clock::time_point()>;
+
+  DekCache(std::size_t capacity, std::chrono::milliseconds ttl, Now now = &Clock::now)
+      : capacity_(capacity), ttl_(ttl), now_(std::move(now)) {}
 
   // A copy of the cached facts (the key itself is shared, not copied).
   std::optional<CachedVersion> Get(const std::string& path, std::uint64_t version, std::uint64_t seq);
   void Put(const std::string& path, std::uint64_t version, std::uint64_t seq, CachedVersion v);
   void Erase(const std::string& path, std::uint64_t version);
   void Clear();
+  // Drops every entry whose time-to-live has passed; returns how many.
+  std::size_t SweepExpired();
 
   std::uint64_t hits() const;
   std::uint64_t misses() const;
   std::size_t size() const;
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Item {
     std::string key;
     CachedVersion v;
@@ -54,6 +65,7 @@ class DekCache {
 
   const std::size_t capacity_;
   const std::chrono::milliseconds ttl_;
+  const Now now_;
   mutable std::mutex mu_;
   std::list<Item> lru_;  // front: most recent
   std::unordered_map<std::string, std::list<Item>::iterator> map_;
