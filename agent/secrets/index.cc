@@ -70,6 +70,7 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
       s.versions.push_back(Created(e, seal_ok));
     } else if (e.version >= 1 && e.version <= s.versions.size()) {
       s.versions[e.version - 1] = Created(e, false);  // a version written twice: only by tampering
+      s.low = std::min(s.low, e.version);
     } else if (e.version > s.versions.size() + 1) {
       // A gap in version numbers: entries were removed. The missing versions and every
       // older one are cut off from the path's chain.
@@ -81,8 +82,11 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
     }
   } else if (e.version >= 1 && e.version <= s.versions.size()) {
     ApplyToVersion(s.versions[e.version - 1], e, seal_ok);
+    if (s.versions[e.version - 1].state != VersionState::kDestroyed) s.low = std::min(s.low, e.version);
   }
   ApplyEntry(s.fields, e, seal, seal_ok);
+  // Amortised O(1): low only moves up, except after a version written twice (above).
+  while (s.low <= s.versions.size() && s.versions[s.low - 1].state == VersionState::kDestroyed) ++s.low;
 }
 
 PathState& Index::Slot(const std::string& path) {

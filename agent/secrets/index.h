@@ -52,6 +52,7 @@ struct PathFields {
 struct PathState {
   PathFields fields;
   std::vector<VersionInfo> versions;  // versions[i] is version i + 1
+  std::uint64_t low = 1;              // every version below this one is destroyed
 };
 
 // Applies one entry's effect. `seal_ok` false marks the versions it touches.
@@ -116,6 +117,8 @@ class PathView {
   bool exists() const { return fields().head > 0 || fields().last_seq > 0; }
   PathFields fields() const;
   std::optional<VersionInfo> version(std::uint64_t v) const;
+  // Every version below this one is destroyed (pending entries only destroy more).
+  std::uint64_t low() const { return base_ != nullptr ? base_->low : 1; }
 
  private:
   const PathState* base_;

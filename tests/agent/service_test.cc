@@ -306,6 +306,33 @@ TEST_F(ServiceTest, MaxVersionsDestroysTheOldestAndJournalsIt) {
   EXPECT_EQ(*h_.GetText("rot/key"), "v4");
 }
 
+TEST_F(ServiceTest, LoweringMaxVersionsPrunesPastAnExplicitlyDestroyedVersion) {
+  std::vector<Op> first;
+  Op op = PutOp("mv/key", "v1");
+  op.max_versions = 3;
+  first.push_back(std::move(op));
+  ASSERT_TRUE(svc().Transact(std::move(first), "", h_.actor).ok());
+  h_.PutText("mv/key", "v2");
+  h_.PutText("mv/key", "v3");
+  std::vector<Op> destroy;
+  destroy.push_back(MakeOp(Op::Type::kDestroy, "mv/key", 2));
+  ASSERT_TRUE(svc().Transact(std::move(destroy), "", h_.actor).ok());
+  h_.PutText("mv/key", "v4");  // live: 1, 3, 4 (three, the limit)
+  std::vector<Op> lower;
+  Op op5 = PutOp("mv/key", "v5");
+  op5.max_versions = 2;  // keep 4 and 5: 3 and 1 go, the destroyed 2 between them notwithstanding
+  lower.push_back(std::move(op5));
+  ASSERT_TRUE(svc().Transact(std::move(lower), "", h_.actor).ok());
+  auto versions = svc().Versions("mv/key");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 5u);
+  const char* want[] = {"destroyed", "destroyed", "destroyed", "live", "live"};
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ((*versions)[i].state, want[i]) << "version " << i + 1;
+  ASSERT_TRUE(h_.Restart().ok());
+  EXPECT_EQ(svc().Versions("mv/key")->at(0).state, "destroyed") << "the prune is in the journal";
+  EXPECT_TRUE(svc().VerifyAll()->ok);
+}
+
 TEST_F(ServiceTest, BadInputIsRefusedWithClearReasons) {
   EXPECT_EQ(secrets::Put(svc(), "../etc/passwd", AsBytes("x"), h_.actor).status().reason(), "bad_path");
   EXPECT_EQ(secrets::Put(svc(), std::string(300, 'a'), AsBytes("x"), h_.actor).status().reason(), "bad_path");
