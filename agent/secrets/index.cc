@@ -120,6 +120,10 @@ void Index::Replay(const journal::Entry& e, const Digest& stored_seal, bool seal
   PathState& s = Slot(e.path);
   if (e.prev_path_hash != s.fields.last_hash) s.fields.chain_ok_from = e.seq;
   ApplyEntry(s, e, stored_seal, seal_ok);
+  // An entry that does not verify is no link: what came before it on this path does not
+  // reach the head through it (as PathChainOkFrom finds on disk). So a forged floor
+  // entry, say, cannot make older versions readable or rollback targets again.
+  if (!seal_ok) s.fields.chain_ok_from = e.seq + 1;
 }
 
 void Index::ReplayUnparsed(const std::string& row_path, std::uint64_t seq) {

@@ -67,7 +67,8 @@ struct JournalTip {
 class Index {
  public:
   // Replay: applies an entry read from the journal (start-up). Tracks per-path chain
-  // links; the caller tracks the global chain.
+  // links (a link that does not match, or an entry whose seal does not verify, cuts
+  // the path's older entries off); the caller tracks the global chain.
   void Replay(const journal::Entry& e, const Digest& stored_seal, bool seal_ok);
   // Replay of an entry that did not parse: taints the row's path.
   void ReplayUnparsed(const std::string& row_path, std::uint64_t seq);
