@@ -127,6 +127,7 @@ void ServiceImpl::StartCommitter() {
 
 Status ServiceImpl::Submit(std::function<Status(Batch&)> run) {
   if (read_only_) return FailedPrecondition("the store is open read-only", "read_only");
+  SK_RETURN_IF_ERROR(Fenced());
   auto job = std::make_unique<Job>();
   job->run = std::move(run);
   std::future<Status> done = job->done.get_future();
@@ -154,7 +155,10 @@ void ServiceImpl::CommitterLoop() {
         if (stopping_) return;
         lock.unlock();
         // An epoch passed with writes and no commit since: anchor them now.
-        if (epoch && unanchored_writes_) (void)AdvanceAnchor(index_.tip);
+        if (epoch && unanchored_writes_ && Fenced().ok()) {
+          std::lock_guard gate(commit_gate_);
+          if (!AdvanceAnchor(index_.tip).ok()) anchor_behind_ = true;
+        }
         continue;
       }
       while (!queue_.empty() && jobs.size() < options_.max_batch) {
@@ -166,18 +170,60 @@ void ServiceImpl::CommitterLoop() {
   }
 }
 
+Status ServiceImpl::Fenced() const {
+  if (!fenced_.load(std::memory_order_acquire)) return OkStatus();
+  std::lock_guard lock(fence_mu_);
+  return fence_;
+}
+
+void ServiceImpl::Fence(const Status& why) {
+  std::lock_guard lock(fence_mu_);
+  if (!fence_.ok()) return;
+  fence_ = why;
+  fenced_.store(true, std::memory_order_release);
+  cache_.Clear();
+}
+
+Status ServiceImpl::CheckStoreTip(store::Writer& w) {
+  SK_ASSIGN_OR_RETURN(std::optional<store::JournalRecord> last, w.LastEntry());
+  const JournalTip& tip = index_.tip;  // the committer is the index's only writer
+  std::string found;
+  if (!last) {
+    found = "the journal is empty";
+  } else if (last->seq != tip.seq) {
+    found = "the journal ends at seq " + std::to_string(last->seq);
+  } else if (last->seal != tip.hash) {
+    found = "the seal of its last entry was changed";
+  } else {
+    return OkStatus();
+  }
+  return Status(Code::kSealed, "replay_detected",
+                "the store was changed behind sealkeep's back: this agent committed up to seq " +
+                    std::to_string(tip.seq) + " but " + found +
+                    "; nothing was written, and the agent refuses every request until it is restarted "
+                    "(start-up verification then reports the store as it is)");
+}
+
 void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   std::vector<Status> results(jobs.size());
   auto finish = [&](const Status& all) {
     for (std::size_t i = 0; i < jobs.size(); ++i) jobs[i]->done.set_value(results[i].ok() ? all : results[i]);
   };
-  auto began = store_->Begin();
-  if (!began.ok()) {
-    for (auto& r : results) r = began.status();
+  auto fail_all = [&](const Status& why) {
+    for (auto& r : results) r = why;
     finish(OkStatus());
-    return;
-  }
+  };
+  if (Status fenced = Fenced(); !fenced.ok()) return fail_all(fenced);
+  auto began = store_->Begin();
+  if (!began.ok()) return fail_all(began.status());
   store::Writer& w = **began;
+  // Incremental verification: inside this write transaction nobody else can write, so
+  // the journal must still end exactly at the tip this service committed last.
+  if (Status tip = CheckStoreTip(w); !tip.ok()) {
+    store_->Abort();
+    if (tip.code() == Code::kSealed) Fence(tip);
+    return fail_all(tip);
+  }
   Batch b(w, index_, *commit_sealer_, NowMs());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto txn = RandomBytes(journal::kTxnIdSize);
@@ -204,6 +250,7 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
     }
     results[i] = st;
   }
+  std::unique_lock gate(commit_gate_);
   Status committed = CommitBatch(b);
   if (!committed.ok()) {
     finish(committed);
@@ -211,7 +258,9 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   }
   ++batches_;
   commits_ += jobs.size();
-  if (options_.hooks != nullptr && options_.hooks->after_store_commit) options_.hooks->after_store_commit();
+  if (!b.pending().empty() && options_.hooks != nullptr && options_.hooks->after_store_commit) {
+    options_.hooks->after_store_commit();
+  }
 
   Status anchored = OkStatus();
   bool epoch_due = false;
@@ -219,15 +268,21 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
     std::lock_guard lock(anchor_mu_);
     epoch_due = std::chrono::steady_clock::now() - last_anchor_time_ >= options_.epoch_interval;
   }
-  if (!b.pending().empty() && (options_.anchor_mode == AnchorMode::kStrict || b.anchor_needed || epoch_due)) {
+  const bool strict = options_.anchor_mode == AnchorMode::kStrict;
+  // anchor_behind_: an earlier advance failed, so this commit retries it in either mode.
+  if (!b.pending().empty() && (strict || b.anchor_needed || epoch_due || anchor_behind_)) {
     anchored = AdvanceAnchor(b.tip());
     if (!anchored.ok()) {
+      anchor_behind_ = true;
       anchored = Status(Code::kUnavailable, "anchor_unavailable",
                         "the change is stored durably but the hardware anchor could not be advanced (" +
-                            anchored.ToString() + "); it will be anchored on the next commit or restart");
+                            anchored.ToString() + "); it is anchored with the next commit" +
+                            (strict ? "" : ", or by the epoch timer if no commit comes first,") +
+                            " or at the next start");
     }
   }
   if (options_.hooks != nullptr && options_.hooks->after_anchor_update) options_.hooks->after_anchor_update();
+  gate.unlock();
   if (b.checkpoint_needed) (void)store_->Checkpoint();
   finish(anchored);
 }

@@ -70,6 +70,7 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
       s.versions.push_back(Created(e, seal_ok));
     } else if (e.version >= 1 && e.version <= s.versions.size()) {
       s.versions[e.version - 1] = Created(e, false);  // a version written twice: only by tampering
+      s.low = std::min(s.low, e.version);
     } else if (e.version > s.versions.size() + 1) {
       // A gap in version numbers: entries were removed. The missing versions and every
       // older one are cut off from the path's chain.
@@ -81,8 +82,11 @@ void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool 
     }
   } else if (e.version >= 1 && e.version <= s.versions.size()) {
     ApplyToVersion(s.versions[e.version - 1], e, seal_ok);
+    if (s.versions[e.version - 1].state != VersionState::kDestroyed) s.low = std::min(s.low, e.version);
   }
   ApplyEntry(s.fields, e, seal, seal_ok);
+  // Amortised O(1): low only moves up, except after a version written twice (above).
+  while (s.low <= s.versions.size() && s.versions[s.low - 1].state == VersionState::kDestroyed) ++s.low;
 }
 
 PathState& Index::Slot(const std::string& path) {
@@ -116,6 +120,10 @@ void Index::Replay(const journal::Entry& e, const Digest& stored_seal, bool seal
   PathState& s = Slot(e.path);
   if (e.prev_path_hash != s.fields.last_hash) s.fields.chain_ok_from = e.seq;
   ApplyEntry(s, e, stored_seal, seal_ok);
+  // An entry that does not verify is no link: what came before it on this path does not
+  // reach the head through it (as PathChainOkFrom finds on disk). So a forged floor
+  // entry, say, cannot make older versions readable or rollback targets again.
+  if (!seal_ok) s.fields.chain_ok_from = e.seq + 1;
 }
 
 void Index::ReplayUnparsed(const std::string& row_path, std::uint64_t seq) {

@@ -52,6 +52,7 @@ struct PathFields {
 struct PathState {
   PathFields fields;
   std::vector<VersionInfo> versions;  // versions[i] is version i + 1
+  std::uint64_t low = 1;              // every version below this one is destroyed
 };
 
 // Applies one entry's effect. `seal_ok` false marks the versions it touches.
@@ -66,7 +67,8 @@ struct JournalTip {
 class Index {
  public:
   // Replay: applies an entry read from the journal (start-up). Tracks per-path chain
-  // links; the caller tracks the global chain.
+  // links (a link that does not match, or an entry whose seal does not verify, cuts
+  // the path's older entries off); the caller tracks the global chain.
   void Replay(const journal::Entry& e, const Digest& stored_seal, bool seal_ok);
   // Replay of an entry that did not parse: taints the row's path.
   void ReplayUnparsed(const std::string& row_path, std::uint64_t seq);
@@ -116,6 +118,8 @@ class PathView {
   bool exists() const { return fields().head > 0 || fields().last_seq > 0; }
   PathFields fields() const;
   std::optional<VersionInfo> version(std::uint64_t v) const;
+  // Every version below this one is destroyed (pending entries only destroy more).
+  std::uint64_t low() const { return base_ != nullptr ? base_->low : 1; }
 
  private:
   const PathState* base_;

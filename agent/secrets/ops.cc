@@ -202,13 +202,11 @@ Status ServiceImpl::Prune(Batch& b, const std::string& path, const Actor& actor)
   std::uint32_t max = f.max_versions != 0 ? f.max_versions : options_.default_max_versions;
   if (max == 0) return OkStatus();
   std::uint64_t kept = 0;
-  for (std::uint64_t v = f.head; v >= 1; --v) {
+  // Down to the oldest version that is not destroyed: an explicitly destroyed version
+  // may sit between live ones, so a destroyed version does not end the walk.
+  for (std::uint64_t v = f.head; v >= view.low() && v >= 1; --v) {
     std::optional<VersionInfo> info = view.version(v);
-    if (!info) continue;
-    if (info->state == VersionState::kDestroyed) {
-      if (kept > max) break;  // everything older was pruned before
-      continue;
-    }
+    if (!info || info->state == VersionState::kDestroyed) continue;
     if (++kept <= max) continue;
     SK_RETURN_IF_ERROR(b.writer().EraseVersion(path, v));
     journal::Entry e;

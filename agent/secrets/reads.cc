@@ -17,6 +17,7 @@ struct Located {
 }  // namespace
 
 Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std::uint64_t> version) {
+  SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePath(path));
   Located at;
   {
@@ -66,6 +67,7 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
 }
 
 Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, std::size_t limit) {
+  SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePrefix(prefix));
   std::vector<PathSummary> out;
   std::shared_lock lock(index_mu_);
@@ -88,6 +90,7 @@ Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, st
 }
 
 Result<Labels> ServiceImpl::PathLabels(const std::string& path) {
+  SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePath(path));
   std::shared_lock lock(index_mu_);
   const PathState* s = index_.Find(path);
@@ -96,6 +99,7 @@ Result<Labels> ServiceImpl::PathLabels(const std::string& path) {
 }
 
 Result<std::vector<VersionReport>> ServiceImpl::Versions(const std::string& path) {
+  SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePath(path));
   PathState state;
   std::uint64_t global_ok_from = 0;

@@ -11,6 +11,17 @@
 // Reads: any thread; the in-memory index gives the version, the store gives its bytes,
 // which are checked against the sealed entry before the value is decrypted.
 //
+// Incremental verification: each batch's write transaction first reads the store's last
+// journal row and checks it is the tip this service committed (seq and seal: the chain's
+// links). If it is not, another process changed the store file: the batch fails
+// with kSealed replay_detected (what start-up reports for the same file), nothing is
+// written, and every later call (reads too) fails with that status until the service
+// is closed. VerifyAll still runs, to say what changed.
+//
+// anchor_unavailable (kUnavailable): a commit is durable but the anchor could not be
+// advanced. The next commit retries the advance in either mode (epoch mode also retries
+// from its timer), and so does the next start (roll forward).
+//
 // Thread-safe: every public method may be called from any thread.
 #pragma once
 
@@ -34,7 +45,7 @@ std::string_view AnchorModeName(AnchorMode m);
 
 // Crash points for the crash and fault tests; never set in production.
 struct FaultHooks {
-  std::function<void()> after_store_commit;   // store synced, anchor not yet moved
+  std::function<void()> after_store_commit;   // a batch's entries synced, anchor not yet moved
   std::function<void()> after_anchor_update;  // anchor moved, not yet acknowledged
 };
 
@@ -205,6 +216,12 @@ class SecretService {
   // Journals that an admin re-sealed the master key to a new boot state (`note` says how).
   virtual Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) = 0;
 
+  // Full verification of the store as it is on disk, in one read transaction (commits
+  // may land meanwhile) against the anchor as it stood at that snapshot: every seal,
+  // both chains, the sealed head and the anchor, every version row against its entry
+  // (erased exactly when destroyed; ciphertext digest, one data-key unwrap per version
+  // holding bytes, key commitment, value), and every snapshot's seal and journaled
+  // digest. More than start-up does (no unwraps there): see docs/journal.md.
   virtual Result<VerifyReport> VerifyAll() = 0;
   virtual ServiceStatus Report() = 0;
   // The audit key AK (unwrapped at open), for the audit log.

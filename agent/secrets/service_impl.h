@@ -27,6 +27,8 @@
 namespace sk::secrets::internal {
 
 std::uint64_t NowMs();
+// HMAC-SHA256(JK, "sealkeep snapshot v1" || 0x00 || body): snapshot_format.h.
+Digest SnapshotSeal(const SecretBytes& jk, ByteView body);
 std::string CanonicalLabels(const Labels& labels);
 Labels ParseLabels(const std::string& canonical);
 
@@ -168,17 +170,25 @@ class ServiceImpl final : public SecretService {
   void ForgetVersion(const std::string& path, std::uint64_t version) { cache_.Erase(path, version); }
   VersionCheck MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,
                          const PathFields& fields) const;
+  // OK, or why the service refuses everything (see fence_).
+  Status Fenced() const;
 
  private:
   void CommitterLoop();
   void RunBatch(std::vector<std::unique_ptr<Job>>& jobs);
   Status AdvanceAnchor(const JournalTip& tip);
+  // Incremental verification (committer, inside the batch's write transaction): the
+  // store's last journal row must be the tip this service committed (seq and stored
+  // seal, which the next entry links to). kSealed replay_detected when it is not. An
+  // edit of the entry's bytes alone is caught on read, as at start-up.
+  Status CheckStoreTip(store::Writer& w);
   Status BuildIndex(store::Reader& reader, std::uint64_t* entries);
   Status CreateStore(const Actor& actor);
   Status LoadKeys();
   // Writes the sealed head on top of b, commits the store transaction, applies b to the
   // index. The anchor is not moved.
   Status CommitBatch(Batch& b);
+  void Fence(const Status& why);
 
   std::shared_ptr<hsm::KeyBackend> backend_;
   ServiceOptions options_;
@@ -191,10 +201,14 @@ class ServiceImpl final : public SecretService {
   mutable std::shared_mutex index_mu_;
   Index index_;
 
+  // Held by the committer from a batch's store commit to the end of its anchor step,
+  // and by VerifyAll to start its read transaction and read the anchor: so the two agree.
+  std::mutex commit_gate_;
   std::mutex anchor_mu_;
   hsm::Anchor anchor_;  // the hardware anchor as last read or written
   std::chrono::steady_clock::time_point last_anchor_time_{};
   bool unanchored_writes_ = false;  // committer thread only
+  bool anchor_behind_ = false;      // committer thread only: the last anchor advance failed
 
   std::unique_ptr<journal::Sealer> commit_sealer_;
   std::mutex queue_mu_;
@@ -202,6 +216,13 @@ class ServiceImpl final : public SecretService {
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
   std::thread committer_;
+
+  // Set once, when a commit finds the store changed behind the service's back; from then
+  // on every read and write fails with it (the sealed state start-up would give the same
+  // store), until the service is closed.
+  mutable std::mutex fence_mu_;
+  Status fence_;
+  std::atomic<bool> fenced_{false};
 
   std::atomic<std::uint64_t> commits_{0}, batches_{0}, anchor_advances_{0};
   double start_verify_seconds_ = 0;

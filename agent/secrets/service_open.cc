@@ -267,6 +267,7 @@ Status ServiceImpl::AdvanceAnchor(const JournalTip& tip) {
   anchor_ = a;
   last_anchor_time_ = std::chrono::steady_clock::now();
   unanchored_writes_ = false;
+  anchor_behind_ = false;
   ++anchor_advances_;
   return OkStatus();
 }

@@ -5,7 +5,6 @@
 #include "crypto/ct.h"
 
 namespace sk::secrets::internal {
-namespace {
 
 Digest SnapshotSeal(const SecretBytes& jk, ByteView body) {
   Hmac h(jk);
@@ -16,6 +15,8 @@ Digest SnapshotSeal(const SecretBytes& jk, ByteView body) {
   h.Update(body);
   return h.End();
 }
+
+namespace {
 
 // Reads and checks a snapshot: not_found, or seal_invalid when it does not verify.
 Result<SnapshotBody> LoadSnapshot(store::Reader& reader, const SecretBytes& jk, const std::string& name) {
@@ -71,6 +72,7 @@ Result<TxnResult> ServiceImpl::CreateSnapshot(const std::string& name, const std
 }
 
 Result<SnapshotInfo> ServiceImpl::GetSnapshot(const std::string& name) {
+  SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
   SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
   SK_ASSIGN_OR_RETURN(SnapshotBody body, LoadSnapshot(lease.reader(), jk_, name));

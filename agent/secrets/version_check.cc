@@ -10,9 +10,52 @@
 namespace sk::secrets {
 namespace {
 
-std::string Name(const VersionCheck& c) { return c.path + " version " + std::to_string(c.version); }
+std::string Name(const std::string& path, std::uint64_t version) {
+  return path + " version " + std::to_string(version);
+}
+std::string Name(const VersionCheck& c) { return Name(c.path, c.version); }
+
+// Unwraps a version's data key and checks it is the one its entry committed to.
+Result<SecretBytes> UnwrapCommitted(hsm::KeyBackend& backend, ByteView store_id, const std::string& path,
+                                    std::uint64_t version, ByteView wrapped, const Digest& dek_commit) {
+  auto refuse = [&](const char* reason, const std::string& why) {
+    return RefusalStatus({reason, Name(path, version) + ": " + why});
+  };
+  auto unwrapped = backend.Unwrap(wrapped, DekAad(store_id, path, version));
+  if (!unwrapped.ok()) {
+    std::string_view reason = unwrapped.status().reason();
+    if (reason == "key_retired")
+      return refuse("key_retired", "its data key's master-key generation is retired");
+    if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token" ||
+        reason == "wrong_tpm") {
+      return refuse("content_mismatch", "its wrapped data key does not verify");
+    }
+    return std::move(unwrapped).status();
+  }
+  if (!ConstantTimeEqual(journal::DekCommit(*unwrapped), dek_commit)) {
+    return refuse("content_mismatch", "its data key is not the one the journal committed to");
+  }
+  return std::move(unwrapped).value();
+}
 
 }  // namespace
+
+Status CheckStoredBytes(hsm::KeyBackend& backend, ByteView store_id, const std::string& path,
+                        std::uint64_t version, const journal::Entry& entry, const store::VersionBlob& blob) {
+  auto refuse = [&](const char* reason, const std::string& why) {
+    return RefusalStatus({reason, Name(path, version) + ": " + why});
+  };
+  if (blob.erased) return refuse("content_mismatch", "its stored bytes are missing");
+  if (!ConstantTimeEqual(Sha256(blob.ciphertext), entry.content_digest)) {
+    return refuse("content_mismatch", "the stored ciphertext does not match its sealed digest");
+  }
+  SK_ASSIGN_OR_RETURN(SecretBytes dek,
+                      UnwrapCommitted(backend, store_id, path, version, blob.wrapped_dek, entry.dek_commit));
+  if (!AeadOpen(dek, ValueAad(store_id, path, version), blob.ciphertext).ok()) {
+    return refuse("content_mismatch", "the value does not decrypt");
+  }
+  return OkStatus();
+}
 
 Status RefusalStatus(const Refusal& r) { return Status(Code::kConflict, r.reason, r.message); }
 
@@ -69,21 +112,9 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
 
   std::shared_ptr<const SecretBytes> dek = cached ? cached->dek : nullptr;
   if (!dek) {
-    auto unwrapped = ctx.backend.Unwrap(blob->wrapped_dek, DekAad(ctx.store_id, c.path, c.version));
-    if (!unwrapped.ok()) {
-      std::string_view reason = unwrapped.status().reason();
-      if (reason == "key_retired")
-        return refuse("key_retired", "its data key's master-key generation is retired");
-      if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token" ||
-          reason == "wrong_tpm") {
-        return refuse("content_mismatch", "its wrapped data key does not verify");
-      }
-      return std::move(unwrapped).status();
-    }
-    if (!ConstantTimeEqual(journal::DekCommit(*unwrapped), out.entry.dek_commit)) {
-      return refuse("content_mismatch", "its data key is not the one the journal committed to");
-    }
-    dek = std::make_shared<const SecretBytes>(std::move(unwrapped).value());
+    SK_ASSIGN_OR_RETURN(SecretBytes unwrapped, UnwrapCommitted(ctx.backend, ctx.store_id, c.path, c.version,
+                                                               blob->wrapped_dek, out.entry.dek_commit));
+    dek = std::make_shared<const SecretBytes>(std::move(unwrapped));
     if (ctx.cache != nullptr) {
       ctx.cache->Put(c.path, c.version, c.info.created_seq,
                      {dek, out.entry.content_digest, out.entry.detail.labels});

@@ -58,6 +58,14 @@ struct CheckContext {
 // A refusal comes back as Status(kConflict, reason, message); other errors as they are.
 Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, bool open_value);
 
+// A version's stored bytes against its sealed entry, trusting no cache: the ciphertext
+// matches content_digest, the wrapped data key unwraps (under the live generation its
+// blob names, with the version's AAD) to the key dek_commit names, and the value
+// decrypts. Full verification runs it for every version that holds bytes. Refusals
+// (kConflict): content_mismatch, key_retired; backend failures as they are.
+Status CheckStoredBytes(hsm::KeyBackend& backend, ByteView store_id, const std::string& path,
+                        std::uint64_t version, const journal::Entry& entry, const store::VersionBlob& blob);
+
 // Re-reads a path's entries from the store and returns the lowest seq from which its
 // chain (seals and prev_path_hash links) is intact up to `fields.last_hash`; returns
 // UINT64_MAX when even the last entry does not match what the index holds.

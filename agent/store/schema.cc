@@ -19,13 +19,18 @@ CREATE TABLE idempotency (key TEXT PRIMARY KEY, request_digest BLOB NOT NULL, re
                           created_ms INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
+constexpr const char* kSchemaV2 = R"sql(
+CREATE INDEX idempotency_by_time ON idempotency (created_ms);
+)sql";
+
 // migrations[n] takes schema n to n+1; index 0 creates the schema from nothing.
-constexpr const char* kMigrations[] = {kSchemaV1};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace
 
-Status MigrateSchema(Db& db) {
+Status MigrateSchema(Db& db, int target) {
+  if (target < 1 || target > kSchemaVersion) return Internal("no schema version " + std::to_string(target));
   SK_ASSIGN_OR_RETURN(std::int64_t version, QueryInt(db, "PRAGMA user_version"));
   if (version > kSchemaVersion) {
     return Status(Code::kFailedPrecondition, "store_too_new",
@@ -38,7 +43,7 @@ Status MigrateSchema(Db& db) {
       return Status(Code::kCorruption, "store_corrupt", "the file has tables but no sealkeep schema version");
     }
   }
-  while (version < kSchemaVersion) {
+  while (version < target) {
     SK_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     Status st = db.Exec(kMigrations[version]);
     if (st.ok()) st = db.Exec("PRAGMA user_version = " + std::to_string(version + 1));

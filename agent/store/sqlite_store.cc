@@ -59,6 +59,19 @@ class Rows : public virtual Reader {
     return std::optional<JournalRecord>(std::move(r));
   }
 
+  Result<std::optional<JournalRecord>> LastEntry() override {
+    SK_ASSIGN_OR_RETURN(
+        Stmt * s,
+        db_->Cached("SELECT seq, path, entry, seal FROM journal WHERE seq = (SELECT max(seq) FROM journal)"));
+    if (!s->Step()) {
+      SK_RETURN_IF_ERROR(s->status());
+      return std::optional<JournalRecord>();
+    }
+    JournalRecord r = RecordFrom(*s);
+    s->Reset();
+    return std::optional<JournalRecord>(std::move(r));
+  }
+
   Status ScanJournal(std::uint64_t from, const std::function<bool(JournalRecord&)>& fn) override {
     SK_ASSIGN_OR_RETURN(
         Stmt s, db_->Prepare("SELECT seq, path, entry, seal FROM journal WHERE seq >= ?1 ORDER BY seq"));
@@ -147,6 +160,19 @@ class Rows : public virtual Reader {
     return std::optional<IdempotencyRecord>(std::move(r));
   }
 
+  Status ScanSnapshots(const std::function<bool(SnapshotRecord&)>& fn) override {
+    SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare("SELECT name, body, seal FROM snapshots ORDER BY name"));
+    while (s.Step()) {
+      SnapshotRecord r;
+      r.name = s.Text(0);
+      ByteView body = s.Blob(1);
+      r.body.assign(body.begin(), body.end());
+      r.seal = ToDigest(s.Blob(2));
+      if (!fn(r)) break;
+    }
+    return s.status();
+  }
+
  protected:
   static JournalRecord RecordFrom(const Stmt& s) {
     JournalRecord r;
@@ -163,6 +189,32 @@ class Rows : public virtual Reader {
 class SqliteReader final : public Rows {
  public:
   using Rows::Rows;
+  ~SqliteReader() override {
+    if (in_read_) (void)EndRead();
+  }
+  SqliteReader(const SqliteReader&) = delete;
+  SqliteReader& operator=(const SqliteReader&) = delete;
+
+  Status BeginRead() override {
+    if (in_read_) return Internal("a read transaction is already open");
+    SK_RETURN_IF_ERROR(db_->Exec("BEGIN DEFERRED"));
+    // A deferred transaction takes its snapshot at its first read: take it now.
+    auto pinned = QueryInt(*db_, "SELECT count(*) FROM meta");
+    if (!pinned.ok()) {
+      (void)db_->Exec("ROLLBACK");
+      return pinned.status();
+    }
+    in_read_ = true;
+    return OkStatus();
+  }
+  Status EndRead() override {
+    if (!in_read_) return OkStatus();
+    in_read_ = false;
+    return db_->Exec("COMMIT");
+  }
+
+ private:
+  bool in_read_ = false;
 };
 
 class SqliteWriter final : public Writer, public Rows {
@@ -218,6 +270,8 @@ class SqliteWriter final : public Writer, public Rows {
     SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("DELETE FROM idempotency WHERE created_ms < ?1"));
     return s->Bind(1, created_ms).Run();
   }
+  Status BeginRead() override { return Internal("the writer reads inside its own transaction"); }
+  Status EndRead() override { return OkStatus(); }
   Status Savepoint() override { return db_->Exec("SAVEPOINT op"); }
   Status ReleaseSavepoint() override { return db_->Exec("RELEASE op"); }
   Status RollbackToSavepoint() override {
@@ -283,6 +337,14 @@ class SqliteStore final : public Store {
   }
 
   std::string Describe() const override { return "sqlite:" + options_.path; }
+  Result<std::string> DurabilitySettings() override {
+    SK_ASSIGN_OR_RETURN(Stmt mode, writer_->db().Prepare("PRAGMA journal_mode"));
+    if (!mode.Step())
+      return mode.status().ok() ? Internal("PRAGMA journal_mode returned nothing") : mode.status();
+    std::string out = "journal_mode=" + mode.Text(0);
+    SK_ASSIGN_OR_RETURN(std::int64_t sync, QueryInt(writer_->db(), "PRAGMA synchronous"));
+    return out + " synchronous=" + std::to_string(sync);
+  }
   bool is_empty_on_open() const override { return created_; }
 
  private:

@@ -59,6 +59,9 @@ class Reader {
   virtual ~Reader() = default;
   virtual Result<std::optional<VersionBlob>> GetVersion(std::string_view path, std::uint64_t version) = 0;
   virtual Result<std::optional<JournalRecord>> GetEntry(std::uint64_t seq) = 0;
+  // The journal's last entry (highest seq), or none when the journal is empty. One
+  // indexed lookup: the committer calls it in every write transaction.
+  virtual Result<std::optional<JournalRecord>> LastEntry() = 0;
   // Calls fn for every entry with seq >= from, in seq order, until fn returns false.
   virtual Status ScanJournal(std::uint64_t from, const std::function<bool(JournalRecord&)>& fn) = 0;
   // Calls fn for the entries of one path with seq >= from, in seq order, until fn returns false.
@@ -70,6 +73,15 @@ class Reader {
   virtual Result<std::optional<Bytes>> GetMeta(std::string_view key) = 0;
   virtual Result<std::optional<SnapshotRecord>> GetSnapshot(std::string_view name) = 0;
   virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(std::string_view key) = 0;
+  // Calls fn for every snapshot, ordered by name, until fn returns false.
+  virtual Status ScanSnapshots(const std::function<bool(SnapshotRecord&)>& fn) = 0;
+
+  // A read transaction (Readers only, not the Writer): from BeginRead until EndRead
+  // every read of this Reader sees the store as it was when BeginRead returned, however
+  // many commits land meanwhile (SQLite: BEGIN plus a first read, which pins the WAL
+  // snapshot; PostgreSQL: REPEATABLE READ). Without one, each call sees the latest commit.
+  virtual Status BeginRead() = 0;
+  virtual Status EndRead() = 0;
 };
 
 // The open write transaction. Savepoints nest inside it (all-or-nothing sub-scopes).
@@ -101,6 +113,10 @@ class Store {
   // not linger in the log (called after destroys).
   virtual Status Checkpoint() = 0;
   virtual std::string Describe() const = 0;
+  // The durability settings in force on the writer's own connection, as
+  // "journal_mode=wal synchronous=2" (SQLite: 2 is FULL). Call it only while no other
+  // thread drives writes (start-up, tests).
+  virtual Result<std::string> DurabilitySettings() = 0;
   virtual bool is_empty_on_open() const = 0;  // the store was created by this open
 };
 
@@ -116,6 +132,6 @@ struct SqliteOptions {
 // holds it), store_missing, store_too_new (schema from a newer sealkeep), store_corrupt.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 }  // namespace sk::store

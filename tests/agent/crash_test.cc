@@ -1,11 +1,16 @@
 // The crash harness: a worker process runs puts, transactions and rollbacks and reports
 // each acknowledged commit; it is killed with SIGKILL at random moments (and, every
-// fourth time, exactly between the store sync and the anchor update). After each kill
-// the store is reopened and checked: every acknowledged commit is there with its value,
-// no transaction is partial, the journal verifies, and there is no false replay alarm.
+// fourth time, exactly between the store sync and the anchor update, where the test
+// first checks that the hardware anchor really is behind the store's head). After each
+// kill the store is reopened and checked: every acknowledged commit is there with its
+// value, no transaction is partial, the journal verifies, there is no false replay
+// alarm, and the worker's idempotent transactions retried with their keys apply once:
+// the acknowledged ones answer `replayed` with their first result and change nothing,
+// the one in flight at the kill either replays (it had committed) or applies now, once.
 //
-// Kill points: SK_CRASH_ITERATIONS per anchor mode (default 100, so 200 in the suite;
-// 30 per mode under sanitizers). A longer run: SK_CRASH_ITERATIONS=2000 build/tests/agent/crash_test
+// Kill points: 100 per anchor mode on SoftHSM2 and 20 per mode on swtpm, 240 in the
+// suite; under ASan 30 and 6 per mode (72). SK_CRASH_ITERATIONS=N sets N for each of the
+// four runs; a longer run: SK_CRASH_ITERATIONS=2000 build/tests/agent/crash_test
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,10 +20,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <sstream>
+
+#include <sqlite3.h>
 
 #include "agent/secrets/service.h"
 #include "hsm/tpm/provision.h"
@@ -32,10 +40,57 @@ namespace sk::secrets {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr int kDefaultIterations = 30;
-#else
-constexpr int kDefaultIterations = 100;
+#define SK_CRASH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SK_CRASH_ASAN 1
 #endif
+#endif
+#ifdef SK_CRASH_ASAN
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// Kill points of one run: the plain figure, or 30% of it under ASan (each kill point is
+// slower there), scaled here once.
+constexpr int KillPoints(int plain) { return kSanitized ? std::max(3, plain * 3 / 10) : plain; }
+
+// The store's last journal seq, read without changing the file: a read-only connection
+// neither checkpoints nor removes the WAL the killed worker left.
+std::uint64_t StoreHeadSeq(const std::string& path) {
+  sqlite3* db = nullptr;
+  std::uint64_t seq = 0;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM journal", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      seq = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return seq;
+}
+
+// An idempotent transaction of the worker: puts of `value` to x/T/{a,b,c} under `key`.
+struct KeyedTxn {
+  std::string thread, key, value;
+  std::uint64_t version = 0;  // acknowledged: the version it wrote
+  std::string txn_id;         // acknowledged: its transaction id
+};
+
+std::vector<Op> KeyedOps(const KeyedTxn& t) {
+  std::vector<Op> ops;
+  for (const char* leaf : {"a", "b", "c"}) {
+    Op op;
+    op.type = Op::Type::kPut;
+    op.path = "x/" + t.thread + "/" + leaf;
+    op.value = SecretBytes::CopyFrom(AsBytes(t.value));
+    ops.push_back(std::move(op));
+  }
+  return ops;
+}
 
 struct Worker {
   pid_t pid = -1;
@@ -132,7 +187,7 @@ class Hardware {
 struct CrashParam {
   const char* backend;
   const char* mode;
-  int iterations;  // kill points (scaled down under sanitizers)
+  int iterations;  // kill points (already scaled for sanitizers: KillPoints)
 };
 
 class CrashTest : public ::testing::TestWithParam<CrashParam> {};
@@ -140,16 +195,13 @@ class CrashTest : public ::testing::TestWithParam<CrashParam> {};
 TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
   const std::string mode = GetParam().mode;
   int iterations = GetParam().iterations;
-#if defined(__SANITIZE_ADDRESS__)
-  iterations = std::max(10, iterations * kDefaultIterations / 100);
-#endif
   if (const char* env = std::getenv("SK_CRASH_ITERATIONS")) iterations = std::atoi(env);
   testing::TempDir dir("crash");
   Hardware hw(GetParam().backend, dir.path());
   const std::string store = dir.Join("store.db");
   std::mt19937 rng(12345);
   std::map<std::string, std::map<std::uint64_t, std::string>> acked;  // path -> version -> value
-  int window_kills = 0, total_acks = 0;
+  int window_kills = 0, total_acks = 0, retried_acked = 0, retried_in_flight = 0, in_flight_applied = 0;
 
   for (int i = 0; i < iterations; ++i) {
     SCOPED_TRACE("kill point " + std::to_string(i));
@@ -180,22 +232,47 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
     hw.AfterKill();
 
     std::map<std::string, std::map<std::uint64_t, std::string>> fresh;
+    std::map<std::string, KeyedTxn> sent;                     // key -> sent, not (yet) acknowledged
+    std::map<std::string, std::deque<KeyedTxn>> acked_keyed;  // thread -> its last acknowledged ones
     for (const std::string& line : w.lines) {
       ASSERT_EQ(line.rfind("BUG", 0), std::string::npos) << line;
       std::istringstream in(line);
-      std::string kind, a, value;
+      std::string kind, a;
+      in >> kind >> a;
+      if (kind == "send") {
+        KeyedTxn t;
+        t.thread = a;
+        in >> t.key >> t.value;
+        sent[t.key] = t;
+        continue;
+      }
+      std::string value, key, txn_id;
       std::uint64_t version = 0;
-      in >> kind >> a >> version >> value;
+      in >> version >> value >> key >> txn_id;
       if (kind == "put" || kind == "rb") {
         fresh[a][version] = value;
       } else if (kind == "txn") {
         for (const char* leaf : {"a", "b", "c"}) fresh["x/" + a + "/" + leaf][version] = value;
+        if (!key.empty()) {
+          sent.erase(key);
+          auto& last = acked_keyed[a];
+          last.push_back({a, key, value, version, txn_id});
+          if (last.size() > 3) last.pop_front();
+        }
       }
     }
 
     // Reopen: no false replay alarm, the journal verifies, every acknowledged commit is there.
     auto backend = hw.Open();
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    if (window) {
+      // Killed with a batch synced and its anchor step not taken: the anchor must be
+      // behind the store's head, so the reopen below really rolls it forward.
+      auto anchor = (*backend)->ReadAnchor();
+      ASSERT_TRUE(anchor.ok()) << anchor.status().ToString();
+      std::uint64_t head = StoreHeadSeq(store);
+      EXPECT_LT(anchor->seq, head) << "a kill in the window leaves the anchor behind the head";
+    }
     ServiceOptions o;
     o.store_path = store;
     o.anchor_mode = mode == "strict" ? AnchorMode::kStrict : AnchorMode::kEpoch;
@@ -230,6 +307,44 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
       EXPECT_EQ(testing::Text(a->value), testing::Text(b->value));
       EXPECT_EQ(testing::Text(a->value), testing::Text(c->value));
     }
+    // Idempotent retries across the crash. The acknowledged ones first: each replays its
+    // first result and nothing changes.
+    const std::uint64_t head_before = (*svc)->Report().head_seq;
+    for (const auto& [thread, last] : acked_keyed) {
+      for (const KeyedTxn& t : last) {
+        auto r = (*svc)->Transact(KeyedOps(t), t.key, Actor{"crash-test retry"});
+        ASSERT_TRUE(r.ok()) << "retry of acknowledged " << t.key << ": " << r.status().ToString();
+        EXPECT_TRUE(r->replayed) << t.key << " was applied twice";
+        EXPECT_EQ(r->txn_id, t.txn_id) << t.key;
+        ASSERT_EQ(r->results.size(), 3u) << t.key;
+        for (const OpResult& res : r->results) EXPECT_EQ(res.version, t.version) << t.key << " " << res.path;
+        ++retried_acked;
+      }
+    }
+    EXPECT_EQ((*svc)->Report().head_seq, head_before) << "replayed retries write nothing";
+    // The one(s) in flight at the kill: committed (replays) or not (applies now, once).
+    for (const auto& [key, t] : sent) {
+      auto r = (*svc)->Transact(KeyedOps(t), key, Actor{"crash-test retry"});
+      ASSERT_TRUE(r.ok()) << "retry of in-flight " << key << ": " << r.status().ToString();
+      ASSERT_EQ(r->results.size(), 3u) << key;
+      std::uint64_t v = r->results[0].version;
+      for (const OpResult& res : r->results) {
+        EXPECT_EQ(res.version, v) << key << ": the three puts move together";
+        auto got = (*svc)->Get(res.path, res.version);
+        ASSERT_TRUE(got.ok()) << key << " " << res.path << " v" << res.version << ": "
+                              << got.status().ToString();
+        EXPECT_EQ(testing::Text(got->value), t.value) << key << " " << res.path;
+        acked[res.path][res.version] = t.value;
+      }
+      if (!r->replayed) {
+        ++in_flight_applied;
+        auto again = (*svc)->Transact(KeyedOps(t), key, Actor{"crash-test retry"});
+        ASSERT_TRUE(again.ok()) << again.status().ToString();
+        EXPECT_TRUE(again->replayed) << key << " applies once";
+        EXPECT_EQ(again->txn_id, r->txn_id);
+      }
+      ++retried_in_flight;
+    }
     if (i % 10 == 9 || i == iterations - 1) {
       auto report = (*svc)->VerifyAll();
       ASSERT_TRUE(report.ok());
@@ -255,15 +370,18 @@ TEST_P(CrashTest, KillingTheProcessAtAnyMomentLosesNoAcknowledgedCommit) {
   }
   std::printf(
       "[crash] %s %s: %d kill points (%d between store sync and anchor update), %d acknowledged commits "
-      "checked\n",
-      GetParam().backend, mode.c_str(), iterations, window_kills, total_acks);
+      "checked; idempotent retries: %d acknowledged (all replayed), %d in flight (%d applied then)\n",
+      GetParam().backend, mode.c_str(), iterations, window_kills, total_acks, retried_acked,
+      retried_in_flight, in_flight_applied);
   EXPECT_GT(total_acks, iterations) << "the workload must make progress between kills";
+  EXPECT_GT(retried_acked, 0) << "the workload must acknowledge idempotent transactions";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CrashTest,
-                         ::testing::Values(CrashParam{"pkcs11", "strict", kDefaultIterations},
-                                           CrashParam{"pkcs11", "epoch", kDefaultIterations},
-                                           CrashParam{"tpm", "strict", 20}, CrashParam{"tpm", "epoch", 20}),
+                         ::testing::Values(CrashParam{"pkcs11", "strict", KillPoints(100)},
+                                           CrashParam{"pkcs11", "epoch", KillPoints(100)},
+                                           CrashParam{"tpm", "strict", KillPoints(20)},
+                                           CrashParam{"tpm", "epoch", KillPoints(20)}),
                          [](const ::testing::TestParamInfo<CrashParam>& i) {
                            return std::string(i.param.backend) + "_" + i.param.mode;
                          });

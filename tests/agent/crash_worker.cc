@@ -7,8 +7,12 @@
 //   sk_crash_worker tpm TCTI TPM_STATE_DIR STORE MODE SEED
 // Lines: "ready", "put PATH VERSION VALUE", "txn T VERSION VALUE", "rb PATH VERSION VALUE",
 // and "window" when SK_CRASH_WINDOW=1 and a batch sits between store sync and anchor update.
+// An idempotent transaction (puts of VALUE to x/T/a, x/T/b, x/T/c under KEY) is announced
+// before it is sent, "send T KEY VALUE", and acknowledged as "txn T VERSION VALUE KEY TXN_ID",
+// so the parent can retry it after the kill.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -60,6 +64,7 @@ void Work(sk::secrets::SecretService& svc, int t, unsigned seed) {
       std::string key =
           (kind == 7) ? "idem-" + std::to_string(t) + "-" + std::to_string(seed) + "-" + std::to_string(n)
                       : "";
+      if (!key.empty()) Say("send " + std::to_string(t) + " " + key + " " + value);
       auto r = svc.Transact(std::move(ops), key, actor);
       if (!r.ok()) continue;
       if (!key.empty()) {  // a retry must change nothing
@@ -69,7 +74,8 @@ void Work(sk::secrets::SecretService& svc, int t, unsigned seed) {
         auto r2 = svc.Transact(std::move(again), key, actor);
         if (r2.ok() && !r2->replayed) Say("BUG idempotent retry applied twice");
       }
-      Say("txn " + std::to_string(t) + " " + std::to_string(r->results[0].version) + " " + value);
+      Say("txn " + std::to_string(t) + " " + std::to_string(r->results[0].version) + " " + value +
+          (key.empty() ? "" : " " + key + " " + r->txn_id));
     } else {
       if (mine.empty()) continue;
       auto it = mine.begin();

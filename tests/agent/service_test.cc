@@ -306,6 +306,70 @@ TEST_F(ServiceTest, MaxVersionsDestroysTheOldestAndJournalsIt) {
   EXPECT_EQ(*h_.GetText("rot/key"), "v4");
 }
 
+TEST_F(ServiceTest, LoweringMaxVersionsPrunesPastAnExplicitlyDestroyedVersion) {
+  std::vector<Op> first;
+  Op op = PutOp("mv/key", "v1");
+  op.max_versions = 3;
+  first.push_back(std::move(op));
+  ASSERT_TRUE(svc().Transact(std::move(first), "", h_.actor).ok());
+  h_.PutText("mv/key", "v2");
+  h_.PutText("mv/key", "v3");
+  std::vector<Op> destroy;
+  destroy.push_back(MakeOp(Op::Type::kDestroy, "mv/key", 2));
+  ASSERT_TRUE(svc().Transact(std::move(destroy), "", h_.actor).ok());
+  h_.PutText("mv/key", "v4");  // live: 1, 3, 4 (three, the limit)
+  std::vector<Op> lower;
+  Op op5 = PutOp("mv/key", "v5");
+  op5.max_versions = 2;  // keep 4 and 5: 3 and 1 go, the destroyed 2 between them notwithstanding
+  lower.push_back(std::move(op5));
+  ASSERT_TRUE(svc().Transact(std::move(lower), "", h_.actor).ok());
+  auto versions = svc().Versions("mv/key");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 5u);
+  const char* want[] = {"destroyed", "destroyed", "destroyed", "live", "live"};
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ((*versions)[i].state, want[i]) << "version " << i + 1;
+  ASSERT_TRUE(h_.Restart().ok());
+  EXPECT_EQ(svc().Versions("mv/key")->at(0).state, "destroyed") << "the prune is in the journal";
+  EXPECT_TRUE(svc().VerifyAll()->ok);
+}
+
+TEST_F(ServiceTest, VerifyAllWhileCommitsLandReportsNoProblem) {
+  h_.Close();
+  h_.options.anchor_mode = AnchorMode::kStrict;  // the anchor moves with every batch
+  ASSERT_TRUE(h_.Open().ok());
+  for (int i = 0; i < 8; ++i) h_.PutText("cv/" + std::to_string(i), "0");
+  ASSERT_TRUE(svc().CreateSnapshot("cv", "cv", h_.actor).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      for (int n = 1; !stop; ++n) {
+        std::string path = "cv/" + std::to_string((t * 2 + n) % 8);
+        if (n % 7 == 0) {
+          (void)Rollback(svc(), path, 1, h_.actor);
+        } else if (secrets::Put(svc(), path, AsBytes(std::to_string(n)), h_.actor).ok()) {
+          ++writes;
+        }
+      }
+    });
+  }
+  int runs = 0;
+  for (; runs < 15; ++runs) {
+    auto report = svc().VerifyAll();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->ok) << "run " << runs << ": "
+                            << (report->problems.empty()
+                                    ? ""
+                                    : report->problems[0].reason + " " + report->problems[0].detail);
+    EXPECT_NE(report->anchor_state, "replay");
+    if (!report->ok) break;
+  }
+  stop = true;
+  for (auto& w : writers) w.join();
+  EXPECT_GT(writes.load(), runs) << "commits landed while verification ran";
+}
+
 TEST_F(ServiceTest, BadInputIsRefusedWithClearReasons) {
   EXPECT_EQ(secrets::Put(svc(), "../etc/passwd", AsBytes("x"), h_.actor).status().reason(), "bad_path");
   EXPECT_EQ(secrets::Put(svc(), std::string(300, 'a'), AsBytes("x"), h_.actor).status().reason(), "bad_path");
@@ -444,6 +508,28 @@ TEST_F(ServiceTest, AReplayedOldCopyOfTheStoreIsDetectedAndOnlyRecoverGoesOn) {
             "nothing_to_recover");
 }
 
+TEST_F(ServiceTest, StrictModeDetectsAReplayOfACopyTakenBeforeOnePlainPut) {
+  h_.Close();
+  h_.options.anchor_mode = AnchorMode::kStrict;
+  ASSERT_TRUE(h_.Open().ok());
+  h_.PutText("sr/a", "1");
+  h_.Close();
+  h_.SaveStoreCopy("t1");
+  ASSERT_TRUE(h_.Open().ok());
+  h_.PutText("sr/a", "2");  // strict: this plain put moves the anchor (epoch mode would wait)
+  h_.Close();
+  h_.RestoreStoreCopy("t1");
+  Status st = h_.Restart();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kSealed);
+  EXPECT_EQ(st.reason(), "replay_detected") << st.ToString();
+  auto recovered = SecretService::AcceptRollback(h_.backend(), h_.options, secrets::Actor{"uid=0 admin"});
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  ASSERT_TRUE(h_.Open().ok());
+  EXPECT_EQ(*h_.GetText("sr/a"), "1") << "the accepted store is the T1 copy";
+  EXPECT_TRUE(svc().VerifyAll()->ok);
+}
+
 TEST_F(ServiceTest, AStoreFromAnotherTokenDoesNotOpen) {
   h_.PutText("x", "1");
   h_.CloseBackend();  // a process with the module loaded does not see tokens made later
@@ -542,6 +628,75 @@ TEST_F(FaultTest, FullDiskReportsTheCommitFailed) {
   EXPECT_EQ(*h_.GetText("f/a"), "a1");
   EXPECT_TRUE(h_.svc().VerifyAll()->ok);
 }
+
+}  // namespace
+}  // namespace sk::secrets
+
+namespace sk::secrets {
+namespace {
+
+// The real SoftHSM2 backend with one fault-injection seam: AdvanceAnchor can be made to
+// fail (the token unreachable for a moment), everything else goes straight through.
+class FlakyAnchor final : public hsm::KeyBackend {
+ public:
+  explicit FlakyAnchor(std::shared_ptr<hsm::KeyBackend> real) : real_(std::move(real)) {}
+  Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) override { return real_->Wrap(key, aad); }
+  Result<SecretBytes> Unwrap(ByteView blob, ByteView aad) override { return real_->Unwrap(blob, aad); }
+  Result<hsm::Anchor> ReadAnchor() override { return real_->ReadAnchor(); }
+  Result<hsm::Anchor> AdvanceAnchor(std::uint64_t seq, const Digest& hash) override {
+    if (fail) return Status(Code::kUnavailable, "backend_unavailable", "injected: the token is unreachable");
+    return real_->AdvanceAnchor(seq, hash);
+  }
+  hsm::BackendInfo Info() const override { return real_->Info(); }
+  Result<std::uint32_t> Rotate() override { return real_->Rotate(); }
+  Status Retire(std::uint32_t generation) override { return real_->Retire(generation); }
+  std::atomic<bool> fail{false};
+
+ private:
+  std::shared_ptr<hsm::KeyBackend> real_;
+};
+
+class AnchorFaultTest : public ::testing::TestWithParam<AnchorMode> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(h_.Open().ok());  // creates the store and opens the real backend
+    h_.Close();
+    flaky_ = std::make_shared<FlakyAnchor>(h_.backend());
+    ServiceOptions o = h_.options;
+    o.anchor_mode = GetParam();
+    o.epoch_interval = std::chrono::milliseconds(600'000);  // the epoch timer never fires here
+    auto svc = SecretService::Open(flaky_, o);
+    ASSERT_TRUE(svc.ok()) << svc.status().ToString();
+    svc_ = std::move(svc).value();
+  }
+  testing::ServiceHarness h_{"anchorfault"};
+  std::shared_ptr<FlakyAnchor> flaky_;
+  std::unique_ptr<SecretService> svc_;
+};
+
+TEST_P(AnchorFaultTest, AFailedAnchorAdvanceIsRetriedByTheNextCommit) {
+  ASSERT_TRUE(secrets::Put(*svc_, "af/k", AsBytes("1"), h_.actor).ok());
+  flaky_->fail = true;
+  auto r = Rollback(*svc_, "af/k", 1, h_.actor);  // anchored at once in either mode
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_EQ(r.status().reason(), "anchor_unavailable");
+  EXPECT_NE(r.status().message().find("next commit"), std::string_view::npos) << r.status().message();
+  ServiceStatus behind = svc_->Report();
+  EXPECT_LT(behind.anchor.seq, behind.head_seq) << "the rollback is durable, its anchor is not";
+  flaky_->fail = false;
+  ASSERT_TRUE(secrets::Put(*svc_, "af/k", AsBytes("3"), h_.actor).ok());
+  ServiceStatus after = svc_->Report();
+  EXPECT_EQ(after.anchor.seq, after.head_seq) << "the next commit anchors what the failed one could not";
+  auto hw = flaky_->ReadAnchor();
+  ASSERT_TRUE(hw.ok());
+  EXPECT_EQ(hw->seq, after.head_seq);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AnchorFaultTest, ::testing::Values(AnchorMode::kStrict, AnchorMode::kEpoch),
+                         [](const ::testing::TestParamInfo<AnchorMode>& i) {
+                           return std::string(AnchorModeName(i.param));
+                         });
 
 }  // namespace
 }  // namespace sk::secrets

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "agent/store/fault_vfs.h"
+#include "agent/store/schema.h"
 #include "agent/store/sqlite.h"
 #include "agent/store/store.h"
 #include "tests/fixtures/temp_dir.h"
@@ -58,6 +59,92 @@ TEST_F(StoreTest, OpensInWalModeWithFullSyncAndPrivateFiles) {
   EXPECT_EQ(mode->Text(0), "wal");
   std::string perms = testing::RunCommandOutput("stat -c %a " + dir_.Join("store.db"));
   EXPECT_EQ(perms, "600\n");
+  // synchronous is a per-connection setting: ask the store's own writer connection.
+  auto durability = s->DurabilitySettings();
+  ASSERT_TRUE(durability.ok()) << durability.status().ToString();
+  EXPECT_EQ(*durability, "journal_mode=wal synchronous=2") << "2 is FULL";
+}
+
+// Builds a schema-version-1 file as sealkeep 1 made it, with a row in every table.
+void MakeVersionOneStore(const std::string& path) {
+  auto db = Db::Open(path, true);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE(MigrateSchema(**db, 1).ok());
+  ASSERT_EQ(*QueryInt(**db, "PRAGMA user_version"), 1);
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO meta VALUES ('store_id', x'0102');"
+                         "INSERT INTO journal VALUES (1, 'p', x'aa', x'bb');"
+                         "INSERT INTO versions VALUES ('p', 1, x'cc', x'dd', 0);"
+                         "INSERT INTO snapshots VALUES ('s', x'ee', x'ff');"
+                         "INSERT INTO idempotency VALUES ('key', x'11', 'result', 42);")
+                  .ok());
+}
+
+TEST_F(StoreTest, AVersionOneStoreIsMigratedInPlaceAndKeepsEveryRow) {
+  MakeVersionOneStore(dir_.Join("store.db"));
+  {
+    auto s = Open();
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->is_empty_on_open());
+    auto r = s->NewReader();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(**(*r)->GetMeta("store_id"), (Bytes{1, 2}));
+    auto e = (*r)->GetEntry(1);
+    ASSERT_TRUE(e.ok() && e->has_value());
+    EXPECT_EQ((*e)->entry, Bytes{0xaa});
+    auto v = (*r)->GetVersion("p", 1);
+    ASSERT_TRUE(v.ok() && v->has_value());
+    EXPECT_EQ((*v)->wrapped_dek, Bytes{0xdd});
+    EXPECT_TRUE((**(*r)->GetSnapshot("s")).body == Bytes{0xee});
+    EXPECT_EQ((**(*r)->GetIdempotency("key")).created_ms, 42);
+    ASSERT_TRUE(AppendOne(*s, 2).ok()) << "and it takes writes";
+  }
+  auto db = Db::Open(dir_.Join("store.db"), false);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 2);
+  EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_by_time'"), 1);
+  EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM journal"), 2);
+}
+
+TEST_F(StoreTest, ACurrentStoreIsOpenedUnchanged) {
+  { ASSERT_TRUE(Open()); }
+  auto db = Db::Open(dir_.Join("store.db"), false);
+  ASSERT_TRUE(db.ok());
+  const char* kSchema = "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema ORDER BY name)";
+  auto before = (*db)->Prepare(kSchema);
+  ASSERT_TRUE(before.ok() && before->Step());
+  std::string schema = before->Text(0);
+  db->reset();
+  { ASSERT_TRUE(Open()); }
+  auto again = Db::Open(dir_.Join("store.db"), false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*QueryInt(**again, "PRAGMA user_version"), kSchemaVersion);
+  auto after = (*again)->Prepare(kSchema);
+  ASSERT_TRUE(after.ok() && after->Step());
+  EXPECT_EQ(after->Text(0), schema);
+}
+
+// The queries the agent runs on every commit, read or purge use an index, not a scan.
+TEST_F(StoreTest, HotQueriesUseAnIndex) {
+  { ASSERT_TRUE(Open()); }
+  auto db = Db::Open(dir_.Join("store.db"), false);
+  ASSERT_TRUE(db.ok());
+  const char* queries[] = {
+      "SELECT seq, path, entry, seal FROM journal WHERE seq = 1",
+      "SELECT seq, path, entry, seal FROM journal WHERE seq = (SELECT max(seq) FROM journal)",
+      "SELECT seq, path, entry, seal FROM journal WHERE path = 'p' AND seq >= 0 ORDER BY seq",
+      "SELECT ciphertext, wrapped_dek, erased FROM versions WHERE path = 'p' AND version = 1",
+      "SELECT value FROM meta WHERE key = 'head'",
+      "SELECT key, request_digest, result, created_ms FROM idempotency WHERE key = 'k'",
+      "DELETE FROM idempotency WHERE created_ms < 5",
+  };
+  for (const char* q : queries) {
+    auto plan = (*db)->Prepare(std::string("EXPLAIN QUERY PLAN ") + q);
+    ASSERT_TRUE(plan.ok()) << q;
+    std::string steps;
+    while (plan->Step()) steps += plan->Text(3) + "; ";
+    EXPECT_EQ(steps.find("SCAN"), std::string::npos) << q << " -> " << steps;
+  }
 }
 
 TEST_F(StoreTest, SecondOpenInAnotherProcessIsRefusedWhileLocked) {
