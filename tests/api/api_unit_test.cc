@@ -103,6 +103,41 @@ TEST(StrictJson, Utf8ValidatorRefusesOverlongsSurrogatesAndTruncation) {
   }
 }
 
+// The socket is bound under its own umask, so even a process umask of 0 never leaves it
+// more open than asked for; it ends with exactly the mode and group of the config.
+TEST(ListenSocket, HasExactlyTheConfiguredModeAndGroupWhateverTheUmask) {
+  char tmpl[] = "/tmp/sk-listen-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  group* gr = ::getgrnam("nogroup");
+  if (gr == nullptr) gr = ::getgrnam("nobody");
+  ASSERT_NE(gr, nullptr);
+  const gid_t gid = gr->gr_gid;
+  const std::string name = gr->gr_name;
+  mode_t old = ::umask(0);
+  auto a = CreateListenSocket(dir + "/a.sock", 0660, name);
+  auto b = CreateListenSocket(dir + "/b.sock", 0600, "");
+  ::umask(old);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  struct stat st {};
+  ASSERT_EQ(::lstat((dir + "/a.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, gid);
+  ASSERT_EQ(::lstat((dir + "/b.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_gid, ::getegid());
+  EXPECT_EQ(CreateListenSocket(dir + "/a.sock", 0660, "").status().reason(), "socket_in_use")
+      << "a socket someone serves is never replaced";
+  EXPECT_EQ(CreateListenSocket(dir + "/c.sock", 0660, "no-such-group-sk").status().reason(), "bad_config");
+  ::close(*a);
+  ::close(*b);
+  auto stale = CreateListenSocket(dir + "/a.sock", 0660, "");
+  EXPECT_TRUE(stale.ok()) << "a stale socket file is replaced";
+  if (stale.ok()) ::close(*stale);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Config, DefaultsAndEveryTableParse) {
   auto c = config::ParseConfig(R"(
 [agent]

@@ -75,6 +75,28 @@ TEST_F(BadInputTest, MalformedNestedAndNonUtf8JsonIsRefused) {
   ExpectOthersServed();
 }
 
+TEST_F(BadInputTest, AMalformedBodyNeverEchoesItsBytesToTheClientOrTheCli) {
+  const std::string secret = "hunter2-Zq7xK";
+  for (const std::string& body : {"{\"value\":\"" + secret, "{\"value\":\"" + secret + "\x01\"}",
+                                  "{\"value\":\"" + secret + "\\q\"}"}) {
+    SCOPED_TRACE(::testing::PrintToString(body));
+    auto r = agent_->Call("PUT", "/v1/secrets/echo", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.ErrorCode(), "bad_json");
+    EXPECT_EQ(r.body.find("Zq7xK"), std::string::npos) << r.body;
+  }
+  // `sealkeep txn FILE` sends the file as it is and prints the server's message.
+  WriteFile(dir_->Join("txn.json"), "{\"ops\":[{\"op\":\"put\",\"path\":\"echo\",\"value\":\"" + secret,
+            0600);
+  int status = 0;
+  std::string out = agent_->Cli("txn " + dir_->Join("txn.json"), &status, "", /*with_stderr=*/true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("malformed JSON"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Zq7xK"), std::string::npos) << out;
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/echo").status, 404);
+  ExpectOthersServed();
+}
+
 TEST_F(BadInputTest, OversizedHeadersAndBodiesAreRefused) {
   auto big_header = Raw("GET /v1/health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_EQ(big_header.status, 431);
