@@ -22,6 +22,7 @@
 
 #include "agent/api/api.h"
 #include "agent/api/json_util.h"
+#include "agent/daemon/systemd.h"
 #include "agent/policy/peer_identity.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
@@ -253,13 +254,12 @@ class Session : public std::enable_shared_from_this<Session> {
   using Clock = std::chrono::steady_clock;
 
   Session(Server::Impl& srv, std::size_t loop_index, Local::socket&& sock, policy::Subject subject,
-          bool known, std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
+          std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
       : srv_(srv),
         loop_index_(loop_index),
         loop_(*srv.loops[loop_index]),
         stream_(std::move(sock)),
         subject_(std::move(subject)),
-        subject_known_(known),
         uid_(uid),
         limits_(std::move(limits)) {}
   ~Session() { srv_.Release(uid_); }
@@ -406,7 +406,6 @@ class Session : public std::enable_shared_from_this<Session> {
     ar->body = std::move(req.body());
     ar->idempotency_key = std::string(req["Idempotency-Key"]);
     ar->subject = subject_;
-    ar->subject_known = subject_known_;
     ar->request_id = srv_.NextRequestId();
     std::string id = ar->request_id;
     RouteResult rr = MatchRoute(ar->method, ar->target);
@@ -539,7 +538,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t sent_ = 0;     // bytes of head_ + body_ sent so far
   int inline_requests_ = 0;  // requests served since this connection last waited
   policy::Subject subject_;
-  bool subject_known_;
   std::uint32_t uid_;
   std::shared_ptr<const config::Limits> limits_;
   bool keep_alive_ = true;
@@ -587,18 +585,17 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
     pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
   }
   policy::PeerCredentials pc{cred.pid, cred.uid, cred.gid, pidfd};
-  auto subject = policy::SubjectFromPeer(pc);
+  // SO_PEERCRED is the identity; /proc only adds the unit, exe and supplementary groups.
+  // Under ProtectProc=invisible (or hidepid=) other users' /proc entries are hidden: such
+  // a caller is still served by its uid and gid, and its unit or exe bindings do not match.
+  std::string partial;
+  policy::Subject s = policy::SubjectFromPeer(pc, "/proc", &partial);
   if (pidfd >= 0) ::close(pidfd);
-  policy::Subject s;
-  bool known = subject.ok();
-  if (known) {
-    s = std::move(subject).value();
-  } else {
-    s.uid = cred.uid;
-    s.gid = cred.gid;
-    s.pid = cred.pid;
+  if (!partial.empty()) {
+    daemon::Log(daemon::LogLevel::kDebug, "peer uid " + std::to_string(cred.uid) +
+                                              ": no unit, exe or supplementary groups: " + partial);
   }
-  auto session = std::make_shared<Session>(*this, loop, std::move(sock), std::move(s), known, cred.uid, l);
+  auto session = std::make_shared<Session>(*this, loop, std::move(sock), std::move(s), cred.uid, l);
   {
     std::lock_guard lock(mu);
     if (sessions.size() > 256) {  // drop expired entries now and then
