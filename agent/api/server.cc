@@ -362,6 +362,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // The header is complete. False when the session goes on elsewhere (a 100 Continue).
   bool OnHeader() {
     auto& req = parser_->get();
+    // A request without Content-Length or chunked encoding has no body (RFC 9112 §6.3), so
+    // a PUT's value sent that way would be read as the next request. Every PUT carries a
+    // value: say what is missing, and close, since the bytes that follow cannot be framed.
+    if (req.method() == http::verb::put && !parser_->content_length() && !parser_->chunked()) {
+      keep_alive_ = false;
+      std::string id = srv_.NextRequestId();
+      parser_.reset();
+      Write(Api::Error(411, "length_required", "a PUT needs Content-Length or chunked encoding", id), id);
+      return false;
+    }
     if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
       req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
     }
@@ -571,10 +581,14 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
   std::shared_ptr<const config::Limits> l = Limits();
   if (!Admit(cred.uid, *l)) {
     api.CountConnectionRefused();
-    std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", "-");
+    // Answered before any request is read (no session is made for it), but with an id
+    // like any other answer, so a refusal can be matched to the daemon's counters and logs.
+    std::string id = NextRequestId();
+    std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", id);
     std::string msg =
-        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        "Retry-After: 1\r\nContent-Length: " +
+        "HTTP/1.1 429 Too Many Requests\r\nServer: sealkeepd\r\nContent-Type: application/json\r\n"
+        "X-Request-Id: " +
+        id + "\r\nCache-Control: no-store\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: " +
         std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     return;  // the socket closes as it goes out of scope
