@@ -1,8 +1,15 @@
-// Pure pieces of the API: the route table, strict JSON, UTF-8, and config parsing.
+// Pure pieces of the API: the route table, strict JSON, UTF-8, config parsing, and how
+// the listening socket is created.
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "agent/api/json_util.h"
 #include "agent/api/router.h"
+#include "agent/api/server.h"
 #include "agent/config/config.h"
 
 namespace sk::api {
@@ -76,6 +83,28 @@ TEST(StrictJson, RefusesDeepNestingDuplicatesBadUtf8AndNonObjects) {
   EXPECT_EQ(ParseJsonObject("{\"value\":\"\xff\"}").status().reason(), "bad_json");
   EXPECT_EQ(ParseJsonObject("[1,2]").status().reason(), "bad_json");
   EXPECT_EQ(ParseJsonObject("{").status().reason(), "bad_json");
+}
+
+TEST(StrictJson, AMalformedBodyIsNeverQuotedInTheError) {
+  // Each stops the parser inside or right after the secret, where nlohmann's own message
+  // would quote the token it was reading.
+  const std::string secret = "hunter2-Zq7xK";
+  for (const std::string& body :
+       {"{\"value\":\"" + secret, "{\"value\":\"" + secret + "\x01tail\"}",
+        "{\"value\":\"" + secret + "\\q\"}", "{\"value\":\"" + secret + "\\ud800\"}",
+        "{\"value\":\"" + secret + "\"", "{\"value\":\"" + secret + "\" x}", "{\"value\":" + secret + "}",
+        "{\"cas\":1e999999, \"value\":\"" + secret + "\"}"}) {
+    SCOPED_TRACE(testing::PrintToString(body));
+    auto r = ParseJsonObject(body);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().reason(), "bad_json");
+    std::string message(r.status().message());
+    EXPECT_EQ(message.find("hunter"), std::string::npos) << message;
+    EXPECT_EQ(message.find("Zq7xK"), std::string::npos) << message;
+    EXPECT_EQ(message.find("last read"), std::string::npos) << message;
+  }
+  EXPECT_EQ(ParseJsonObject("{\"value\":\"abc").status().message(), "malformed JSON at byte 13");
+  EXPECT_EQ(ParseJsonObject("{\"value\":x}").status().message(), "malformed JSON at byte 9");
 }
 
 TEST(StrictJson, ValueFieldTakesTextOrBase64AndWipesTheSource) {
