@@ -83,11 +83,17 @@ Result<Json> ParseJsonObject(std::string_view body) {
     Json j = Json::parse(body.begin(), body.end(), cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
     if (!j.is_object()) return BadJson("the body must be a JSON object");
     return j;
-  } catch (const std::exception& e) {
+  } catch (const Json::parse_error& e) {
     if (!problem.empty()) return BadJson(problem);
-    // nlohmann's messages name the position and the token, never more of the body.
-    std::string what = e.what();
-    return BadJson("malformed JSON: " + what.substr(0, 200));
+    // Only the offset: nlohmann's what() quotes the token it stopped in ("last read:
+    // '...'"), which for an unterminated or control-character-bearing string is the
+    // secret value itself.
+    // e.byte counts from 1 (and counts the end of input as a byte): report the offset,
+    // from 0, of the byte the parser stopped at.
+    return BadJson("malformed JSON at byte " + std::to_string(e.byte > 0 ? e.byte - 1 : 0));
+  } catch (const std::exception&) {
+    if (!problem.empty()) return BadJson(problem);
+    return BadJson("malformed JSON");  // e.g. a number out of range; what() quotes it
   }
 }
 

@@ -25,7 +25,9 @@ using Json = nlohmann::json;
 
 inline constexpr int kMaxJsonDepth = 32;
 
-// reason bad_json (400) with what is wrong; an empty body parses as {}.
+// reason bad_json (400) with what is wrong; an empty body parses as {}. The message never
+// quotes the body (it may hold a value): a syntax error is "malformed JSON at byte N", N
+// the offset (from 0) where parsing stopped.
 Result<Json> ParseJsonObject(std::string_view body);
 // Refuses fields other than `allowed` (reason bad_request, naming the field).
 Status OnlyFields(const Json& obj, std::initializer_list<std::string_view> allowed);

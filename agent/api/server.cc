@@ -22,6 +22,7 @@
 
 #include "agent/api/api.h"
 #include "agent/api/json_util.h"
+#include "agent/daemon/systemd.h"
 #include "agent/policy/peer_identity.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
@@ -253,13 +254,12 @@ class Session : public std::enable_shared_from_this<Session> {
   using Clock = std::chrono::steady_clock;
 
   Session(Server::Impl& srv, std::size_t loop_index, Local::socket&& sock, policy::Subject subject,
-          bool known, std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
+          std::uint32_t uid, std::shared_ptr<const config::Limits> limits)
       : srv_(srv),
         loop_index_(loop_index),
         loop_(*srv.loops[loop_index]),
         stream_(std::move(sock)),
         subject_(std::move(subject)),
-        subject_known_(known),
         uid_(uid),
         limits_(std::move(limits)) {}
   ~Session() { srv_.Release(uid_); }
@@ -362,6 +362,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // The header is complete. False when the session goes on elsewhere (a 100 Continue).
   bool OnHeader() {
     auto& req = parser_->get();
+    // A request without Content-Length or chunked encoding has no body (RFC 9112 §6.3), so
+    // a PUT's value sent that way would be read as the next request. Every PUT carries a
+    // value: say what is missing, and close, since the bytes that follow cannot be framed.
+    if (req.method() == http::verb::put && !parser_->content_length() && !parser_->chunked()) {
+      keep_alive_ = false;
+      std::string id = srv_.NextRequestId();
+      parser_.reset();
+      Write(Api::Error(411, "length_required", "a PUT needs Content-Length or chunked encoding", id), id);
+      return false;
+    }
     if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
       req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
     }
@@ -406,7 +416,6 @@ class Session : public std::enable_shared_from_this<Session> {
     ar->body = std::move(req.body());
     ar->idempotency_key = std::string(req["Idempotency-Key"]);
     ar->subject = subject_;
-    ar->subject_known = subject_known_;
     ar->request_id = srv_.NextRequestId();
     std::string id = ar->request_id;
     RouteResult rr = MatchRoute(ar->method, ar->target);
@@ -539,7 +548,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t sent_ = 0;     // bytes of head_ + body_ sent so far
   int inline_requests_ = 0;  // requests served since this connection last waited
   policy::Subject subject_;
-  bool subject_known_;
   std::uint32_t uid_;
   std::shared_ptr<const config::Limits> limits_;
   bool keep_alive_ = true;
@@ -573,10 +581,14 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
   std::shared_ptr<const config::Limits> l = Limits();
   if (!Admit(cred.uid, *l)) {
     api.CountConnectionRefused();
-    std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", "-");
+    // Answered before any request is read (no session is made for it), but with an id
+    // like any other answer, so a refusal can be matched to the daemon's counters and logs.
+    std::string id = NextRequestId();
+    std::string body = ErrorBody("too_many_connections", "connection limit reached; retry later", id);
     std::string msg =
-        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        "Retry-After: 1\r\nContent-Length: " +
+        "HTTP/1.1 429 Too Many Requests\r\nServer: sealkeepd\r\nContent-Type: application/json\r\n"
+        "X-Request-Id: " +
+        id + "\r\nCache-Control: no-store\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: " +
         std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     return;  // the socket closes as it goes out of scope
@@ -587,18 +599,17 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
     pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
   }
   policy::PeerCredentials pc{cred.pid, cred.uid, cred.gid, pidfd};
-  auto subject = policy::SubjectFromPeer(pc);
+  // SO_PEERCRED is the identity; /proc only adds the unit, exe and supplementary groups.
+  // Under ProtectProc=invisible (or hidepid=) other users' /proc entries are hidden: such
+  // a caller is still served by its uid and gid, and its unit or exe bindings do not match.
+  std::string partial;
+  policy::Subject s = policy::SubjectFromPeer(pc, "/proc", &partial);
   if (pidfd >= 0) ::close(pidfd);
-  policy::Subject s;
-  bool known = subject.ok();
-  if (known) {
-    s = std::move(subject).value();
-  } else {
-    s.uid = cred.uid;
-    s.gid = cred.gid;
-    s.pid = cred.pid;
+  if (!partial.empty()) {
+    daemon::Log(daemon::LogLevel::kDebug, "peer uid " + std::to_string(cred.uid) +
+                                              ": no unit, exe or supplementary groups: " + partial);
   }
-  auto session = std::make_shared<Session>(*this, loop, std::move(sock), std::move(s), known, cred.uid, l);
+  auto session = std::make_shared<Session>(*this, loop, std::move(sock), std::move(s), cred.uid, l);
   {
     std::lock_guard lock(mu);
     if (sessions.size() > 256) {  // drop expired entries now and then

@@ -1,16 +1,19 @@
 // Server: HTTP/1.1 over a Unix socket with Boost.Asio/Beast, in front of Api.
 //
-// - The listening socket comes from CreateListenSocket (0660 and the configured group
-//   from its first instant: bound under umask 0177, then chgrp and chmod) or from systemd
-//   socket activation (the fd is adopted as is).
+// - The listening socket comes from CreateListenSocket (never more open than its mode and
+//   group: born 0600 under umask 0177, then chgrp, then chmod to the mode) or from
+//   systemd socket activation (the fd is adopted as is).
 // - Every connection is identified once, at accept, by the kernel: SO_PEERCRED and a
-//   pidfd (SO_PEERPIDFD, else pidfd_open), then /proc for its unit, exe and groups.
-// - Limits: connections in total and per uid (over a limit: one 429 answer, then close),
-//   header and body sizes (431/413), a deadline for each whole request (a slow client is
-//   dropped), an idle timeout between requests on a kept-alive connection.
-// - I/O threads only parse, route and write; routes that may wait on the disk, the HSM
-//   or a commit (IsBlockingRoute) run on a worker pool, so one slow request never holds
-//   an I/O thread.
+//   pidfd (SO_PEERPIDFD, else pidfd_open), then /proc, where visible, for its unit, exe
+//   and groups (SO_PEERCRED alone still identifies a caller whose /proc is hidden).
+// - Limits: connections in total and per uid (over a limit: one 429 answer with its own
+//   request id, sent before anything is read, then close), header and body sizes
+//   (431/413), a deadline for each whole request (a slow client is dropped), an idle
+//   timeout between requests on a kept-alive connection. A PUT with no length gets 411.
+// - I/O threads parse, route and write, and serve reads inline (bounded: an indexed read
+//   and at most one unwrap; docs/api.md, Threads); routes that may wait on a commit, an
+//   fsync or a verification (IsBlockingRoute) run on a worker pool, so one slow request
+//   never holds an I/O thread.
 // - Stop() stops accepting, lets in-flight requests finish and be answered (with
 //   Connection: close), closes idle connections, and makes Run() return.
 #pragma once

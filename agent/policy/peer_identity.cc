@@ -89,36 +89,42 @@ std::string GroupName(std::uint32_t gid) {
   });
 }
 
-Result<Subject> SubjectFromPeer(const PeerCredentials& peer, const std::string& proc_root) {
-  if (peer.pid <= 0) return InvalidArgument("peer has no pid", "peer_gone");
-  const std::string dir = proc_root + "/" + std::to_string(peer.pid);
+Subject SubjectFromPeer(const PeerCredentials& peer, const std::string& proc_root, std::string* partial) {
+  // What the kernel recorded at connect() is the identity; nothing below can change it.
   Subject s;
   s.uid = peer.uid;
   s.gid = peer.gid;
   s.pid = peer.pid;
+  s.gids.push_back(peer.gid);
+  s.user = UserName(peer.uid);
+  auto finish = [&](const std::string& why) {
+    if (partial != nullptr) *partial = why;
+    AddGroupNames(s);
+    return s;
+  };
+  if (peer.pid <= 0) return finish("the kernel gave no pid (another pid namespace)");
 
+  const std::string dir = proc_root + "/" + std::to_string(peer.pid);
   std::string cgroup;
   std::string status;
   if (!ReadSmallFile(dir + "/cgroup", cgroup) || !ReadSmallFile(dir + "/status", status)) {
-    return FailedPrecondition("peer process " + std::to_string(peer.pid) + " is gone", "peer_gone");
+    // Gone, or hidden (ProtectProc=invisible, hidepid=): no unit, exe or supplementary groups.
+    return finish("cannot read " + dir + " (the process is gone or /proc hides it)");
   }
-  s.unit = ParseSystemdUnit(cgroup);
-  s.exe = ReadLink(dir + "/exe");  // EACCES (another uid, daemon not root) leaves it empty
-
-  SK_ASSIGN_OR_RETURN(std::uint32_t euid, ParseStatusEffectiveUid(status));
-  SK_ASSIGN_OR_RETURN(std::vector<std::uint32_t> supplementary, ParseStatusGroups(status));
+  std::string unit = ParseSystemdUnit(cgroup);
+  std::string exe = ReadLink(dir + "/exe");  // EACCES (another uid, daemon not root) leaves it empty
+  Result<std::uint32_t> euid = ParseStatusEffectiveUid(status);
+  Result<std::vector<std::uint32_t>> supplementary = ParseStatusGroups(status);
+  if (!euid.ok() || !supplementary.ok()) return finish(dir + "/status is not as expected");
 
   // The reads above describe the peer only if its pid still names the same process.
-  if (peer.pidfd >= 0 ? !StillAlive(peer.pidfd) : euid != peer.uid) {
-    return FailedPrecondition("peer process " + std::to_string(peer.pid) + " exited or changed identity",
-                              "peer_gone");
+  if (peer.pidfd >= 0 ? !StillAlive(peer.pidfd) : *euid != peer.uid) {
+    return finish("process " + std::to_string(peer.pid) + " exited or changed identity since it connected");
   }
-
-  s.gids.push_back(peer.gid);
-  for (std::uint32_t g : supplementary) AddGid(s, g);
-  s.user = UserName(peer.uid);
-  AddGroupNames(s);
-  return s;
+  s.unit = std::move(unit);
+  s.exe = std::move(exe);
+  for (std::uint32_t g : *supplementary) AddGid(s, g);
+  return finish("");
 }
 
 Subject SubjectForUser(std::uint32_t uid, std::optional<std::uint32_t> gid) {

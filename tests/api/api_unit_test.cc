@@ -1,8 +1,15 @@
-// Pure pieces of the API: the route table, strict JSON, UTF-8, and config parsing.
+// Pure pieces of the API: the route table, strict JSON, UTF-8, config parsing, and how
+// the listening socket is created.
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "agent/api/json_util.h"
 #include "agent/api/router.h"
+#include "agent/api/server.h"
 #include "agent/config/config.h"
 
 namespace sk::api {
@@ -78,6 +85,28 @@ TEST(StrictJson, RefusesDeepNestingDuplicatesBadUtf8AndNonObjects) {
   EXPECT_EQ(ParseJsonObject("{").status().reason(), "bad_json");
 }
 
+TEST(StrictJson, AMalformedBodyIsNeverQuotedInTheError) {
+  // Each stops the parser inside or right after the secret, where nlohmann's own message
+  // would quote the token it was reading.
+  const std::string secret = "hunter2-Zq7xK";
+  for (const std::string& body :
+       {"{\"value\":\"" + secret, "{\"value\":\"" + secret + "\x01tail\"}",
+        "{\"value\":\"" + secret + "\\q\"}", "{\"value\":\"" + secret + "\\ud800\"}",
+        "{\"value\":\"" + secret + "\"", "{\"value\":\"" + secret + "\" x}", "{\"value\":" + secret + "}",
+        "{\"cas\":1e999999, \"value\":\"" + secret + "\"}"}) {
+    SCOPED_TRACE(testing::PrintToString(body));
+    auto r = ParseJsonObject(body);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().reason(), "bad_json");
+    std::string message(r.status().message());
+    EXPECT_EQ(message.find("hunter"), std::string::npos) << message;
+    EXPECT_EQ(message.find("Zq7xK"), std::string::npos) << message;
+    EXPECT_EQ(message.find("last read"), std::string::npos) << message;
+  }
+  EXPECT_EQ(ParseJsonObject("{\"value\":\"abc").status().message(), "malformed JSON at byte 13");
+  EXPECT_EQ(ParseJsonObject("{\"value\":x}").status().message(), "malformed JSON at byte 9");
+}
+
 TEST(StrictJson, ValueFieldTakesTextOrBase64AndWipesTheSource) {
   auto j = ParseJsonObject(R"({"value":"hunter2"})");
   ASSERT_TRUE(j.ok());
@@ -101,6 +130,41 @@ TEST(StrictJson, Utf8ValidatorRefusesOverlongsSurrogatesAndTruncation) {
   for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xff"}) {
     EXPECT_FALSE(IsValidUtf8(AsBytes(bad))) << bad;
   }
+}
+
+// The socket is bound under its own umask, so even a process umask of 0 never leaves it
+// more open than asked for; it ends with exactly the mode and group of the config.
+TEST(ListenSocket, HasExactlyTheConfiguredModeAndGroupWhateverTheUmask) {
+  char tmpl[] = "/tmp/sk-listen-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  group* gr = ::getgrnam("nogroup");
+  if (gr == nullptr) gr = ::getgrnam("nobody");
+  ASSERT_NE(gr, nullptr);
+  const gid_t gid = gr->gr_gid;
+  const std::string name = gr->gr_name;
+  mode_t old = ::umask(0);
+  auto a = CreateListenSocket(dir + "/a.sock", 0660, name);
+  auto b = CreateListenSocket(dir + "/b.sock", 0600, "");
+  ::umask(old);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  struct stat st {};
+  ASSERT_EQ(::lstat((dir + "/a.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, gid);
+  ASSERT_EQ(::lstat((dir + "/b.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_gid, ::getegid());
+  EXPECT_EQ(CreateListenSocket(dir + "/a.sock", 0660, "").status().reason(), "socket_in_use")
+      << "a socket someone serves is never replaced";
+  EXPECT_EQ(CreateListenSocket(dir + "/c.sock", 0660, "no-such-group-sk").status().reason(), "bad_config");
+  ::close(*a);
+  ::close(*b);
+  auto stale = CreateListenSocket(dir + "/a.sock", 0660, "");
+  EXPECT_TRUE(stale.ok()) << "a stale socket file is replaced";
+  if (stale.ok()) ::close(*stale);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Config, DefaultsAndEveryTableParse) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <cstdio>
 #include <thread>
 
 #include "tests/fixtures/agent_process.h"
@@ -75,6 +76,28 @@ TEST_F(BadInputTest, MalformedNestedAndNonUtf8JsonIsRefused) {
   ExpectOthersServed();
 }
 
+TEST_F(BadInputTest, AMalformedBodyNeverEchoesItsBytesToTheClientOrTheCli) {
+  const std::string secret = "hunter2-Zq7xK";
+  for (const std::string& body : {"{\"value\":\"" + secret, "{\"value\":\"" + secret + "\x01\"}",
+                                  "{\"value\":\"" + secret + "\\q\"}"}) {
+    SCOPED_TRACE(::testing::PrintToString(body));
+    auto r = agent_->Call("PUT", "/v1/secrets/echo", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.ErrorCode(), "bad_json");
+    EXPECT_EQ(r.body.find("Zq7xK"), std::string::npos) << r.body;
+  }
+  // `sealkeep txn FILE` sends the file as it is and prints the server's message.
+  WriteFile(dir_->Join("txn.json"), "{\"ops\":[{\"op\":\"put\",\"path\":\"echo\",\"value\":\"" + secret,
+            0600);
+  int status = 0;
+  std::string out = agent_->Cli("txn " + dir_->Join("txn.json"), &status, "", /*with_stderr=*/true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("malformed JSON"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Zq7xK"), std::string::npos) << out;
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/echo").status, 404);
+  ExpectOthersServed();
+}
+
 TEST_F(BadInputTest, OversizedHeadersAndBodiesAreRefused) {
   auto big_header = Raw("GET /v1/health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_EQ(big_header.status, 431);
@@ -88,6 +111,25 @@ TEST_F(BadInputTest, OversizedHeadersAndBodiesAreRefused) {
   auto big_value = agent_->Call("PUT", "/v1/secrets/big", "{\"value\":\"" + std::string(70000, 'x') + "\"}");
   EXPECT_EQ(big_value.status, 413);
   EXPECT_EQ(big_value.ErrorCode(), "value_too_large");
+  ExpectOthersServed();
+}
+
+TEST_F(BadInputTest, APutWithoutALengthGetsLengthRequiredAndChunkedIsAccepted) {
+  HttpConnection c(agent_->socket());
+  ASSERT_TRUE(c.SendRaw("PUT /v1/secrets/nolen HTTP/1.1\r\nHost: x\r\n\r\n{\"value\":\"x\"}"));
+  auto r = c.ReadResponse(5000);
+  EXPECT_EQ(r.status, 411) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "length_required");
+  EXPECT_NE(r.Json()["error"]["request_id"], "");
+  EXPECT_TRUE(c.WaitClosed(3000)) << "the bytes after the header cannot be framed";
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/nolen").status, 404);
+  const std::string body = R"({"value":"chunked"})";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  auto chunked = Raw("PUT /v1/secrets/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.status, 200) << chunked.body;
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/chunked").Json()["value"], "chunked");
   ExpectOthersServed();
 }
 

@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -361,7 +363,9 @@ TEST(DaemonSealed, AWrongPinKeepsTheAgentUpSealedAndUnsealRetries) {
 
 TEST(DaemonSealed, AReplayedStoreKeepsTheAgentSealedUntilRecover) {
   TempDir dir("daemon-replay");
-  AgentProcess agent(dir.path());
+  AgentProcess::Options o;
+  o.notify = true;
+  AgentProcess agent(dir.path(), o);
   agent.Start();
   ASSERT_EQ(agent.Call("PUT", "/v1/secrets/r/a", Body({{"value", "one"}})).status, 200);
   ASSERT_EQ(agent.Stop(), 0);
@@ -379,15 +383,254 @@ TEST(DaemonSealed, AReplayedStoreKeepsTheAgentSealedUntilRecover) {
     fs::remove(agent.state_dir() + "/" + f);
     if (fs::exists(dir.Join("copy/") + f)) fs::copy_file(dir.Join("copy/") + f, agent.state_dir() + "/" + f);
   }
+  std::size_t before = agent.Notifications().size();
   agent.Start();
   auto health = agent.Call("GET", "/v1/health").Json();
   EXPECT_EQ(health["reason"], "replay_detected") << health.dump();
+  int status = agent.WaitForNotify("STATUS=sealed", 10000, before);
+  ASSERT_GE(status, 0) << "systemd is told why the agent is not ready";
+  EXPECT_NE(agent.Notifications()[static_cast<std::size_t>(status)].find("replay_detected"),
+            std::string::npos)
+      << agent.Notifications()[static_cast<std::size_t>(status)];
+  EXPECT_LT(agent.WaitForNotify("READY=1", 0, before), 0);
   EXPECT_EQ(agent.Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected")
       << "unseal alone does not accept it";
   EXPECT_EQ(agent.Call("POST", "/v1/sys/recover", "{}").ErrorCode(), "bad_request");
   auto recovered = agent.Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
   ASSERT_EQ(recovered.status, 200) << recovered.body;
   EXPECT_EQ(agent.Call("GET", "/v1/secrets/r/a").Json()["value"], "one");
+}
+
+// --- systemd's side: sd_notify, the watchdog, socket activation, SIGHUP ---
+
+TEST(DaemonSystemd, ReadyComesOnlyOnceUnsealedAndStatusLinesSayWhatHappens) {
+  TempDir dir("daemon-notify");
+  AgentProcess::Options o;
+  o.notify = true;
+  AgentProcess agent(dir.path(), o);
+  agent.Start();
+  int ready = agent.WaitForNotify("READY=1", 30000);
+  ASSERT_GE(ready, 0) << agent.Log();
+  EXPECT_EQ(agent.Call("GET", "/v1/health").Json()["status"], "unsealed");
+  std::vector<std::string> sent = agent.Notifications();
+  int unsealing = agent.WaitForNotify("STATUS=unsealing", 0);
+  ASSERT_GE(unsealing, 0);
+  EXPECT_LT(unsealing, ready) << "STATUS=unsealing comes first";
+  for (int i = 0; i < ready; ++i)
+    EXPECT_EQ(sent[static_cast<std::size_t>(i)].find("READY=1"), std::string::npos);
+  EXPECT_NE(sent[static_cast<std::size_t>(ready)].find("STATUS=unsealed; journal head"), std::string::npos)
+      << sent[static_cast<std::size_t>(ready)];
+  EXPECT_EQ(agent.Stop(), 0);
+  EXPECT_GE(agent.WaitForNotify("STOPPING=1", 5000, static_cast<std::size_t>(ready)), 0);
+  EXPECT_LT(agent.WaitForNotify("WATCHDOG=1", 0), 0) << "no WATCHDOG_USEC, no pings";
+}
+
+TEST(DaemonSystemd, ASealedAgentSaysWhyAndIsReadyOnlyOnceAnUnsealSucceeds) {
+  TempDir dir("daemon-notify-pin");
+  AgentProcess::Options o;
+  o.notify = true;
+  AgentProcess agent(dir.path(), o);
+  std::string pin = ReadFile(agent.token().pin_file());
+  WriteFile(agent.token().pin_file(), "000000");
+  agent.Start();
+  int sealed = agent.WaitForNotify("STATUS=sealed", 10000);
+  ASSERT_GE(sealed, 0) << agent.Log();
+  EXPECT_NE(agent.Notifications()[static_cast<std::size_t>(sealed)].find("pin_incorrect"), std::string::npos)
+      << agent.Notifications()[static_cast<std::size_t>(sealed)];
+  EXPECT_EQ(agent.Call("POST", "/v1/sys/unseal").ErrorCode(), "pin_incorrect");
+  // Everything it sent while sealed, up to its exit: no READY=1 among it.
+  ASSERT_EQ(agent.Stop(), 0);
+  ASSERT_GE(agent.WaitForNotify("STOPPING=1", 5000), 0);
+  EXPECT_LT(agent.WaitForNotify("READY=1", 0), 0) << "READY=1 while sealed";
+
+  std::size_t from = agent.Notifications().size();
+  agent.Start();
+  ASSERT_GE(agent.WaitForNotify("STATUS=sealed", 10000, from), 0);
+  WriteFile(agent.token().pin_file(), pin);
+  ASSERT_EQ(agent.Call("POST", "/v1/sys/unseal").status, 200);
+  int ready = agent.WaitForNotify("READY=1", 10000, from);
+  ASSERT_GE(ready, 0) << "a later unseal makes the agent ready";
+  EXPECT_NE(agent.Notifications()[static_cast<std::size_t>(ready)].find("STATUS=unsealed"),
+            std::string::npos);
+  for (const std::string& m : agent.Notifications()) EXPECT_EQ(m.find(pin), std::string::npos);
+}
+
+TEST(DaemonSystemd, WatchdogPingsArriveWhenWatchdogUsecIsSet) {
+  TempDir dir("daemon-watchdog");
+  AgentProcess::Options o;
+  o.notify = true;
+  o.watchdog_usec = 300'000;  // pings every 150 ms
+  AgentProcess agent(dir.path(), o);
+  agent.Start();
+  int first = agent.WaitForNotify("WATCHDOG=1", 10000);
+  ASSERT_GE(first, 0) << agent.Log();
+  EXPECT_GE(agent.WaitForNotify("WATCHDOG=1", 10000, static_cast<std::size_t>(first) + 1), 0)
+      << "pings keep coming";
+}
+
+TEST(DaemonSystemd, SocketActivationServesThePassedSocketAndQueuedClients) {
+  TempDir dir("daemon-activation");
+  AgentProcess::Options o;
+  o.socket_activation = true;
+  AgentProcess agent(dir.path(), o);
+  struct stat bound {};
+  ASSERT_EQ(::stat(agent.socket().c_str(), &bound), 0);
+  // Like a .socket unit's: a client may connect and send before the daemon runs.
+  HttpConnection early(agent.socket());
+  ASSERT_TRUE(early.connected());
+  ASSERT_TRUE(early.SendRaw("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  agent.Start();
+  EXPECT_EQ(early.ReadResponse().status, 200);
+  EXPECT_EQ(agent.Call("PUT", "/v1/secrets/act/a", Body({{"value", "one"}})).status, 200);
+  EXPECT_NE(agent.Log().find("using the socket passed by systemd"), std::string::npos) << agent.Log();
+  struct stat now {};
+  ASSERT_EQ(::stat(agent.socket().c_str(), &now), 0);
+  EXPECT_EQ(now.st_ino, bound.st_ino) << "the daemon serves the socket it was given, not one of its own";
+  EXPECT_EQ(now.st_mode & 07777, 0660u);
+
+  // Across a restart the socket stays (systemd keeps it): a client queued meanwhile is served.
+  ASSERT_EQ(agent.Stop(), 0);
+  HttpConnection queued(agent.socket());
+  ASSERT_TRUE(queued.connected());
+  ASSERT_TRUE(queued.SendRaw("GET /v1/secrets/act/a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  agent.Start();
+  auto r = queued.ReadResponse();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["value"], "one");
+}
+
+TEST(DaemonSystemd, SighupReloadsLimitsForNewConnectionsAndABadFileKeepsThem) {
+  TempDir dir("daemon-hup");
+  AgentProcess::Options o;
+  o.limits = "max_header_bytes = 8192";
+  AgentProcess agent(dir.path(), o);
+  agent.Start();
+  const std::vector<std::pair<std::string, std::string>> pad = {{"X-Pad", std::string(4000, 'a')}};
+  auto padded = [&] { return Http(agent.socket(), "GET", "/v1/health", "", pad); };
+  ASSERT_EQ(padded().status, 200);
+  HttpConnection kept(agent.socket());  // accepted under the old limits
+  ASSERT_EQ(kept.Request("GET", "/v1/health").status, 200);
+
+  std::string config = ReadFile(agent.config_path());
+  std::string smaller = config;
+  smaller.replace(smaller.find("max_header_bytes = 8192"), 23, "max_header_bytes = 2048");
+  WriteFile(agent.config_path(), smaller);
+  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  // The reload happens on the daemon's own schedule: wait (bounded) for it to show.
+  HttpResponse r;
+  for (int i = 0; i < 500 && (r = padded()).status != 431; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(r.status, 431) << "SIGHUP applied max_header_bytes = 2048";
+  EXPECT_EQ(r.ErrorCode(), "headers_too_large");
+  EXPECT_EQ(kept.Request("GET", "/v1/health", "", pad).status, 200)
+      << "a connection accepted before the reload keeps the limits it was accepted with";
+
+  WriteFile(agent.config_path(), smaller + "\n[limits2]\n");
+  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  bool warned = false;
+  for (int i = 0; i < 500 && !warned; ++i) {
+    warned = agent.Log().find("the config file is not valid") != std::string::npos;
+    if (!warned) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(warned) << agent.Log();
+  EXPECT_EQ(padded().status, 431) << "a bad file keeps the running limits";
+  EXPECT_EQ(agent.Call("GET", "/v1/health").status, 200);
+}
+
+// --- the socket and the connection limits ---
+
+TEST(DaemonSocket, TheApiSocketIsMode0660WithTheConfiguredGroup) {
+  TempDir dir("daemon-sockmode");
+  group* gr = ::getgrnam("nogroup");
+  if (gr == nullptr) gr = ::getgrnam("nobody");
+  ASSERT_NE(gr, nullptr) << "needs a group named nogroup or nobody";
+  const gid_t gid = gr->gr_gid;
+  const std::string name = gr->gr_name;
+  AgentProcess agent(dir.path());
+  std::string config = ReadFile(agent.config_path());
+  config.replace(config.find("io_threads"), 0, "socket_group = \"" + name + "\"\n");
+  WriteFile(agent.config_path(), config);
+  agent.Start();
+  struct stat st {};
+  ASSERT_EQ(::lstat(agent.socket().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, gid) << "socket_group = " << name;
+  EXPECT_EQ(st.st_uid, ::geteuid());
+}
+
+// Opens keep-alive connections until `n` are admitted (a connection the test closed just
+// before may still be counted for a moment); each has had one request served.
+std::vector<std::unique_ptr<HttpConnection>> HoldConnections(const std::string& sock, int n) {
+  std::vector<std::unique_ptr<HttpConnection>> held;
+  for (int tries = 0; static_cast<int>(held.size()) < n && tries < 500; ++tries) {
+    auto c = std::make_unique<HttpConnection>(sock);
+    if (c->Request("GET", "/v1/health").status == 200) {
+      held.push_back(std::move(c));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return held;
+}
+
+void ExpectPoliteRefusal(const HttpResponse& r) {
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "too_many_connections");
+  EXPECT_EQ(r.headers.count("retry-after"), 1u);
+  ASSERT_EQ(r.headers.count("x-request-id"), 1u);
+  std::string id = r.headers.at("x-request-id");
+  EXPECT_NE(id, "-");
+  EXPECT_GT(id.size(), 8u);
+  EXPECT_EQ(r.Json()["error"]["request_id"], id) << "the body names the same request id";
+}
+
+TEST(DaemonLimits, OverTheTotalLimitANewConnectionIsRefusedPolitelyAndOpenOnesAreServed) {
+  TempDir dir("daemon-maxconn");
+  AgentProcess::Options o;
+  o.limits = "max_connections = 4\nmax_connections_per_uid = 100";
+  AgentProcess agent(dir.path(), o);
+  agent.Start();
+  auto held = HoldConnections(agent.socket(), 4);
+  ASSERT_EQ(held.size(), 4u);
+  HttpConnection extra(agent.socket());
+  ASSERT_TRUE(extra.connected()) << "refused by an answer, not by the kernel";
+  HttpResponse first = extra.Request("GET", "/v1/health");
+  ExpectPoliteRefusal(first);
+  EXPECT_TRUE(extra.WaitClosed(3000));
+  HttpResponse second = Http(agent.socket(), "GET", "/v1/health");
+  ExpectPoliteRefusal(second);
+  EXPECT_NE(first.headers["x-request-id"], second.headers["x-request-id"]) << "each refusal has its own id";
+  for (auto& c : held) EXPECT_EQ(c->Request("GET", "/v1/health").status, 200) << "open ones are served";
+  held.pop_back();  // a slot frees up
+  EXPECT_EQ(HoldConnections(agent.socket(), 1).size(), 1u);
+}
+
+TEST(DaemonLimits, OneUidAtItsLimitDoesNotLockOutAnotherUid) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test runs a client as nobody: run it as root";
+  TempDir dir("daemon-peruid");
+  AgentProcess::Options o;
+  o.limits = "max_connections = 100\nmax_connections_per_uid = 3";
+  AgentProcess agent(dir.path(), o);
+  passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  group* gr = ::getgrgid(pw->pw_gid);
+  ASSERT_NE(gr, nullptr);
+  std::string config = ReadFile(agent.config_path());
+  config.replace(config.find("io_threads"), 0, "socket_group = \"" + std::string(gr->gr_name) + "\"\n");
+  WriteFile(agent.config_path(), config);
+  ::chmod(dir.path().c_str(), 0711);
+  ::chmod(agent.state_dir().c_str(), 0711);
+  ::chmod((agent.state_dir() + "/run").c_str(), 0711);
+  agent.Start();
+  auto held = HoldConnections(agent.socket(), 3);
+  ASSERT_EQ(held.size(), 3u);
+  ExpectPoliteRefusal(Http(agent.socket(), "GET", "/v1/health"));
+  std::string sock = agent.socket();
+  EXPECT_EQ(AsNobody([&] { return Http(sock, "GET", "/v1/health").status == 200 ? 0 : 1; }), 0)
+      << "another uid still gets in";
+  for (auto& c : held) EXPECT_EQ(c->Request("GET", "/v1/health").status, 200);
 }
 
 }  // namespace

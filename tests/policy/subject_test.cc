@@ -80,8 +80,10 @@ TEST(StatusParserTest, GroupsAndEffectiveUid) {
 TEST(PeerIdentityTest, ReadsItsOwnProcess) {
   PeerCredentials me{static_cast<std::int32_t>(::getpid()), static_cast<std::uint32_t>(::geteuid()),
                      static_cast<std::uint32_t>(::getegid())};
-  Result<Subject> s = SubjectFromPeer(me);
+  std::string partial;
+  Result<Subject> s = SubjectFromPeer(me, "/proc", &partial);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(partial, "");
   EXPECT_EQ(s->uid, me.uid);
   EXPECT_EQ(s->pid, me.pid);
   char exe[PATH_MAX] = {};
@@ -92,28 +94,64 @@ TEST(PeerIdentityTest, ReadsItsOwnProcess) {
   EXPECT_EQ(s->gids.front(), me.gid);
 }
 
-TEST(PeerIdentityTest, AGonePidIsRefused) {
+TEST(PeerIdentityTest, AGonePidKeepsItsKernelIdentityAndNothingElse) {
   PeerCredentials gone{0x3FFFFFF0, 0, 0};
-  Result<Subject> s = SubjectFromPeer(gone);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().reason(), "peer_gone");
+  std::string partial;
+  Subject s = SubjectFromPeer(gone, "/proc", &partial);
+  EXPECT_NE(partial, "");
+  EXPECT_EQ(s.uid, 0U);
+  EXPECT_EQ(s.gid, 0U);
+  EXPECT_EQ(s.pid, 0x3FFFFFF0);
+  EXPECT_EQ(s.user, "root");
+  EXPECT_TRUE(s.HasGroup("root"));
+  EXPECT_EQ(s.unit, "");
+  EXPECT_EQ(s.exe, "");
 }
 
-TEST(PeerIdentityTest, AReusedPidWithAnotherUidIsRefused) {
+// ProtectProc=invisible hides other users' /proc/<pid> entirely: the caller is still its
+// SO_PEERCRED uid and gid, without a unit, exe or supplementary groups.
+TEST(PeerIdentityTest, AHiddenProcEntryStillYieldsTheKernelUidAndGid) {
+  testing::TempDir proc("proc");
+  ::mkdir(proc.Join("41").c_str(), 0700);  // another process is visible; 42 is not
+  testing::WriteFile(proc.Join("41/cgroup"), "0::/system.slice/other.service\n");
+  testing::WriteFile(proc.Join("41/status"), "Uid:\t1000\t1000\t1000\t1000\nGroups:\t10\n");
+  PeerCredentials peer{42, 1000, 1001};
+  std::string partial;
+  Subject s = SubjectFromPeer(peer, proc.path(), &partial);
+  EXPECT_NE(partial.find(proc.Join("42")), std::string::npos) << partial;
+  EXPECT_EQ(s.uid, 1000U);
+  EXPECT_EQ(s.gid, 1001U);
+  EXPECT_EQ(s.pid, 42);
+  EXPECT_EQ(s.gids, (std::vector<std::uint32_t>{1001}));
+  EXPECT_EQ(s.unit, "");
+  EXPECT_EQ(s.exe, "");
+  // Half visible (status hidden, cgroup readable) is no better: nothing from /proc.
+  ::mkdir(proc.Join("42").c_str(), 0700);
+  testing::WriteFile(proc.Join("42/cgroup"), "0::/system.slice/web.service\n");
+  s = SubjectFromPeer(peer, proc.path(), &partial);
+  EXPECT_NE(partial, "");
+  EXPECT_EQ(s.uid, 1000U);
+  EXPECT_EQ(s.unit, "");
+}
+
+TEST(PeerIdentityTest, AReusedPidWithAnotherUidLendsItNothing) {
   testing::TempDir proc("proc");
   ::mkdir(proc.Join("42").c_str(), 0700);
   testing::WriteFile(proc.Join("42/cgroup"), "0::/system.slice/web.service\n");
   testing::WriteFile(proc.Join("42/status"), "Uid:\t0\t0\t0\t0\nGroups:\t10\n");
   PeerCredentials peer{42, 1000, 1000};
-  Result<Subject> s = SubjectFromPeer(peer, proc.path());
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().reason(), "peer_gone");
+  std::string partial;
+  Subject s = SubjectFromPeer(peer, proc.path(), &partial);
+  EXPECT_NE(partial, "");
+  EXPECT_EQ(s.uid, 1000U) << "the kernel's uid, not the reused pid's";
+  EXPECT_EQ(s.unit, "") << "the unit of whatever now has the pid is not the caller's";
+  EXPECT_EQ(s.gids, (std::vector<std::uint32_t>{1000}));
   testing::WriteFile(proc.Join("42/status"), "Uid:\t1000\t1000\t1000\t1000\nGroups:\t10 1000\n");
-  s = SubjectFromPeer(peer, proc.path());
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(s->unit, "web.service");
-  EXPECT_EQ(s->gids, (std::vector<std::uint32_t>{1000, 10}));
-  EXPECT_EQ(s->exe, "");  // no exe link in the fake /proc
+  s = SubjectFromPeer(peer, proc.path(), &partial);
+  EXPECT_EQ(partial, "");
+  EXPECT_EQ(s.unit, "web.service");
+  EXPECT_EQ(s.gids, (std::vector<std::uint32_t>{1000, 10}));
+  EXPECT_EQ(s.exe, "");  // no exe link in the fake /proc
 }
 
 TEST(PeerIdentityTest, SubjectForUserUsesTheUserDatabase) {
