@@ -77,12 +77,26 @@ ApiResponse Reseal(Context& ctx) {
   }
   auto backend = ctx.agent.backend();
   if (!backend) return Sealed(ctx);
-  if (Status st = hsm::tpm::ResealTpmBackend(*backend, pcrs); !st.ok()) return ErrorResponse(ctx, st);
+  // Stage the new seals (written and synced beside the live files, not in effect), then
+  // journal, then put them in effect: a re-seal that is not journaled never takes effect.
+  // If journaling fails, `pending` is dropped with its staged files and nothing changed.
+  auto pending = hsm::tpm::BeginResealTpmBackend(*backend, pcrs);
+  if (!pending.ok()) return ErrorResponse(ctx, pending.status());
+  pcrs = (*pending)->pcrs();
   std::ostringstream note;
   note << "pcrs=";
   for (std::size_t i = 0; i < pcrs.size(); ++i) note << (i ? "," : "") << pcrs[i];
   auto r = ctx.svc->RecordReseal(note.str(), ctx.actor);
-  if (!r.ok()) return ErrorResponse(ctx, r.status());
+  if (!r.ok()) {
+    // anchor_unavailable: the entry is stored durably, only the hardware anchor lags (it
+    // catches up on the next commit or start). The re-seal is journaled: put it in effect.
+    if (r.status().reason() == "anchor_unavailable") (void)(*pending)->Commit();
+    return ErrorResponse(ctx, r.status());
+  }
+  if (Status st = (*pending)->Commit(); !st.ok()) {
+    return ErrorResponse(ctx, st.WithContext("the re-seal is journaled (seq " + std::to_string(r->seq) +
+                                             ") but not every sealed file was replaced; run it again"));
+  }
   return Json200({{"pcrs", pcrs}, {"txn_id", r->txn_id}, {"seq", r->seq}});
 }
 

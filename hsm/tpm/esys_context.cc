@@ -3,7 +3,9 @@
 #include <tss2/tss2_tctildr.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -11,7 +13,13 @@
 
 namespace sk::hsm::tpm {
 
+void QuietTssLogs() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::setenv("TSS2_LOG", "all+NONE", /*overwrite=*/0); });
+}
+
 Result<std::unique_ptr<EsysContext>> EsysContext::Open(const std::string& tcti) {
+  QuietTssLogs();
   std::unique_ptr<EsysContext> c(new EsysContext());
   c->tcti_name_ = tcti;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti.c_str(), &c->tcti_);

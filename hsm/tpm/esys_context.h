@@ -22,6 +22,11 @@ class EsysContext {
  public:
   // Loads the TCTI and initialises ESYS. tpm_unavailable when the TCTI cannot be
   // loaded or cannot reach the TPM.
+  //
+  // Before the first TSS call of the process it sets TSS2_LOG=all+NONE unless TSS2_LOG is
+  // already set (QuietTssLogs): tpm2-tss would otherwise print an ERROR line to stderr for
+  // every failed TPM command, including the ones sealkeep expects and reports itself (a
+  // policy failure after a boot-state change, probing for an NV index).
   static Result<std::unique_ptr<EsysContext>> Open(const std::string& tcti);
   ~EsysContext();
   EsysContext(const EsysContext&) = delete;
@@ -36,6 +41,12 @@ class EsysContext {
   ESYS_CONTEXT* esys_ = nullptr;
   std::string tcti_name_;
 };
+
+// Sets TSS2_LOG=all+NONE in the environment when TSS2_LOG is unset, once per process.
+// tpm2-tss reads TSS2_LOG once per library at its first log call, so this must run before
+// any TSS call; EsysContext::Open calls it. A value the user set (TSS2_LOG=all+ERROR to
+// see tpm2-tss's own messages, say) is kept. It is a log setting, not a secret.
+void QuietTssLogs();
 
 // Owns one ESYS_TR. kFlush (transient objects, sessions) flushes it from the TPM at scope
 // exit; kClose (persistent objects, NV indices) only drops ESYS's record of it. Either

@@ -150,6 +150,14 @@ Status StateDir::Remove(const std::string& name) const {
   return FsyncDir(path_);
 }
 
+Status StateDir::Rename(const std::string& from, const std::string& to) const {
+  SK_RETURN_IF_ERROR(RunHook("rename", to));
+  std::string src = Join(from);
+  std::string dst = Join(to);
+  if (::rename(src.c_str(), dst.c_str()) != 0) return IoError("cannot rename " + src + " to", dst, errno);
+  return FsyncDir(path_);
+}
+
 Result<std::vector<std::uint32_t>> StateDir::Generations() const {
   DIR* d = ::opendir(path_.c_str());
   if (d == nullptr) {

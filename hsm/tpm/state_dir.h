@@ -4,7 +4,7 @@
 //
 // Every write is atomic: a temp file ".<name>.tmp" in the same folder, written, fsync'd,
 // renamed over <name>, then the folder fsync'd, so after a crash a reader finds either
-// the old or the new file. Removal unlinks then fsyncs the folder.
+// the old or the new file. Removal and renaming fsync the folder afterwards.
 //
 // This class is the one seam for the backend's file I/O: a test may install a fault hook
 // that fails a chosen operation (SetFaultHookForTesting). Not thread-safe; callers
@@ -36,11 +36,16 @@ class StateDir {
   Result<std::optional<Bytes>> Read(const std::string& name, std::size_t cap) const;
   Status WriteAtomic(const std::string& name, ByteView data) const;
   Status Remove(const std::string& name) const;
+  // Renames `from` over `to` (both in the folder), then fsyncs the folder: after a crash
+  // a reader finds either the old `to` or the new one. For a file written with
+  // WriteAtomic under another name first (a staged re-seal).
+  Status Rename(const std::string& from, const std::string& to) const;
   // Generations that have a sealed file, ascending.
   Result<std::vector<std::uint32_t>> Generations() const;
 
-  // Called before each write ("write", name) or removal ("remove", name); a non-OK result
-  // fails that operation before it touches the disk. Empty function: no hook.
+  // Called before each write ("write", name), removal ("remove", name) or rename
+  // ("rename", the target name); a non-OK result fails that operation before it touches
+  // the disk. Empty function: no hook.
   using FaultHook = std::function<Status(std::string_view op, const std::string& name)>;
   static void SetFaultHookForTesting(FaultHook hook);
 

@@ -16,6 +16,13 @@
 
 namespace sk::hsm::tpm {
 
+namespace {
+Status ResealInProgress() {
+  return FailedPrecondition("a re-seal of the master key is in progress; retry when it has finished",
+                            "reseal_in_progress");
+}
+}  // namespace
+
 struct TpmBackend::State {
   explicit State(std::string dir_path) : dir(std::move(dir_path)) {}
   std::unique_ptr<EsysContext> esys;  // declared first: destroyed after nv
@@ -138,6 +145,7 @@ std::vector<TpmBackend::SealInfo> TpmBackend::Seals() const {
 
 Result<std::uint32_t> TpmBackend::Rotate() {
   std::lock_guard lock(tpm_mu_);
+  if (reseal_pending_) return ResealInProgress();
   State& s = *state_;
   if (current_ == UINT32_MAX)
     return FailedPrecondition("no generation number is left", "generations_exhausted");
@@ -163,6 +171,7 @@ Result<std::uint32_t> TpmBackend::Rotate() {
 
 Status TpmBackend::Retire(std::uint32_t generation) {
   std::lock_guard lock(tpm_mu_);
+  if (reseal_pending_) return ResealInProgress();
   {
     std::shared_lock keys_lock(keys_mu_);
     if (generation == current_) {
@@ -180,13 +189,22 @@ Status TpmBackend::Retire(std::uint32_t generation) {
   return OkStatus();
 }
 
-Status TpmBackend::Reseal(const std::vector<int>& pcrs) {
+std::string StagedSealedFileName(std::uint32_t generation) {
+  return "." + SealedFileName(generation) + ".staged";
+}
+
+Result<std::unique_ptr<TpmBackend::PendingReseal>> TpmBackend::BeginReseal(const std::vector<int>& pcrs) {
   SK_ASSIGN_OR_RETURN(std::uint32_t mask, PcrMaskFromList(pcrs));
   std::lock_guard lock(tpm_mu_);
+  if (reseal_pending_) return ResealInProgress();
   State& s = *state_;
   ESYS_CONTEXT* ctx = s.esys->get();
+  std::unique_ptr<PendingReseal> pending(new PendingReseal(this));
+  // Until it is handed out, dropping it must do nothing: its destructor takes tpm_mu_,
+  // which this holds, and there is nothing staged yet to remove.
+  pending->done_ = true;
+  pending->pcrs_ = PcrListFromMask(mask);
   // Generations change only under tpm_mu_, which this holds: reading keys_ needs no lock.
-  std::map<std::uint32_t, SealedFile> resealed;
   {
     SK_ASSIGN_OR_RETURN(ScopedTr primary, LoadPrimary(ctx, s.record.primary_handle));
     for (const auto& [g, old_file] : files_) {
@@ -199,15 +217,52 @@ Status TpmBackend::Reseal(const std::vector<int>& pcrs) {
       SK_ASSIGN_OR_RETURN(SealedFile file, SealGeneration(ctx, primary.get(), policy, s.auth_value, payload));
       SK_ASSIGN_OR_RETURN(SealedPayload check, UnsealGeneration(ctx, primary.get(), file, s.auth_value));
       if (!check.master_key.Equals(keys_.at(g))) return Internal("a re-sealed key did not unseal to itself");
-      resealed.emplace(g, std::move(file));
+      pending->files_.emplace(g, std::move(file));
     }
   }
-  for (auto& [g, file] : resealed) {
-    SK_RETURN_IF_ERROR(s.dir.WriteAtomic(SealedFileName(g), EncodeSealedFile(file)));
-    std::unique_lock keys_lock(keys_mu_);
-    files_[g] = std::move(file);
+  for (const auto& [g, file] : pending->files_) {
+    Status st = s.dir.WriteAtomic(StagedSealedFileName(g), EncodeSealedFile(file));
+    if (!st.ok()) {
+      for (const auto& [staged, unused] : pending->files_) (void)s.dir.Remove(StagedSealedFileName(staged));
+      return st;
+    }
   }
-  return OkStatus();
+  pending->done_ = false;
+  reseal_pending_ = true;
+  return pending;
+}
+
+Status TpmBackend::PendingReseal::Commit() {
+  if (done_) return FailedPrecondition("this re-seal has already been committed or dropped", "reseal_done");
+  TpmBackend& b = *backend_;
+  std::lock_guard lock(b.tpm_mu_);
+  done_ = true;
+  b.reseal_pending_ = false;
+  StateDir& dir = b.state_->dir;
+  Status result = OkStatus();
+  for (auto& [g, file] : files_) {
+    if (result.ok()) result = dir.Rename(StagedSealedFileName(g), SealedFileName(g));
+    if (!result.ok()) {
+      (void)dir.Remove(StagedSealedFileName(g));
+      continue;
+    }
+    std::unique_lock keys_lock(b.keys_mu_);
+    b.files_[g] = std::move(file);
+  }
+  return result;
+}
+
+TpmBackend::PendingReseal::~PendingReseal() {
+  if (done_) return;
+  TpmBackend& b = *backend_;
+  std::lock_guard lock(b.tpm_mu_);
+  for (const auto& [g, unused] : files_) (void)b.state_->dir.Remove(StagedSealedFileName(g));
+  b.reseal_pending_ = false;
+}
+
+Status TpmBackend::Reseal(const std::vector<int>& pcrs) {
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<PendingReseal> pending, BeginReseal(pcrs));
+  return pending->Commit();
 }
 
 Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config) {
@@ -215,13 +270,26 @@ Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config) {
   return std::unique_ptr<KeyBackend>(std::move(b));
 }
 
-Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs) {
+namespace {
+Result<TpmBackend*> AsTpm(KeyBackend& backend) {
   auto* tpm = dynamic_cast<TpmBackend*>(&backend);
   if (tpm == nullptr) {
     return FailedPrecondition(
         "re-sealing to PCRs needs the TPM backend; this agent uses " + backend.Info().kind,
         "not_tpm_backend");
   }
+  return tpm;
+}
+}  // namespace
+
+Result<std::unique_ptr<TpmBackend::PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
+                                                                         const std::vector<int>& pcrs) {
+  SK_ASSIGN_OR_RETURN(TpmBackend * tpm, AsTpm(backend));
+  return tpm->BeginReseal(pcrs);
+}
+
+Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs) {
+  SK_ASSIGN_OR_RETURN(TpmBackend * tpm, AsTpm(backend));
   return tpm->Reseal(pcrs);
 }
 

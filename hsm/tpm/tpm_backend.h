@@ -9,13 +9,15 @@
 // ReadAnchor/AdvanceAnchor talk to the TPM each time; Rotate seals a fresh key to the same
 // policy as the current generation; Retire deletes a generation's file, then its key.
 //
-// Reseal() re-seals the keys held in memory (the same bytes) to the current values of
-// a PCR selection, for an admin who accepted a firmware or kernel change. It is only
-// possible while unsealed, i.e. on an open backend.
+// BeginReseal()/Commit() re-seal the keys held in memory (the same bytes) to the current
+// values of a PCR selection, for an admin who accepted a firmware or kernel change, in two
+// steps so that the caller can journal the change in between (agent/api/handlers_sys.cc).
+// It is only possible while unsealed, i.e. on an open backend.
 //
 // Thread safety: Wrap, Unwrap, Info and Seals run concurrently (a shared lock over the
-// keys); ReadAnchor, AdvanceAnchor, Rotate, Retire and Reseal take the TPM mutex and run
-// one at a time, and never block Unwrap except for the instant a key is added or dropped.
+// keys); ReadAnchor, AdvanceAnchor, Rotate, Retire, BeginReseal and Commit take the TPM
+// mutex and run one at a time, and never block Unwrap except for the instant a key is
+// added or dropped. No lock is held between BeginReseal and Commit.
 #pragma once
 
 #include <cstdint>
@@ -52,11 +54,41 @@ class TpmBackend final : public KeyBackend {
   Result<std::uint32_t> Rotate() override;
   Status Retire(std::uint32_t generation) override;
 
-  // Re-seals every live generation to the current values of `pcrs` (sha256 bank; empty:
-  // no PCR policy), keeping its key and whether it needs the auth value. Each new object
-  // is unsealed once as a check before its file replaces the old one atomically; a crash
-  // midway leaves some generations under the old policy and some under the new (run it
-  // again). Errors: bad_pcrs, the TPM errors of sealing, state_io_error.
+  // A re-seal that is staged but not yet in effect (BeginReseal). Commit() puts it in
+  // effect; destroying it uncommitted drops it: the staged files are removed and nothing
+  // changed. It must not outlive the backend.
+  class PendingReseal {
+   public:
+    ~PendingReseal();
+    PendingReseal(const PendingReseal&) = delete;
+    PendingReseal& operator=(const PendingReseal&) = delete;
+    // Renames each staged file over its live file (each rename followed by an fsync of
+    // the folder) and makes the backend report the new policy. Once it has run, the
+    // live files are the new seals, also after a crash. An I/O error midway leaves the
+    // generations renamed so far under the new policy and the rest under the old one
+    // (state_io_error; BeginReseal again). Runs at most once (failed_precondition after).
+    Status Commit();
+    const std::vector<int>& pcrs() const { return pcrs_; }
+
+   private:
+    friend class TpmBackend;
+    explicit PendingReseal(TpmBackend* backend) : backend_(backend) {}
+    TpmBackend* backend_;
+    std::vector<int> pcrs_;
+    std::map<std::uint32_t, SealedFile> files_;  // generation -> its staged new seal
+    bool done_ = false;
+  };
+
+  // Stages a re-seal of every live generation to the current values of `pcrs` (sha256
+  // bank; empty: no PCR policy), keeping its key and whether it needs the auth value:
+  // seals each anew, unseals each once as a check, and writes each to a staged file
+  // (StagedSealedFileName: temp, fsync, rename, fsync of the folder). The live files and
+  // the policy in use are untouched until Commit(). While one is pending, Rotate, Retire
+  // and BeginReseal fail at once with reseal_in_progress (they do not wait: a rotation
+  // runs inside a journal commit, which the re-seal's caller may be waiting for).
+  // Errors: bad_pcrs, reseal_in_progress, the TPM errors of sealing, state_io_error.
+  Result<std::unique_ptr<PendingReseal>> BeginReseal(const std::vector<int>& pcrs);
+  // BeginReseal + Commit, for callers with nothing to record in between.
   Status Reseal(const std::vector<int>& pcrs);
 
   // What a live generation is sealed to.
@@ -79,7 +111,8 @@ class TpmBackend final : public KeyBackend {
   std::map<std::uint32_t, SealedFile> files_;
   std::uint32_t current_ = 0;
 
-  std::mutex tpm_mu_;  // serialises every use of esys_ and nv_, and state folder writes
+  std::mutex tpm_mu_;            // serialises every use of esys_ and nv_, and state folder writes
+  bool reseal_pending_ = false;  // guarded by tpm_mu_
   struct State;
   std::unique_ptr<State> state_;  // ESYS context, NV anchor, record, secrets for sealing
 };
@@ -87,8 +120,15 @@ class TpmBackend final : public KeyBackend {
 // Opens the TPM backend (hsm/backend_factory.cc calls this).
 Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config);
 
-// backend.Reseal(pcrs) when `backend` is a TpmBackend; failed_precondition
-// (not_tpm_backend) otherwise.
+// ".master-00000001.sealed.staged": where BeginReseal stages generation g's new seal. A
+// leftover of a crash before Commit is never read (only Generations() names are loaded)
+// and is replaced by the next BeginReseal.
+std::string StagedSealedFileName(std::uint32_t generation);
+
+// backend.BeginReseal(pcrs) / backend.Reseal(pcrs) when `backend` is a TpmBackend;
+// failed_precondition (not_tpm_backend) otherwise.
+Result<std::unique_ptr<TpmBackend::PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
+                                                                         const std::vector<int>& pcrs);
 Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs);
 
 }  // namespace sk::hsm::tpm

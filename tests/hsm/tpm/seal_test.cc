@@ -2,11 +2,15 @@
 // the auth value, objects from another TPM, and that nothing stays loaded in the TPM.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <cstdlib>
 #include <filesystem>
 
 #include "hsm/tpm/pcr.h"
 #include "hsm/tpm/sealed_file_format.h"
 #include "hsm/tpm/sealed_key.h"
+#include "hsm/tpm/state_dir.h"
 #include "tests/hsm/tpm/test_util.h"
 
 namespace sk::hsm::tpm {
@@ -129,6 +133,102 @@ TEST_F(SealTest, ResealThroughTheKeyBackendInterface) {
   EXPECT_EQ(bad.reason(), "bad_pcrs");
 }
 
+TEST_F(SealTest, AStagedResealIsNotInEffectUntilCommittedAndDroppingItChangesNothing) {
+  config_.pcrs = {7};
+  Provision();
+  auto b = OpenOrFail();
+  ASSERT_NE(b, nullptr);
+  const std::string live = config_.state_dir + "/" + SealedFileName(1);
+  const std::string staged = config_.state_dir + "/" + StagedSealedFileName(1);
+  const std::string before = ReadFile(live);
+  swtpm_.ExtendPcr(7);
+
+  auto pending = b->BeginReseal({7});
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  EXPECT_TRUE(std::filesystem::exists(staged));
+  EXPECT_TRUE(ReadFile(live) == before) << "the live seal is untouched while staged";
+  EXPECT_EQ(b->Seals()[0].pcrs, (std::vector<int>{7}));
+  // Another process opening the state folder now reads the live seal only: the old boot
+  // state, which no longer matches.
+  EXPECT_EQ(Open().status().reason(), "boot_state_changed");
+  // Nothing else that changes the seals runs meanwhile, and nothing waits for it.
+  EXPECT_EQ(b->Rotate().status().reason(), "reseal_in_progress");
+  EXPECT_EQ(b->Retire(1).reason(), "reseal_in_progress");
+  EXPECT_EQ(b->BeginReseal({7}).status().reason(), "reseal_in_progress");
+
+  pending->reset();  // dropped: the caller could not journal it
+  EXPECT_FALSE(std::filesystem::exists(staged));
+  EXPECT_TRUE(ReadFile(live) == before);
+  b.reset();
+  EXPECT_EQ(Open().status().reason(), "boot_state_changed") << "still sealed to the old PCR 7";
+  EXPECT_EQ(swtpm_.TransientHandles(), 0);
+  EXPECT_EQ(swtpm_.LoadedSessions(), 0);
+}
+
+TEST_F(SealTest, ACommittedResealReplacesTheLiveSealAndLeavesNoStagedFile) {
+  config_.pcrs = {7};
+  Provision();
+  auto b = OpenOrFail();
+  ASSERT_NE(b, nullptr);
+  swtpm_.ExtendPcr(7);
+  auto pending = b->BeginReseal({7});
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  ASSERT_TRUE((*pending)->Commit().ok());
+  EXPECT_EQ((*pending)->Commit().reason(), "reseal_done") << "a re-seal commits once";
+  pending->reset();  // after Commit, dropping it removes nothing
+  EXPECT_FALSE(std::filesystem::exists(config_.state_dir + "/" + StagedSealedFileName(1)));
+  EXPECT_TRUE(b->Rotate().ok()) << "no longer in progress";
+  b.reset();
+  auto reopened = Open();
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->Seals().size(), 2u);
+}
+
+TEST_F(SealTest, AResealWhoseRenameFailsKeepsTheOldSealAndItsStagedFileIsRemoved) {
+  config_.pcrs = {7};
+  Provision();
+  auto b = OpenOrFail();
+  ASSERT_NE(b, nullptr);
+  swtpm_.ExtendPcr(7);
+  auto pending = b->BeginReseal({7});
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  StateDir::SetFaultHookForTesting([](std::string_view op, const std::string&) {
+    return op == "rename" ? Unavailable("injected rename failure", "state_io_error") : OkStatus();
+  });
+  Status st = (*pending)->Commit();
+  StateDir::SetFaultHookForTesting(nullptr);
+  EXPECT_EQ(st.reason(), "state_io_error");
+  EXPECT_FALSE(std::filesystem::exists(config_.state_dir + "/" + StagedSealedFileName(1)));
+  b.reset();
+  EXPECT_EQ(Open().status().reason(), "boot_state_changed");
+}
+
+TEST_F(SealTest, AResealThatCannotBeStagedLeavesNothingPending) {
+  config_.pcrs = {7};
+  Provision();
+  auto b = OpenOrFail();
+  ASSERT_NE(b, nullptr);
+  StateDir::SetFaultHookForTesting([](std::string_view op, const std::string&) {
+    return op == "write" ? Unavailable("injected write failure", "state_io_error") : OkStatus();
+  });
+  auto failed = b->BeginReseal({7});
+  StateDir::SetFaultHookForTesting(nullptr);
+  EXPECT_EQ(failed.status().reason(), "state_io_error");
+  EXPECT_FALSE(std::filesystem::exists(config_.state_dir + "/" + StagedSealedFileName(1)));
+  auto again = b->BeginReseal({7});
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(swtpm_.TransientHandles(), 0);
+  again->reset();
+
+  // A TPM error midway (the TPM is gone: swtpm killed, not restarted) leaves nothing
+  // pending either.
+  ASSERT_EQ(::kill(std::atoi(ReadFile(swtpm_.state_dir() + "/swtpm.pid").c_str()), SIGKILL), 0);
+  auto broken = b->BeginReseal({7});
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().reason(), "reseal_in_progress") << broken.status().ToString();
+  EXPECT_NE(b->BeginReseal({7}).status().reason(), "reseal_in_progress");
+}
+
 TEST_F(SealTest, ResealingRequiresATpmBackend) {
   class NotTpm : public KeyBackend {
    public:
@@ -143,6 +243,7 @@ TEST_F(SealTest, ResealingRequiresATpmBackend) {
   Status st = ResealTpmBackend(other, {7});
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
   EXPECT_EQ(st.reason(), "not_tpm_backend");
+  EXPECT_EQ(BeginResealTpmBackend(other, {7}).status().reason(), "not_tpm_backend");
 }
 
 TEST_F(SealTest, AuthValueIsRequiredAndAWrongOneIsAuthIncorrect) {
