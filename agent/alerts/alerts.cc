@@ -8,9 +8,8 @@
 #include <vector>
 
 namespace sk::alerts {
-namespace {
 
-std::string_view MessageId(AlertKind kind) {
+std::string_view AlertMessageId(AlertKind kind) {
   switch (kind) {
     case AlertKind::kDenied:
       return "95c1d2874c33663a977eeb86b45391c0";
@@ -27,8 +26,6 @@ std::string_view MessageId(AlertKind kind) {
   }
   return "00000000000000000000000000000000";
 }
-
-}  // namespace
 
 std::string_view AlertKindName(AlertKind kind) {
   switch (kind) {
@@ -63,12 +60,12 @@ int AlertPriority(AlertKind kind) {
   return 4;
 }
 
-void JournalSink::Deliver(const Alert& a) {
+std::vector<std::string> JournalFields(const Alert& a) {
   std::vector<std::string> fields;
-  fields.reserve(12);
+  fields.reserve(11);
   fields.push_back("MESSAGE=" + a.message);
   fields.push_back("PRIORITY=" + std::to_string(AlertPriority(a.kind)));
-  fields.push_back("MESSAGE_ID=" + std::string(MessageId(a.kind)));
+  fields.push_back("MESSAGE_ID=" + std::string(AlertMessageId(a.kind)));
   fields.emplace_back("SYSLOG_IDENTIFIER=sealkeepd");
   fields.push_back("SEALKEEP_EVENT=" + std::string(AlertKindName(a.kind)));
   if (!a.request_id.empty()) fields.push_back("SEALKEEP_REQUEST_ID=" + a.request_id);
@@ -77,6 +74,11 @@ void JournalSink::Deliver(const Alert& a) {
   if (!a.unit.empty()) fields.push_back("SEALKEEP_UNIT=" + a.unit);
   if (!a.path.empty()) fields.push_back("SEALKEEP_PATH=" + a.path);
   if (!a.reason.empty()) fields.push_back("SEALKEEP_REASON=" + a.reason);
+  return fields;
+}
+
+void JournalSink::Deliver(const Alert& a) {
+  std::vector<std::string> fields = JournalFields(a);
   std::vector<iovec> iov;
   iov.reserve(fields.size());
   for (std::string& f : fields) iov.push_back({f.data(), f.size()});

@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace sk::alerts {
 
@@ -54,6 +55,11 @@ struct Alert {
   std::string path;
   std::string reason;
 };
+
+// The journal entry for `alert`: "NAME=value" strings in the order listed at the top of
+// this file (empty optional fields left out). Pure; JournalSink sends exactly these.
+std::vector<std::string> JournalFields(const Alert& alert);
+std::string_view AlertMessageId(AlertKind kind);  // 32 lower-case hex digits
 
 // Where alerts go. Deliver() runs on the Alerts thread only.
 class AlertSink {

@@ -156,6 +156,31 @@ bool IsSecretRoute(Route r) {
   }
 }
 
+// Routes whose handler writes the pre-change record itself (Context::record_change), once
+// its own per-op or per-path policy checks have passed.
+bool DefersChangeRecord(Route r) {
+  return r == Route::kTxn || r == Route::kSnapshotCreate || r == Route::kSnapshotRestore;
+}
+
+// For a verify report that says ok:false, the first problem's reason ("seal_invalid",
+// "bad_mac"...); nullopt for other routes and clean reports.
+std::optional<std::string> VerifyFoundTampering(Route route, const ApiResponse& r) {
+  if ((route != Route::kJournalVerify && route != Route::kAuditVerify) || r.status != 200)
+    return std::nullopt;
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("ok", true)) return std::nullopt;
+  std::string reason = route == Route::kAuditVerify ? "audit_tampered" : "journal_tampered";
+  if (route == Route::kAuditVerify && j.contains("problem") && j["problem"].is_object()) {
+    reason = j["problem"].value("kind", reason);
+  } else if (route == Route::kJournalVerify && j.contains("problems") && j["problems"].is_array() &&
+             !j["problems"].empty() && j["problems"][0].is_object()) {
+    reason = j["problems"][0].value("reason", reason);
+  } else if (route == Route::kJournalVerify && j.contains("anchor_state") && j["anchor_state"].is_string()) {
+    reason = j["anchor_state"].get<std::string>();
+  }
+  return reason.substr(0, 64);
+}
+
 bool IsRefusalReason(std::string_view r) {
   return r == "seal_invalid" || r == "chain_broken" || r == "content_mismatch" || r == "destroyed" ||
          r == "key_retired" || r == "below_floor" || r == "replay_detected" || r == "cas_mismatch" ||
@@ -192,28 +217,47 @@ struct Api::Impl {
                       std::string(d.Reason()) + ")");
   }
 
-  static void Audit(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m,
-                    audit::AuditOutcome outcome, std::string_view reason, bool sync, Status* failure) {
-    auto writer = agent.audit();
-    if (!writer) return;
+  // Records the request. `path` is what the record names (the route's path, or a txn's
+  // op paths); `may_queue`: while sealed the record may wait for the next unseal (it
+  // gates no change to the store).
+  static void Audit(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m, const std::string& path,
+                    audit::AuditOutcome outcome, std::string_view reason, bool sync, bool may_queue,
+                    Status* failure) {
+    if (!agent.audit_enabled()) return;
     audit::AuditRecord rec;
     rec.request_id = req.request_id;
     rec.peer = {req.subject.uid, req.subject.gid, req.subject.pid, req.subject.unit, req.subject.exe};
     rec.route = req.method + " " + std::string(RouteName(m.route));
-    rec.path = m.path.substr(0, 300);
+    rec.path = path.substr(0, 512);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
-    Status st = writer->Append(
-        rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered);
+    Status st = agent.Audit(
+        rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered,
+        may_queue);
     if (!st.ok()) {
-      alerts::Alert a;
-      a.kind = alerts::AlertKind::kAuditUnavailable;
-      a.message = "the audit log cannot be written: " + st.ToString();
-      a.request_id = req.request_id;
-      a.reason = std::string(st.reason());
-      agent.alerts().Raise(std::move(a));
+      if (st.code() != Code::kSealed) {
+        alerts::Alert a;
+        a.kind = alerts::AlertKind::kAuditUnavailable;
+        a.message = "the audit log cannot be written: " + st.ToString();
+        a.request_id = req.request_id;
+        a.reason = std::string(st.reason());
+        agent.alerts().Raise(std::move(a));
+      }
       if (failure != nullptr) *failure = st;
     }
+  }
+
+  // The "allowed" record written (synced) before a change; a failure is the answer.
+  static Status RecordChange(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m,
+                             const std::string& path) {
+    Status failure;
+    Audit(agent, req, m, path, audit::AuditOutcome::kAllowed, "allowed", true, !NeedsService(m.route),
+          &failure);
+    if (failure.ok()) return OkStatus();
+    if (failure.code() == Code::kSealed) return failure;
+    return Status(
+        Code::kUnavailable, "audit_unavailable",
+        "the audit log cannot be written, so nothing is changed: " + std::string(failure.message()));
   }
 
   static void Alert(daemon::Agent& agent, const ApiRequest& req, const RouteMatch& m, alerts::AlertKind kind,
@@ -236,7 +280,7 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   const bool changes = IsStateChanging(m.route);
   // Only changes are journaled with who asked; reads skip building the text.
-  Context ctx{agent_, req, m, svc, secrets::Actor{changes ? ActorText(req) : std::string()}, {}};
+  Context ctx{agent_, req, m, svc, secrets::Actor{changes ? ActorText(req) : std::string()}, {}, {}, {}};
   ctx.authorize = [this, &req, svc](Capability cap, const std::string& path) {
     return Impl::Authorize(agent_, svc, req, cap, path);
   };
@@ -248,29 +292,39 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     return r;
   };
 
+  // What the records of this request name: the route's path unless a handler says more.
+  auto audit_path = [&]() -> const std::string& { return ctx.audit_path.empty() ? m.path : ctx.audit_path; };
+  auto failed = [&](const Status& st) {
+    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kFailed, st.reason(), changes, true,
+                nullptr);
+    return finish(ErrorResponse(ctx, st));
+  };
+
   if (IsSecretRoute(m.route)) {
-    if (Status st = secrets::ValidatePath(m.path); !st.ok()) return finish(ErrorResponse(ctx, st));
+    if (Status st = secrets::ValidatePath(m.path); !st.ok()) return failed(st);
   }
   if (std::optional<Need> need = NeedFor(m)) {
     Status allowed = ctx.authorize(need->cap, need->path);
     if (!allowed.ok()) {
       ++denied_;
-      Impl::Audit(agent_, req, m, audit::AuditOutcome::kDenied, allowed.message(), changes, nullptr);
+      Impl::Audit(agent_, req, m, m.path, audit::AuditOutcome::kDenied, allowed.message(), changes, true,
+                  nullptr);
       Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied,
                   "request denied: " + std::string(allowed.message()), "forbidden");
       return finish(ErrorResponse(ctx, allowed));
     }
   }
   if (m.route == Route::kHealth) return finish(HandleHealth(ctx));
-  if (NeedsService(m.route) && !svc) return finish(ErrorResponse(ctx, agent_.sealed_status()));
+  if (NeedsService(m.route) && !svc) return failed(agent_.sealed_status());
 
   if (changes) {
-    Status audit_failure;
-    Impl::Audit(agent_, req, m, audit::AuditOutcome::kAllowed, "allowed", true, &audit_failure);
-    if (!audit_failure.ok()) {
-      return finish(ErrorResponse(ctx, Status(Code::kUnavailable, "audit_unavailable",
-                                              "the audit log cannot be written, so nothing is changed: " +
-                                                  std::string(audit_failure.message()))));
+    if (DefersChangeRecord(m.route)) {
+      // These check the policy per op or per path first; the record follows those checks.
+      ctx.record_change = [this, &req, &m, &ctx] {
+        return Impl::RecordChange(agent_, req, m, ctx.audit_path);
+      };
+    } else if (Status st = Impl::RecordChange(agent_, req, m, m.path); !st.ok()) {
+      return finish(ErrorResponse(ctx, st));
     }
   }
 
@@ -326,8 +380,9 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
       reason = j["error"].value("code", "error");
     }
     bool denied = r.status == 403;
-    Impl::Audit(agent_, req, m, denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason,
-                changes, nullptr);
+    Impl::Audit(agent_, req, m, audit_path(),
+                denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, changes, true,
+                nullptr);
     if (denied) {
       ++denied_;
       Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied", reason);
@@ -341,8 +396,15 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
       Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected,
                   "stored data does not verify: " + reason, reason);
     }
+  } else if (std::optional<std::string> tamper = VerifyFoundTampering(m.route, r)) {
+    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "tamper_detected: " + *tamper,
+                false, true, nullptr);
+    Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected,
+                std::string(m.route == Route::kAuditVerify ? "the audit log" : "the journal") +
+                    " does not verify: " + *tamper,
+                *tamper);
   } else if (!changes && m.route != Route::kMetrics) {
-    Impl::Audit(agent_, req, m, audit::AuditOutcome::kAllowed, "ok", false, nullptr);
+    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "ok", false, true, nullptr);
   }
   return finish(std::move(r));
 }
@@ -365,6 +427,12 @@ std::string Api::MetricsText() const {
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   metric("sealkeep_sealed", "gauge", "1 while the agent is sealed", svc ? 0 : 1);
   metric("sealkeep_uptime_seconds", "gauge", "Seconds since start", agent_.uptime_s());
+  metric("sealkeep_audit_sealed_queued", "gauge",
+         "Audit records of requests made while sealed, waiting for the audit log",
+         agent_.sealed_audit_queued());
+  metric("sealkeep_audit_sealed_dropped", "gauge",
+         "Audit records made while sealed that did not fit in the queue (since the last unseal)",
+         agent_.sealed_audit_dropped());
   if (svc) {
     secrets::ServiceStatus s = svc->Report();
     metric("sealkeep_journal_head_seq", "gauge", "Global sequence number of the journal head", s.head_seq);

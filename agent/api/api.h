@@ -1,8 +1,10 @@
 // Api: one request in, one response out, with no knowledge of sockets or Beast. It
 // authorises the caller (policy, or the built-in rule: root and the agent's own user),
-// audits the request (state changes: written and synced before the change; the agent
-// changes nothing when that fails), runs it against the Agent, and maps every Status to
-// the documented error body (docs/api.md).
+// audits the request (state changes: written and synced before the change, and for txn
+// and snapshots only once every op's policy check passed; the agent changes nothing when
+// that fails; while sealed, records wait in the Agent's queue for the next unseal), runs
+// it against the Agent, and maps every Status to the documented error body (docs/api.md).
+// GET /v1/health and GET /metrics are not audited.
 //
 // Thread-safe. Handle() may block for blocking routes (IsBlockingRoute): the server runs
 // those on its worker pool.

@@ -86,6 +86,20 @@ ApiResponse WithTxn(const Context& ctx, const Result<secrets::TxnResult>& r, std
 
 }  // namespace
 
+std::string AuditPaths(const std::vector<std::string>& paths) {
+  constexpr std::size_t kBudget = 480;
+  std::string out;
+  std::size_t i = 0;
+  for (; i < paths.size(); ++i) {
+    if (!out.empty() && out.size() + 1 + paths[i].size() > kBudget) break;
+    if (out.empty() && paths[i].size() > kBudget) break;
+    if (!out.empty()) out += ',';
+    out += paths[i];
+  }
+  if (i < paths.size()) out += " (+" + std::to_string(paths.size() - i) + " more)";
+  return out;
+}
+
 ApiResponse Json200(const Json& body) {
   ApiResponse r;
   r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -311,10 +325,12 @@ ApiResponse HandleTxn(Context& ctx) {
     return ErrorResponse(ctx, BadRequest("'ops' must be a non-empty list"));
   if (it->size() > 1000) return ErrorResponse(ctx, BadRequest("a transaction has at most 1000 ops"));
   std::vector<Op> ops;
+  std::vector<std::string> paths;
   ops.reserve(it->size());
   for (std::size_t i = 0; i < it->size(); ++i) {
     Json& j = (*it)[i];
     auto fail = [&](const Status& s) {
+      ctx.audit_path = AuditPaths(paths);
       return ErrorResponse(ctx, s.WithContext("op " + std::to_string(i + 1)));
     };
     if (!j.is_object()) return fail(BadRequest("each op must be an object"));
@@ -325,6 +341,7 @@ ApiResponse HandleTxn(Context& ctx) {
     if (!*kind || !*path) return fail(BadRequest("each op needs 'op' and 'path'"));
     Op op;
     op.path = **path;
+    paths.push_back(op.path.substr(0, 300));
     const std::string& k = **kind;
     if (k == "put") {
       op.type = Op::Type::kPut;
@@ -374,6 +391,8 @@ ApiResponse HandleTxn(Context& ctx) {
     if (!allowed.ok()) return fail(allowed);
     ops.push_back(std::move(op));
   }
+  ctx.audit_path = AuditPaths(paths);
+  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
   auto r = ctx.svc->Transact(std::move(ops), idem, ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
   return Json200(TxnJson(*r));
@@ -402,8 +421,12 @@ ApiResponse HandleSnapshotCreate(Context& ctx) {
   if (st.ok() && !prefix.ok()) st = prefix.status();
   if (st.ok() && !*name) st = BadRequest("a snapshot needs a 'name'");
   if (!st.ok()) return ErrorResponse(ctx, st);
+  std::string shown_prefix = prefix->value_or("");
+  ctx.audit_path =
+      (**name).substr(0, 128) + ": " + (shown_prefix.empty() ? "**" : shown_prefix.substr(0, 300));
   Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, prefix->value_or(""));
   if (!allowed.ok()) return ErrorResponse(ctx, allowed);
+  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
   auto r = ctx.svc->CreateSnapshot(**name, prefix->value_or(""), ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
   Json versions = Json::object();
@@ -426,11 +449,16 @@ ApiResponse HandleSnapshotGet(Context& ctx) {
 ApiResponse HandleSnapshotRestore(Context& ctx) {
   auto info = ctx.svc->GetSnapshot(ctx.match.path);
   if (!info.ok()) return ErrorResponse(ctx, info.status());
+  std::vector<std::string> paths;
+  paths.reserve(info->versions.size());
+  for (const auto& [path, version] : info->versions) paths.push_back(path);
+  ctx.audit_path = ctx.match.path + ": " + AuditPaths(paths);
   Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, info->prefix);
   for (auto it = info->versions.begin(); allowed.ok() && it != info->versions.end(); ++it) {
     allowed = ctx.authorize(policy::Capability::kSnapshot, it->first);
   }
   if (!allowed.ok()) return ErrorResponse(ctx, allowed);
+  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
   auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
   if (!r->applied) {

@@ -21,7 +21,18 @@ struct Context {
   // Checks one more capability on one more path (a txn's ops, a snapshot's paths);
   // a denial comes back as kForbidden and is audited by the caller.
   std::function<Status(policy::Capability, const std::string& path)> authorize;
+  // What this request's audit records name when the route's path does not say it: a
+  // txn's op paths, a snapshot's name with its prefix or paths (AuditPaths, no values).
+  std::string audit_path;
+  // Set for txn and snapshot create/restore: the handler calls it once its own policy
+  // checks pass and before it changes anything; it writes (and syncs) the "allowed"
+  // record naming audit_path. A failure is the answer (503), and nothing is changed.
+  std::function<Status()> record_change;
 };
+
+// "a,b,c" for the audit record of a multi-path request: paths in order, joined by ','
+// (no path holds one), at most about 480 bytes, then " (+N more)".
+std::string AuditPaths(const std::vector<std::string>& paths);
 
 ApiResponse Json200(const Json& body);
 ApiResponse ErrorResponse(const Context& ctx, const Status& st, const Json* extra = nullptr);

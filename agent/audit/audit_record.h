@@ -34,8 +34,8 @@ struct AuditRecord {
   std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
   std::string request_id;
   AuditPeer peer;
-  std::string route;  // method and route template: "PUT /v1/secrets/{path}"
-  std::string path;   // the secret path (or prefix) the request named; "" when none
+  std::string route;  // method and route name: "PUT secret.put", "POST txn"; events: "audit.open"
+  std::string path;   // the secret path the request named, or a txn's op paths ("a,b"); "" when none
   AuditOutcome outcome = AuditOutcome::kDenied;
   std::string reason;  // stable snake_case reason ("no_binding", "cas_mismatch"), may add the rule
 };

@@ -30,72 +30,148 @@ std::shared_ptr<const policy::Policy> Agent::policy() const {
   return policy_enabled() ? policy_.Current() : nullptr;
 }
 
-Status Agent::Unseal() {
-  std::lock_guard lock(mu_);
-  if (service_) return OkStatus();
-  Status st = UnsealLocked();
-  if (!st.ok()) {
-    service_.reset();
-    audit_.reset();
-    backend_.reset();
-    sealed_ = st.code() == Code::kSealed
-                  ? st
-                  : Status(Code::kSealed, std::string(st.reason()), std::string(st.message()));
-    alerts::Alert a;
-    a.kind = st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
-                                              : alerts::AlertKind::kUnsealFailed;
-    a.message = "sealkeepd could not unseal: " + st.ToString();
-    a.reason = std::string(st.reason());
-    alerts_->Raise(std::move(a));
+Status Agent::StaySealed(const Status& st) {
+  Status sealed = st.code() == Code::kSealed
+                      ? st
+                      : Status(Code::kSealed, std::string(st.reason()), std::string(st.message()));
+  {
+    std::lock_guard lock(mu_);
+    sealed_ = sealed;
   }
+  alerts::Alert a;
+  a.kind = st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
+                                            : alerts::AlertKind::kUnsealFailed;
+  a.message = "sealkeepd could not unseal: " + st.ToString();
+  a.reason = std::string(st.reason());
+  alerts_->Raise(std::move(a));
   return st;
 }
 
-Status Agent::UnsealLocked() {
+Status Agent::Unseal() {
+  std::lock_guard transition(transition_mu_);
+  if (service()) return OkStatus();  // a concurrent unseal got there first
+  Result<Opened> opened = Open();
+  if (!opened.ok()) return StaySealed(opened.status());
+  return Publish(std::move(opened).value());
+}
+
+Result<Agent::Opened> Agent::Open() const {
+  Opened o;
   SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyBackend> backend, hsm::OpenBackend(config_.backend));
-  backend_ = std::move(backend);
+  o.backend = std::move(backend);
   SK_ASSIGN_OR_RETURN(std::unique_ptr<secrets::SecretService> svc,
-                      secrets::SecretService::Open(backend_, config_.store));
-  std::shared_ptr<secrets::SecretService> service = std::move(svc);
-  if (!config_.audit_dir.empty()) {
+                      secrets::SecretService::Open(o.backend, config_.store));
+  o.service = std::move(svc);
+  if (audit_enabled()) {
     audit::AuditWriterOptions ao;
     ao.dir = config_.audit_dir;
     ao.max_segment_bytes = config_.audit_segment_bytes;
-    auto writer = audit::AuditWriter::Open(ao, service->audit_key());
+    auto writer = audit::AuditWriter::Open(ao, o.service->audit_key());
     if (!writer.ok()) return writer.status().WithContext("opening the audit log " + config_.audit_dir);
-    audit_ = std::move(writer).value();
+    o.audit = std::move(writer).value();
   }
-  service_ = std::move(service);
+  return o;
+}
+
+Status Agent::Publish(Opened o) {
+  {
+    // The log first, with what was recorded while sealed at its front: a request that
+    // sees the agent unsealed finds its record going after those.
+    std::lock_guard lock(audit_mu_);
+    if (o.audit) {
+      if (Status st = sealed_audit_.WriteTo(*o.audit); !st.ok()) {
+        // Fail closed: no serving without a log. The records stay queued for the next try.
+        (void)o.audit->Close();
+        o.service->DropCaches();
+        alerts::Alert a;
+        a.kind = alerts::AlertKind::kAuditUnavailable;
+        a.message = "the audit log cannot be written: " + st.ToString();
+        a.reason = std::string(st.reason());
+        alerts_->Raise(std::move(a));
+        return StaySealed(Status(Code::kSealed, "audit_unavailable",
+                                 "the records of requests made while sealed cannot be written to the audit "
+                                 "log, so the agent stays sealed: " +
+                                     std::string(st.message())));
+      }
+    }
+    audit_ = o.audit;
+  }
+  std::lock_guard lock(mu_);
+  backend_ = std::move(o.backend);
+  service_ = std::move(o.service);
   sealed_ = OkStatus();
   return OkStatus();
 }
 
 void Agent::Seal(const std::string& why) {
-  std::lock_guard lock(mu_);
-  if (service_) service_->DropCaches();
-  service_.reset();
-  if (audit_) (void)audit_->Close();
-  audit_.reset();
-  backend_.reset();
-  if (sealed_.ok()) sealed_ = Status(Code::kSealed, "sealed", why);
+  std::lock_guard transition(transition_mu_);
+  std::shared_ptr<secrets::SecretService> svc;
+  std::shared_ptr<hsm::KeyBackend> backend;
+  {
+    std::lock_guard lock(mu_);
+    svc = std::move(service_);
+    backend = std::move(backend_);
+    if (sealed_.ok()) sealed_ = Status(Code::kSealed, "sealed", why);
+  }
+  if (svc) svc->DropCaches();
+  std::shared_ptr<audit::AuditWriter> writer;
+  {
+    std::lock_guard lock(audit_mu_);
+    writer = std::move(audit_);
+  }
+  if (writer) (void)writer->Close();
+  // svc and backend go when the last in-flight request that holds them finishes.
 }
 
 Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
-  std::lock_guard lock(mu_);
-  if (service_)
-    return FailedPrecondition("the agent is unsealed: there is nothing to recover", "nothing_to_recover");
-  if (sealed_.reason() != "replay_detected") {
-    return FailedPrecondition("the agent is sealed for another reason (" + std::string(sealed_.reason()) +
-                                  "): recover only accepts a store refused as replay_detected",
-                              "nothing_to_recover");
+  std::lock_guard transition(transition_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (service_)
+      return FailedPrecondition("the agent is unsealed: there is nothing to recover", "nothing_to_recover");
+    if (sealed_.reason() != "replay_detected") {
+      return FailedPrecondition("the agent is sealed for another reason (" + std::string(sealed_.reason()) +
+                                    "): recover only accepts a store refused as replay_detected",
+                                "nothing_to_recover");
+    }
   }
   SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyBackend> backend, hsm::OpenBackend(config_.backend));
   std::shared_ptr<hsm::KeyBackend> shared = std::move(backend);
   SK_ASSIGN_OR_RETURN(std::string accepted,
                       secrets::SecretService::AcceptRollback(shared, config_.store, actor));
   shared.reset();
-  SK_RETURN_IF_ERROR(UnsealLocked());
+  Result<Opened> opened = Open();
+  if (!opened.ok()) return StaySealed(opened.status());
+  SK_RETURN_IF_ERROR(Publish(std::move(opened).value()));
   return accepted;
+}
+
+Status Agent::Audit(const audit::AuditRecord& record, audit::AuditWriter::Durability durability,
+                    bool may_queue) {
+  if (!audit_enabled()) return OkStatus();
+  std::shared_ptr<audit::AuditWriter> writer;
+  {
+    std::lock_guard lock(audit_mu_);
+    if (!audit_) {
+      if (!may_queue) {
+        return Status(Code::kSealed, "sealed", "the agent was sealed while the request was being handled");
+      }
+      sealed_audit_.Push(record);
+      return OkStatus();
+    }
+    writer = audit_;
+  }
+  return writer->Append(record, durability);
+}
+
+std::size_t Agent::sealed_audit_queued() const {
+  std::lock_guard lock(audit_mu_);
+  return sealed_audit_.size();
+}
+
+std::uint64_t Agent::sealed_audit_dropped() const {
+  std::lock_guard lock(audit_mu_);
+  return sealed_audit_.dropped();
 }
 
 std::shared_ptr<secrets::SecretService> Agent::service() const {
@@ -114,7 +190,7 @@ Status Agent::sealed_status() const {
 }
 
 std::shared_ptr<audit::AuditWriter> Agent::audit() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(audit_mu_);
   return audit_;
 }
 

@@ -9,6 +9,15 @@
 // the audit key and the backend. In-flight requests keep the service they started with
 // (shared_ptr) until they finish.
 //
+// Unseal() and AcceptRollback() do their slow work (HSM login, journal verification)
+// without the lock that service() and audit() take, so requests keep being answered
+// (503 sealed) meanwhile; they are serialised among themselves and with Seal(), so two
+// concurrent unseals open the service once.
+//
+// Auditing while sealed: Audit() queues records while there is no audit writer
+// (audit/sealed_queue.h) and the next successful Unseal()/AcceptRollback() writes them
+// before it returns, before any record made after it.
+//
 // Thread-safe: every method may be called from any thread.
 #pragma once
 
@@ -20,6 +29,7 @@
 
 #include "agent/alerts/alerts.h"
 #include "agent/audit/audit_writer.h"
+#include "agent/audit/sealed_queue.h"
 #include "agent/config/config.h"
 #include "agent/policy/policy_holder.h"
 #include "agent/secrets/service.h"
@@ -52,6 +62,14 @@ class Agent {
   std::shared_ptr<const policy::Policy> policy() const;
   // The audit log, or null when none is configured or the agent is sealed.
   std::shared_ptr<audit::AuditWriter> audit() const;
+  bool audit_enabled() const { return !config_.audit_dir.empty(); }
+  // Records one request. OK when no audit log is configured. While sealed (no writer):
+  // when `may_queue`, keeps it for the next unseal and returns OK; else fails with
+  // kSealed, since the record could not be made durable before a change.
+  Status Audit(const audit::AuditRecord& record, audit::AuditWriter::Durability durability, bool may_queue);
+  // Records waiting for the next unseal, and how many did not fit (/metrics).
+  std::size_t sealed_audit_queued() const;
+  std::uint64_t sealed_audit_dropped() const;
   alerts::Alerts& alerts() { return *alerts_; }
 
   const config::AgentConfig& config() const { return config_; }
@@ -59,7 +77,17 @@ class Agent {
   std::uint32_t own_uid() const { return own_uid_; }
 
  private:
-  Status UnsealLocked();
+  struct Opened {
+    std::shared_ptr<hsm::KeyBackend> backend;
+    std::shared_ptr<secrets::SecretService> service;
+    std::shared_ptr<audit::AuditWriter> audit;
+  };
+  // Opens backend, service and audit log; touches no member but the config.
+  Result<Opened> Open() const;
+  // Writes the queued records to the new log, then makes `opened` the agent's state.
+  Status Publish(Opened opened);
+  // Records `st` as the reason the agent is sealed and raises the alert.
+  Status StaySealed(const Status& st);
 
   const config::AgentConfig config_;
   const std::uint32_t own_uid_;
@@ -67,11 +95,16 @@ class Agent {
   std::unique_ptr<alerts::Alerts> alerts_;
   policy::PolicyHolder policy_;
 
-  mutable std::mutex mu_;  // guards the fields below; Unseal/Seal hold it throughout
+  std::mutex transition_mu_;  // serialises Unseal, AcceptRollback and Seal; held throughout
+
+  mutable std::mutex mu_;  // guards the three fields below; never held across I/O
   std::shared_ptr<hsm::KeyBackend> backend_;
   std::shared_ptr<secrets::SecretService> service_;
-  std::shared_ptr<audit::AuditWriter> audit_;
   Status sealed_;
+
+  mutable std::mutex audit_mu_;  // guards audit_ and sealed_audit_; held while the queue is written
+  std::shared_ptr<audit::AuditWriter> audit_;
+  audit::SealedAuditQueue sealed_audit_;
 };
 
 }  // namespace sk::daemon

@@ -63,9 +63,16 @@ bool SubjectCondition::Holds(const Subject& s) const {
   if (exe_prefixes.empty()) return true;
   if (s.exe.empty()) return false;
   for (const std::string& p : exe_prefixes) {
-    if (s.exe.compare(0, p.size(), p) == 0) return true;
+    if (ExeUnderPrefix(s.exe, p)) return true;
   }
   return false;
+}
+
+bool ExeUnderPrefix(std::string_view exe, std::string_view prefix) {
+  if (prefix.empty() || exe.size() < prefix.size() || exe.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  // On a path boundary only: "/usr/bin" covers "/usr/bin/x" and itself, never "/usr/binx/y".
+  return prefix.back() == '/' || exe.size() == prefix.size() || exe[prefix.size()] == '/';
 }
 
 std::optional<int> ParseClock(std::string_view text) {

@@ -42,8 +42,8 @@ struct TimeWindow {
 };
 
 // Subject attributes beyond identity: membership of every group in `groups` (names),
-// and an executable under one of `exe_prefixes` (plain string prefixes; write them
-// with a trailing '/'). An empty list is no constraint.
+// and an executable under one of `exe_prefixes` (ExeUnderPrefix). An empty list is no
+// constraint.
 struct SubjectCondition {
   std::vector<std::string> groups;
   std::vector<std::string> exe_prefixes;
@@ -56,6 +56,11 @@ struct Conditions {
   std::optional<SubjectCondition> subject;
   bool empty() const { return !labels && !time && !subject; }
 };
+
+// True when `exe` is `prefix` or lies under it as a folder: the prefix matches on a path
+// boundary, so "/usr/bin" and "/usr/bin/" both cover "/usr/bin/curl" but not
+// "/usr/binx/curl". An empty prefix covers nothing.
+bool ExeUnderPrefix(std::string_view exe, std::string_view prefix);
 
 // Parses "HH:MM" (00:00-23:59; "24:00" too, meaning end of day) into minutes.
 std::optional<int> ParseClock(std::string_view text);

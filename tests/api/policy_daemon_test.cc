@@ -1,8 +1,11 @@
 // Policy and audit through the real daemon: clients under several uids (root, nobody, a
-// uid with no passwd entry) and in a unit-shaped cgroup, allow/deny per capability and
-// glob form, label conditions, default deny, 404/403 alike without `list`, a SIGHUP
-// reload with a broken file keeping the old policy, the audit chain after a mixed
-// workload, and an unwritable audit log failing changes closed.
+// uid with no passwd entry, a test user made for the test with its own groups) and in a
+// unit-shaped cgroup, allow/deny per capability and glob form, bindings by uid, user,
+// gid, group (a supplementary one), unit and exe, label conditions, default deny,
+// 404/403 alike without `list`, a SIGHUP reload with a broken file keeping the old
+// policy, the audit chain after a mixed workload, txn records that name their paths, and
+// an unwritable audit log failing changes closed.
+#include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -11,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,6 +23,7 @@
 
 #include "tests/fixtures/agent_process.h"
 #include "tests/fixtures/temp_dir.h"
+#include "tests/fixtures/test_user.h"
 
 namespace sk::testing {
 namespace {
@@ -79,12 +84,17 @@ std::string Body(const json& j) { return j.dump(); }
 struct Outcome {
   int status = 0;
   std::string code;
+  std::string body;
+  nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
-// Runs requests in a child process as uid/gid (optionally inside a unit-shaped cgroup);
-// the child reports each (status, code) on a pipe.
-std::vector<Outcome> AsUser(uid_t uid, gid_t gid, const std::string& cgroup_dir, const std::string& sock,
-                            const std::vector<std::tuple<std::string, std::string, std::string>>& calls) {
+using Calls = std::vector<std::tuple<std::string, std::string, std::string>>;
+
+// Runs requests in a child process that `become`s the caller (optionally inside a
+// unit-shaped cgroup); the child reports each answer on a pipe as
+// "<status> <code> <body length>\n<body>".
+std::vector<Outcome> AsClient(const std::function<bool()>& become, const std::string& cgroup_dir,
+                              const std::string& sock, const Calls& calls) {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();
@@ -93,11 +103,12 @@ std::vector<Outcome> AsUser(uid_t uid, gid_t gid, const std::string& cgroup_dir,
     if (!cgroup_dir.empty()) {
       std::ofstream(cgroup_dir + "/cgroup.procs") << ::getpid() << "\n";
     }
-    if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(98);
+    if (!become()) ::_exit(98);
     std::string out;
     for (const auto& [method, target, body] : calls) {
       HttpResponse r = Http(sock, method, target, body);
-      out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + "\n";
+      out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + " " +
+             std::to_string(r.body.size()) + "\n" + r.body;
     }
     (void)!::write(fds[1], out.data(), out.size());
     ::_exit(0);
@@ -113,19 +124,71 @@ std::vector<Outcome> AsUser(uid_t uid, gid_t gid, const std::string& cgroup_dir,
   std::vector<Outcome> out;
   std::istringstream in(text);
   Outcome o;
-  while (in >> o.status >> o.code) out.push_back(o);
+  std::size_t len = 0;
+  while (in >> o.status >> o.code >> len) {
+    in.get();  // the newline
+    o.body.assign(len, '\0');
+    in.read(o.body.data(), static_cast<std::streamsize>(len));
+    out.push_back(o);
+  }
   EXPECT_EQ(out.size(), calls.size()) << "child exit status " << st;
+  return out;
+}
+
+std::vector<Outcome> AsUser(uid_t uid, gid_t gid, const std::string& cgroup_dir, const std::string& sock,
+                            const Calls& calls) {
+  return AsClient([uid, gid] { return BecomeUid(uid, gid); }, cgroup_dir, sock, calls);
+}
+
+// The paths of a listing answer, in order.
+std::vector<std::string> ListedPaths(const Outcome& o) {
+  std::vector<std::string> out;
+  json j = o.Json();
+  if (j.is_object() && j.contains("paths"))
+    for (const auto& p : j["paths"]) out.push_back(p["path"].get<std::string>());
+  return out;
+}
+
+// Waits (up to 10 s) until the agent's log has `count` lines holding `what`.
+bool WaitForLog(const AgentProcess& agent, const std::string& what, int count) {
+  for (int i = 0; i < 500; ++i) {
+    std::string log = agent.Log();
+    int seen = 0;
+    for (std::size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++seen;
+    if (seen >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Every record of the audit log, in order.
+std::vector<json> AuditRecords(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".log") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<json> out;
+  for (const std::string& f : files) {
+    std::istringstream in(ReadFile(f));
+    std::string line;
+    while (std::getline(in, line)) {
+      json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("seq")) out.push_back(std::move(j));
+    }
+  }
   return out;
 }
 
 class PolicyDaemonTest : public ::testing::Test {
  protected:
+  virtual std::string PolicyText() { return kPolicy; }
   void SetUp() override {
     ASSERT_EQ(::geteuid(), 0u) << "runs clients under other uids: run as root";
     AgentProcess::Options o;
     o.policy = true;
     agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
-    WriteFile(agent_->state_dir() + "/policy.toml", kPolicy, 0640);
+    WriteFile(agent_->state_dir() + "/policy.toml", PolicyText(), 0640);
     // nogroup may reach the socket; the agent alone decides what each caller may do.
     std::string config = ReadFile(agent_->config_path());
     config.replace(config.find("io_threads"), 0, "socket_group = \"nogroup\"\n");
@@ -182,6 +245,8 @@ TEST_F(PolicyDaemonTest, EachCallerGetsExactlyWhatThePolicyGrants) {
   ASSERT_EQ(nobody.size(), 6u);
   EXPECT_EQ(nobody[0].status, 200);
   EXPECT_EQ(nobody[1].status, 200);
+  EXPECT_EQ(ListedPaths(nobody[1]), std::vector<std::string>{"shared/a"})
+      << "the listing shows exactly what nobody may list: " << nobody[1].body;
   EXPECT_EQ(nobody[2].status, 403);
   EXPECT_EQ(nobody[3].status, 403);
   EXPECT_EQ(nobody[4].status, 404);
@@ -236,32 +301,53 @@ TEST_F(PolicyDaemonTest, AServiceIsRecognisedByItsSystemdUnit) {
 
 TEST_F(PolicyDaemonTest, ABrokenPolicyOnReloadKeepsTheRunningOne) {
   std::string policy_path = agent_->state_dir() + "/policy.toml";
-  WriteFile(policy_path, std::string(kPolicy) +
-                             "\n[[bindings]]\nname = \"bad\"\nroles = [\"nope\"]\nmatch = { uid = 65534 }\n");
+  const std::string nobody_binding =
+      "[[bindings]]\nname = \"nobody\"\nroles = [\"shared-lister\"]\nmatch = { uid = 65534 }\n\n";
+  // The broken file would change what nobody may do, both ways: it drops nobody's read
+  // and grants it write on shared/**. Had it been applied, nobody's answers would change.
+  std::string broken = kPolicy;
+  broken.replace(broken.find(nobody_binding), nobody_binding.size(),
+                 "[[bindings]]\nname = \"nobody\"\nroles = [\"team-writer\", \"shared-writer\"]\n"
+                 "match = { uid = 65534 }\n\n");
+  broken +=
+      "\n[roles.shared-writer]\ngrants = [{ capabilities = [\"write\"], paths = [\"shared/**\"] }]\n"
+      "\n[[bindings]]\nname = \"bad\"\nroles = [\"nope\"]\nmatch = { uid = 65534 }\n";
+  WriteFile(policy_path, broken);
   ::kill(agent_->pid(), SIGHUP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto still = AsUser(kNobody, kNogroup, "", agent_->socket(), {{"GET", "/v1/secrets/shared/a", ""}});
-  EXPECT_EQ(still[0].status, 200) << "the running policy stays";
-  EXPECT_NE(agent_->Log().find("keeping the running one"), std::string::npos) << agent_->Log();
-  // A good file takes effect: nobody loses everything.
-  std::string trimmed = kPolicy;
-  trimmed.erase(
-      trimmed.find("[[bindings]]\nname = \"nobody\""),
-      std::string("[[bindings]]\nname = \"nobody\"\nroles = [\"shared-lister\"]\nmatch = { uid = 65534 }\n\n")
-          .size());
-  WriteFile(policy_path, trimmed);
+  ASSERT_TRUE(WaitForLog(*agent_, "keeping the running one", 1)) << agent_->Log();
+  EXPECT_NE(agent_->Log().find("nope"), std::string::npos) << "the log says why: " << agent_->Log();
+  const Calls calls = {{"GET", "/v1/secrets/shared/a", ""},
+                       {"PUT", "/v1/secrets/shared/a", Body({{"value", "from the broken policy"}})},
+                       {"PUT", "/v1/secrets/team/by-nobody", Body({{"value", "x"}})}};
+  auto still = AsUser(kNobody, kNogroup, "", agent_->socket(), calls);
+  ASSERT_EQ(still.size(), 3u);
+  EXPECT_EQ(still[0].status, 200) << "the running policy stays: nobody still reads";
+  EXPECT_EQ(still[1].status, 403) << "and gets none of the broken file's grants";
+  EXPECT_EQ(still[2].status, 403);
+  // The same change without the error takes effect: nobody loses read and gains write.
+  std::string fixed = broken.substr(0, broken.find("\n[[bindings]]\nname = \"bad\""));
+  WriteFile(policy_path, fixed);
   ::kill(agent_->pid(), SIGHUP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto gone = AsUser(kNobody, kNogroup, "", agent_->socket(), {{"GET", "/v1/secrets/shared/a", ""}});
-  EXPECT_EQ(gone[0].status, 403);
+  ASSERT_TRUE(WaitForLog(*agent_, "SIGHUP: policy reloaded", 1)) << agent_->Log();
+  auto now = AsUser(kNobody, kNogroup, "", agent_->socket(), calls);
+  ASSERT_EQ(now.size(), 3u);
+  EXPECT_EQ(now[0].status, 403);
+  EXPECT_EQ(now[1].status, 200);
+  EXPECT_EQ(now[2].status, 200);
 }
 
 TEST_F(PolicyDaemonTest, TheAuditChainCoversEveryRequestAndVerifies) {
-  (void)AsUser(kNobody, kNogroup, "", agent_->socket(),
-               {{"GET", "/v1/secrets/shared/a", ""}, {"PUT", "/v1/secrets/x", Body({{"value", "x"}})}});
+  // Distinctive values, so a value that leaked into the log would be found.
+  auto secret = [](int i) { return "Zq7-audit-secret-" + std::to_string(i) + "-xK2"; };
+  (void)AsUser(
+      kNobody, kNogroup, "", agent_->socket(),
+      {{"GET", "/v1/secrets/shared/a", ""}, {"PUT", "/v1/secrets/x", Body({{"value", secret(100)}})}});
   for (int i = 0; i < 20; ++i)
-    agent_->Call("PUT", "/v1/secrets/mixed/" + std::to_string(i % 3), Body({{"value", "v"}}));
+    agent_->Call("PUT", "/v1/secrets/mixed/" + std::to_string(i % 3), Body({{"value", secret(i)}}));
   agent_->Call("POST", "/v1/secrets/mixed/0/rollback", Body({{"to", 1}}));
+  agent_->Call("GET", "/v1/secrets/mixed/1");
+  agent_->Call("POST", "/v1/txn",
+               Body({{"ops", json::array({{{"op", "put"}, {"path", "mixed/t"}, {"value", secret(200)}}})}}));
   agent_->Call("GET", "/v1/secrets/never");
   auto v = agent_->Call("GET", "/v1/sys/audit/verify");
   ASSERT_EQ(v.status, 200) << v.body;
@@ -273,7 +359,36 @@ TEST_F(PolicyDaemonTest, TheAuditChainCoversEveryRequestAndVerifies) {
     log += ReadFile(e.path());
   EXPECT_NE(log.find("\"uid\":65534"), std::string::npos);
   EXPECT_NE(log.find("denied"), std::string::npos);
+  EXPECT_NE(log.find("\"path\":\"mixed/1\""), std::string::npos) << "the read of mixed/1 is on record";
+  EXPECT_EQ(log.find("audit-secret"), std::string::npos) << "no value is ever written to the audit log";
   EXPECT_EQ(log.find("\"value\""), std::string::npos);
+}
+
+TEST_F(PolicyDaemonTest, ADeniedTxnLeavesOneDeniedRecordThatNamesItsPaths) {
+  auto r = AsUser(kStranger, kNogroup, "", agent_->socket(),
+                  {{"POST", "/v1/txn",
+                    Body({{"ops", json::array({{{"op", "put"}, {"path", "team/t1"}, {"value", "1"}},
+                                               {{"op", "put"}, {"path", "private/x"}, {"value", "2"}},
+                                               {{"op", "put"}, {"path", "team/t3"}, {"value", "3"}}})}})},
+                   {"POST", "/v1/txn",
+                    Body({{"ops", json::array({{{"op", "put"}, {"path", "team/ok1"}, {"value", "1"}},
+                                               {{"op", "delete"}, {"path", "team/x"}}})}})}});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, 403);
+  EXPECT_EQ(r[1].status, 200) << r[1].body;
+  std::vector<json> denied, allowed;
+  for (const json& rec : AuditRecords(agent_->state_dir() + "/audit")) {
+    if (rec["route"] != "POST txn") continue;
+    (rec["outcome"] == "denied" ? denied : allowed).push_back(rec);
+    EXPECT_NE(rec["outcome"], "failed") << rec.dump();
+  }
+  ASSERT_EQ(denied.size(), 1u) << "one record for the refused txn";
+  EXPECT_EQ(denied[0]["uid"], kStranger);
+  EXPECT_EQ(denied[0]["path"], "team/t1,private/x") << "the paths up to the forbidden one";
+  ASSERT_EQ(allowed.size(), 1u) << "no 'allowed' record for the refused txn; one for the applied one";
+  EXPECT_EQ(allowed[0]["path"], "team/ok1,team/x");
+  EXPECT_EQ(allowed[0]["uid"], kStranger);
+  EXPECT_LT(denied[0]["seq"].get<int>(), allowed[0]["seq"].get<int>());
 }
 
 TEST_F(PolicyDaemonTest, AFullDiskUnderTheAuditLogFailsChangesClosed) {
@@ -315,6 +430,173 @@ TEST_F(PolicyDaemonTest, AFullDiskUnderTheAuditLogFailsChangesClosed) {
   auto again = agent_->Call("PUT", "/v1/secrets/closed", Body({{"value", "now"}}));
   EXPECT_EQ(again.status, 200) << "the log recovers once it can be written: " << again.body;
   EXPECT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
+}
+
+// A user made for the test (primary group P, supplementary groups S and nogroup, the
+// latter only to reach the socket), bound by name, by group S, by gid P and, through the
+// sealkeep CLI, by executable.
+class TestUserDaemonTest : public PolicyDaemonTest {
+ protected:
+  std::string PolicyText() override {
+    if (!user_.ok()) return kPolicy;
+    sealkeep_ = std::filesystem::canonical(SealkeepBinary()).string();
+    return std::string(kPolicy) + R"(
+[roles.user-reader]
+grants = [{ capabilities = ["read"], paths = ["byuser/*"] }]
+
+[roles.group-writer]
+grants = [{ capabilities = ["write"], paths = ["bygroup/**"] }]
+
+[roles.gid-lister]
+grants = [{ capabilities = ["read", "list"], paths = ["bygid/**"] }]
+
+[roles.exe-reader]
+grants = [{ capabilities = ["read"], paths = ["byexe/**"] }]
+
+[roles.snapshotter]
+grants = [{ capabilities = ["snapshot"], paths = ["snap/**"] }]
+
+[roles.operator]
+grants = [{ capabilities = ["admin"], paths = ["sys"] }]
+
+[[bindings]]
+name = "by-user"
+roles = ["user-reader", "snapshotter"]
+match = { user = ")" +
+           user_.name() + R"(" }
+
+[[bindings]]
+name = "by-group"
+roles = ["group-writer", "operator"]
+match = { group = ")" +
+           user_.supplementary_group() + R"(" }
+
+[[bindings]]
+name = "by-gid"
+roles = ["gid-lister"]
+match = { gid = )" +
+           std::to_string(user_.gid()) + R"( }
+
+[[bindings]]
+name = "by-exe"
+roles = ["exe-reader"]
+match = { exe = ")" +
+           sealkeep_ + R"(" }
+)";
+  }
+  void SetUp() override {
+    ASSERT_TRUE(user_.ok()) << "cannot make a test user: " << user_.error();
+    PolicyDaemonTest::SetUp();
+    for (const char* p :
+         {"byuser/a", "byuser/a/b", "bygroup/x", "bygid/one", "bygid/two", "byexe/k", "snap/a", "snap/b"}) {
+      ASSERT_EQ(agent_->Call("PUT", std::string("/v1/secrets/") + p, Body({{"value", std::string("v-") + p}}))
+                    .status,
+                200);
+    }
+  }
+  std::vector<Outcome> AsTestUser(const Calls& calls) {
+    return AsClient([this] { return user_.Become(); }, "", agent_->socket(), calls);
+  }
+  // Runs `sealkeep ARGS...` as the test user; returns its exit status, *out gets stdout.
+  int CliAsTestUser(const std::vector<std::string>& args, std::string* out) {
+    std::string out_file = dir_.Join("cli-out");
+    WriteFile(out_file, "", 0666);
+    std::string sock = agent_->socket();
+    int rc = RunInChild([this] { return user_.Become(); },
+                        [&] {
+                          int fd = ::open(out_file.c_str(), O_WRONLY | O_TRUNC);
+                          if (fd < 0 || ::dup2(fd, 1) < 0) return 90;
+                          std::vector<std::string> argv_store = {sealkeep_, "--socket", sock};
+                          argv_store.insert(argv_store.end(), args.begin(), args.end());
+                          std::vector<char*> argv;
+                          for (std::string& a : argv_store) argv.push_back(a.data());
+                          argv.push_back(nullptr);
+                          char* envp[] = {nullptr};
+                          ::execve(sealkeep_.c_str(), argv.data(), envp);
+                          return 91;
+                        });
+    *out = ReadFile(out_file);
+    return rc;
+  }
+  TestUser user_{{"nogroup"}};
+  std::string sealkeep_;
+};
+
+TEST_F(TestUserDaemonTest, BindingsByUserGroupGidAndExeGrantWhatTheySay) {
+  auto r = AsTestUser({
+      {"GET", "/v1/secrets/byuser/a", ""},                         // 0 user binding, * one segment
+      {"GET", "/v1/secrets/byuser/a/b", ""},                       // 1 ... not two
+      {"PUT", "/v1/secrets/bygroup/x", Body({{"value", "new"}})},  // 2 supplementary group name
+      {"GET", "/v1/secrets/bygroup/x", ""},                        // 3 write only
+      {"GET", "/v1/secrets?prefix=", ""},                          // 4 list via the gid binding
+      {"GET", "/v1/secrets/bygid/one", ""},                        // 5 read via the gid binding
+      {"GET", "/v1/secrets/byexe/k", ""},                          // 6 this test binary is not sealkeep
+      {"GET", "/v1/secrets/apps/web/db", ""},                      // 7 nothing else
+      {"PUT", "/v1/secrets/byuser/a", Body({{"value", "nope"}})},  // 8 read does not imply write
+  });
+  ASSERT_EQ(r.size(), 9u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[0].Json()["value"], "v-byuser/a");
+  EXPECT_EQ(r[1].status, 403);
+  EXPECT_EQ(r[2].status, 200) << r[2].body;
+  EXPECT_EQ(r[3].status, 403);
+  EXPECT_EQ(r[4].status, 200);
+  EXPECT_EQ(ListedPaths(r[4]), (std::vector<std::string>{"bygid/one", "bygid/two"})) << r[4].body;
+  EXPECT_EQ(r[5].status, 200);
+  EXPECT_EQ(r[6].status, 403);
+  EXPECT_EQ(r[7].status, 403);
+  EXPECT_EQ(r[8].status, 403);
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/bygroup/x").Json()["value"], "new");
+
+  // The same user through the sealkeep CLI matches the exe binding too.
+  std::string out;
+  EXPECT_EQ(CliAsTestUser({"get", "byexe/k"}, &out), 0) << out;
+  EXPECT_EQ(out, "v-byexe/k");
+  EXPECT_EQ(CliAsTestUser({"get", "bygid/two"}, &out), 0) << "and keeps its other bindings";
+  EXPECT_EQ(out, "v-bygid/two");
+  EXPECT_EQ(CliAsTestUser({"get", "apps/web/db"}, &out), 5);
+  // nobody gets none of it.
+  auto nobody = AsUser(kNobody, kNogroup, "", agent_->socket(),
+                       {{"GET", "/v1/secrets/byuser/a", ""}, {"GET", "/v1/secrets/bygid/one", ""}});
+  ASSERT_EQ(nobody.size(), 2u);
+  EXPECT_EQ(nobody[0].status, 403);
+  EXPECT_EQ(nobody[1].status, 403);
+}
+
+TEST_F(TestUserDaemonTest, SnapshotAndAdminCanBeGrantedToAnOrdinaryUser) {
+  auto r = AsTestUser({
+      {"POST", "/v1/snapshots", Body({{"name", "rel-1"}, {"prefix", "snap"}})},    // 0 snapshot on snap/**
+      {"POST", "/v1/snapshots", Body({{"name", "rel-2"}, {"prefix", "byuser"}})},  // 1 not there
+      {"PUT", "/v1/secrets/snap/a", Body({{"value", "changed"}})},                 // 2 snapshot is not write
+      {"GET", "/v1/sys/status", ""},                                               // 3 admin via group
+      {"GET", "/v1/sys/audit/verify", ""},                                         // 4
+  });
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(r[0].status, 200) << r[0].body;
+  EXPECT_EQ(r[1].status, 403);
+  EXPECT_EQ(r[2].status, 403);
+  EXPECT_EQ(r[3].status, 200) << r[3].body;
+  EXPECT_EQ(r[3].Json()["state"], "unsealed");
+  EXPECT_EQ(r[4].status, 200);
+  EXPECT_TRUE(r[4].Json()["ok"].get<bool>()) << r[4].body;
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/snap/a", Body({{"value", "later"}})).status, 200);
+  auto restore = AsTestUser({{"POST", "/v1/snapshots/rel-1/restore", ""}});
+  ASSERT_EQ(restore.size(), 1u);
+  EXPECT_EQ(restore[0].status, 200) << restore[0].body;
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/snap/a").Json()["value"], "v-snap/a");
+  // nobody may do neither.
+  auto nobody = AsUser(kNobody, kNogroup, "", agent_->socket(),
+                       {{"GET", "/v1/sys/status", ""}, {"POST", "/v1/snapshots/rel-1/restore", ""}});
+  ASSERT_EQ(nobody.size(), 2u);
+  EXPECT_EQ(nobody[0].status, 403);
+  EXPECT_EQ(nobody[1].status, 403);
+  // The restore's record names the snapshot and its paths.
+  bool named = false;
+  for (const json& rec : AuditRecords(agent_->state_dir() + "/audit")) {
+    if (rec["route"] == "POST snapshot.restore" && rec["outcome"] == "allowed" && rec["uid"] == user_.uid())
+      named = rec["path"] == "rel-1: snap/a,snap/b";
+  }
+  EXPECT_TRUE(named);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace sk::alerts {
@@ -80,6 +82,66 @@ TEST(AlertsTest, PrioritiesAreWarningOrWorse) {
   }
   EXPECT_EQ(AlertPriority(AlertKind::kTamperDetected), 2);
   EXPECT_EQ(AlertKindName(AlertKind::kRollbackRefused), "rollback_refused");
+}
+
+TEST(AlertsTest, TheJournalEntryCarriesEveryFieldAMonitorFiltersOn) {
+  Alert a{AlertKind::kRollbackRefused,
+          "rollback refused: destroyed",
+          "req-9",
+          1000,
+          42,
+          "web.service",
+          "apps/db",
+          "destroyed"};
+  std::vector<std::string> fields = JournalFields(a);
+  std::vector<std::string> want = {"MESSAGE=rollback refused: destroyed",
+                                   "PRIORITY=4",
+                                   "MESSAGE_ID=97382282e2dae46628b2c0c3799cfe44",
+                                   "SYSLOG_IDENTIFIER=sealkeepd",
+                                   "SEALKEEP_EVENT=rollback_refused",
+                                   "SEALKEEP_REQUEST_ID=req-9",
+                                   "SEALKEEP_UID=1000",
+                                   "SEALKEEP_PID=42",
+                                   "SEALKEEP_UNIT=web.service",
+                                   "SEALKEEP_PATH=apps/db",
+                                   "SEALKEEP_REASON=destroyed"};
+  EXPECT_EQ(fields, want);
+  // Fields that are not set are left out, not sent empty; uid 0 is set.
+  Alert tamper{AlertKind::kTamperDetected,
+               "the audit log does not verify: bad_mac",
+               "",
+               0,
+               std::nullopt,
+               "",
+               "",
+               "bad_mac"};
+  want = {"MESSAGE=the audit log does not verify: bad_mac",
+          "PRIORITY=2",
+          "MESSAGE_ID=c5c9532c4fd2c2d1ef0a46fa4ccf163c",
+          "SYSLOG_IDENTIFIER=sealkeepd",
+          "SEALKEEP_EVENT=tamper_detected",
+          "SEALKEEP_UID=0",
+          "SEALKEEP_REASON=bad_mac"};
+  EXPECT_EQ(JournalFields(tamper), want);
+  // Each kind: its own message id, priority warning (4) or more severe.
+  std::set<std::string_view> ids;
+  for (std::size_t i = 0; i < kAlertKindCount; ++i) {
+    auto kind = static_cast<AlertKind>(i);
+    Alert k{kind, "m", "", {}, {}, "", "", ""};
+    std::vector<std::string> f = JournalFields(k);
+    ASSERT_EQ(f.size(), 5U);
+    EXPECT_EQ(f[1], "PRIORITY=" + std::to_string(AlertPriority(kind)));
+    EXPECT_LE(AlertPriority(kind), 4);
+    EXPECT_EQ(f[2], "MESSAGE_ID=" + std::string(AlertMessageId(kind)));
+    EXPECT_EQ(AlertMessageId(kind).size(), 32U);
+    ids.insert(AlertMessageId(kind));
+    EXPECT_EQ(f[4], "SEALKEEP_EVENT=" + std::string(AlertKindName(kind)));
+  }
+  EXPECT_EQ(ids.size(), kAlertKindCount);
+  EXPECT_EQ(AlertPriority(AlertKind::kUnsealFailed), 3);
+  EXPECT_EQ(AlertPriority(AlertKind::kAuditUnavailable), 3);
+  EXPECT_EQ(AlertPriority(AlertKind::kReplayDetected), 2);
+  EXPECT_EQ(AlertPriority(AlertKind::kDenied), 4);
 }
 
 TEST(AlertsTest, AStuckJournalNeverBlocksTheRequestPath) {

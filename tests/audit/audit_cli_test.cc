@@ -12,6 +12,7 @@
 
 #include "agent/audit/audit_writer.h"
 #include "tests/audit/audit_test_util.h"
+#include "tests/fixtures/agent_process.h"
 
 namespace sk::audit {
 namespace {
@@ -160,6 +161,48 @@ TEST_F(AuditCliTest, TailFollowsNewRecordsAcrossRotation) {
   for (std::size_t i = 1; i < lines.size(); ++i) {
     EXPECT_EQ(nlohmann::json::parse(lines[i])["seq"], 25 + i) << lines[i];
   }
+}
+
+// A real agent's log, verified offline after the agent stopped: AK comes out of its store
+// through its own backend (the SoftHSM2 token), as on a host where AK never leaves it.
+TEST(AuditCliOfflineTest, VerifyWithTheStateFolderUnwrapsTheAuditKeyThroughTheBackend) {
+  testing::TempDir dir("audit-offline");
+  testing::AgentProcess agent(dir.path());
+  agent.Start();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(agent.Call("PUT", "/v1/secrets/o/" + std::to_string(i), "{\"value\":\"v\"}").status, 200);
+  ASSERT_EQ(agent.Call("GET", "/v1/secrets/o/1").status, 200);
+  int status = -1;
+  std::string out = agent.Cli("audit verify --state " + agent.state_dir(), &status, "", true);
+  EXPECT_EQ(status, 6) << "refused while the agent runs: " << out;
+  EXPECT_NE(out.find("the agent is running"), std::string::npos) << out;
+  ASSERT_EQ(agent.Stop(), 0);
+
+  out = agent.Cli("audit verify --state " + agent.state_dir(), &status, "", true);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find(agent.state_dir() + "/audit: ok: "), std::string::npos) << out;
+  EXPECT_NE(out.find("checkpoint verified"), std::string::npos) << out;
+  out = agent.Cli("--json audit verify --config " + agent.config_path(), &status);
+  EXPECT_EQ(status, 0) << out;
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_TRUE(j["ok"].get<bool>());
+  EXPECT_GE(j["records"].get<int>(), 6);
+
+  // An edited record is found, at its place.
+  const std::string segment = agent.state_dir() + "/audit/" + SegmentFileName(1);
+  std::vector<std::string> lines = test::SplitLines(testing::ReadFile(segment));
+  ASSERT_GE(lines.size(), 4U);
+  std::size_t at = lines[3].find("\"path\":\"o/");
+  ASSERT_NE(at, std::string::npos) << lines[3];
+  lines[3][at + 11] = lines[3][at + 11] == '9' ? '8' : '9';
+  testing::WriteFile(segment, test::JoinLines(lines));
+  out = agent.Cli("audit verify --state " + agent.state_dir(), &status, "", true);
+  EXPECT_EQ(status, 7) << out;
+  EXPECT_NE(out.find(SegmentFileName(1) + ":4"), std::string::npos) << out;
+  EXPECT_NE(out.find("bad_mac"), std::string::npos) << out;
+  EXPECT_EQ(out.find(testing::ReadFile(agent.token().pin_file())), std::string::npos)
+      << "no PIN in the output";
 }
 
 }  // namespace

@@ -118,6 +118,33 @@ TEST_F(PolicyCliTest, ExplainTakesLabelsAndSpeaksJson) {
   EXPECT_EQ(j["reason"], "condition_failed");
 }
 
+TEST_F(PolicyCliTest, WithoutAFileExplainAndCheckUseTheAgentsPolicyFromItsConfig) {
+  testing::WriteFile(dir_.Join("sealkeep.toml"), "[agent]\nstate_dir = \"" + dir_.path() +
+                                                     "\"\n\n[backend]\nkind = \"pkcs11\"\n\n[policy]\nfile = "
+                                                     "\"policy.toml\"\n");
+  int status = -1;
+  std::string out = Run(
+      "policy explain --config sealkeep.toml --uid 65534 --unit web.service read apps/web/db", &status, true);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("allowed by binding 'web' (line 6)"), std::string::npos) << out;
+  out = testing::RunCommandOutput("SEALKEEP_STATE=" + dir_.path() + " " + kSealkeep +
+                                      " policy explain --uid 65534 write apps/web/db 2>&1",
+                                  &status);
+  EXPECT_EQ(status, 5) << out;
+  EXPECT_NE(out.find("decision: deny"), std::string::npos) << out;
+  out = Run("policy check --config sealkeep.toml", &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(out.find("policy.toml: ok: 1 roles, 2 bindings"), std::string::npos) << out;
+  // A config without a [policy] file: say so, and how to name one.
+  testing::WriteFile(dir_.Join("nopolicy.toml"),
+                     "[agent]\nstate_dir = \"" + dir_.path() + "\"\n\n[backend]\nkind = \"pkcs11\"\n");
+  out = Run("policy explain --config nopolicy.toml --uid 1 read apps/web/x", &status, true);
+  EXPECT_EQ(status, 3) << out;
+  EXPECT_NE(out.find("no_policy_file"), std::string::npos) << out;
+  Run("policy explain --uid 1 read", &status);
+  EXPECT_EQ(status, 2) << "OP and PATH are both required";
+}
+
 TEST_F(PolicyCliTest, ExplainRefusesAnUnknownOperation) {
   int status = -1;
   Run("policy explain policy.toml --uid 1 reed apps/web/x", &status);

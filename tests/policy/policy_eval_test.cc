@@ -229,6 +229,23 @@ TEST(PolicyEvalTest, SubjectConditionsNarrowABinding) {
   EXPECT_EQ(d.failed, "subject");
 }
 
+TEST(PolicyEvalTest, AnExePrefixMatchesOnlyOnAPathBoundary) {
+  auto p =
+      MustParse(OneRole("\"read\"", "\"apps/**\"") +
+                Binding("{ uid = 5 }", "when.subject = { exe_prefix = [\"/usr/bin\", \"/opt/tool/\"] }\n"));
+  Subject s = User(5);
+  for (const char* inside : {"/usr/bin/curl", "/usr/bin", "/usr/bin/sub/x", "/opt/tool/run"}) {
+    s.exe = inside;
+    EXPECT_TRUE(Allowed(*p, s, Capability::kRead, "apps/web")) << inside;
+  }
+  for (const char* outside :
+       {"/usr/binx/curl", "/usr/bin-evil", "/usr/bi", "/opt/toolbox/run", "/opt/tool"}) {
+    s.exe = outside;
+    EXPECT_FALSE(Allowed(*p, s, Capability::kRead, "apps/web")) << outside;
+  }
+  EXPECT_FALSE(ExeUnderPrefix("/usr/bin/curl", ""));
+}
+
 TEST(PolicyEvalTest, AnyBindingThatGrantsWinsWhateverTheOrder) {
   std::string roles =
       "version = 1\n"

@@ -2,18 +2,14 @@
 //
 // Without --config both ask the running agent (GET /v1/sys/journal/verify, POST
 // /v1/sys/recover). With --config they work offline, while the agent is stopped: they
-// open the backend and the store named by the agent's config file themselves. They refuse
-// to start when an agent answers on the config's socket or holds the store's lock (the
-// store is locked by whoever has it open), and point at the online form instead.
+// open the backend and the store named by the agent's config file themselves (offline.h);
+// they refuse to start while the agent runs, and point at the online form instead.
 //
 // verify exits 7 when the journal does not verify (offline also when the store is not
 // the anchored history: replay_detected, head_invalid). recover is journaled (kind
 // recover) and moves the hardware anchor to the accepted store.
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -25,6 +21,7 @@
 #include "hsm/backend_config.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
+#include "tools/cli/offline.h"
 
 namespace sk::cli {
 namespace {
@@ -92,44 +89,8 @@ void PrintReport(const Json& j, const std::string& where) {
   PrintTable(rows, stdout, "  ");
 }
 
-// True when an agent answers on the config's socket. A sealed agent does not hold the
-// store open, so the store's lock alone cannot tell that it runs. (Under socket activation
-// this connect starts the agent: stop sealkeepd.socket too before working offline.)
-bool AgentAnswers(const std::string& socket) {
-  auto r = HttpCall(socket, {"GET", "/v1/health", {}, std::chrono::milliseconds(5'000)});
-  return r.ok();
-}
-
-// True when another process (the agent) holds the store's lock file (<store>.lock, see
-// agent/store/store.h). Opening the store decides for real; this only gives a clear message.
-bool StoreHeldByAgent(const std::string& store_path) {
-  int fd = ::open((store_path + ".lock").c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // releases the lock if this probe took it
-  return held;
-}
-
-[[noreturn]] void AgentRunning(const std::string& online_form) {
-  Fail(Unavailable("the agent is running: use `" + online_form + "` without --config", "store_locked"));
-}
-
-struct Offline {
-  config::AgentConfig config;
-  std::shared_ptr<hsm::KeyBackend> backend;
-};
-
-Offline OpenOffline(const std::string& online_form) {
-  auto cfg = config::LoadConfig(Flags().config);
-  if (!cfg.ok()) Fail(cfg.status());
-  if (AgentAnswers(cfg->socket) || StoreHeldByAgent(cfg->store.store_path)) AgentRunning(online_form);
-  auto backend = hsm::OpenBackend(cfg->backend);
-  if (!backend.ok()) Fail(backend.status().WithContext("opening the " + cfg->backend.kind + " backend"));
-  return {std::move(cfg).value(), std::shared_ptr<hsm::KeyBackend>(std::move(backend).value())};
-}
-
 void RunVerifyOffline() {
-  Offline off = OpenOffline("sealkeep verify");
+  Offline off = OpenOffline(Flags().config, "sealkeep verify");
   secrets::ServiceOptions options = off.config.store;
   options.read_only = true;
   auto svc = secrets::SecretService::Open(off.backend, options);
@@ -185,7 +146,7 @@ void RunRecover() {
     std::printf("the agent is %s; the journal records the recovery\n", Str(j, "status").c_str());
     return;
   }
-  Offline off = OpenOffline("sealkeep recover --accept-rollback");
+  Offline off = OpenOffline(Flags().config, "sealkeep recover --accept-rollback");
   secrets::Actor actor{"uid=" + std::to_string(::getuid()) + " pid=" + std::to_string(::getpid()) +
                        " sealkeep recover --accept-rollback --config (offline)"};
   auto accepted = secrets::SecretService::AcceptRollback(off.backend, off.config.store, actor);

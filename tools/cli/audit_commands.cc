@@ -1,14 +1,17 @@
 // `sealkeep audit verify [FILE|DIR]` and `sealkeep audit tail [DIR] [-n N] [-f]`: offline
 // tools over an audit folder (format: agent/audit/audit_format.h, docs/audit.md).
 //
-// Verification needs the audit key AK. Today it comes from --key-file (a file holding the
-// raw 32 bytes or 64 hex digits: tests, offline copies). The agent will add two more
-// sources: asking a running agent (GET /v1/sys/audit/verify, which verifies against its
-// live head) and unwrapping AK from the state folder through the backend; they slot in
-// as KeySource kinds and as a second Verify route below.
+// Verification needs the audit key AK, which only the backend can unwrap. Three ways:
+//   - no TARGET, --key-file or --config: the running agent verifies its own log against
+//     its live head (GET /v1/sys/audit/verify);
+//   - --config F or --state DIR, with the agent stopped: this process opens the backend
+//     and the store named by the agent's config (offline.h, as `sealkeep verify --config`
+//     does), unwraps AK from the store, and verifies the config's audit folder (or TARGET);
+//   - --key-file F: AK itself, 32 raw bytes or 64 hex digits (tests, copies of a log).
 //
 // Exit codes: verify: 0 the chain verifies, 7 it does not (the first broken record is
-// named), 2 bad arguments or key file, 3 no log there. tail: 0, 3 no log there.
+// named), 2 bad arguments or key file, 3 no log there, 6 the agent runs (--config) or the
+// backend or store does not open. tail: 0, 3 no log there.
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,10 +29,12 @@
 #include "agent/audit/audit_env.h"
 #include "agent/audit/audit_format.h"
 #include "agent/audit/audit_verifier.h"
+#include "agent/secrets/service.h"
 #include "crypto/bytes.h"
 #include "crypto/secret_bytes.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
+#include "tools/cli/offline.h"
 
 namespace sk::cli {
 namespace {
@@ -40,6 +45,8 @@ using nlohmann::json;
 struct AuditFlags {
   std::string target;  // FILE or DIR; default DefaultAuditDir()
   std::string key_file;
+  std::string config;  // --config F, or --state DIR (F = DIR/sealkeep.toml): AK from the backend
+  std::string state;
   std::optional<std::uint64_t> expect_last_seq;
   std::size_t lines = 10;
   bool follow = false;
@@ -59,23 +66,20 @@ std::string DefaultAuditDir() {
 
 std::string Target() { return Flags().target.empty() ? DefaultAuditDir() : Flags().target; }
 
-// Where AK comes from. Only a key file exists today (see the file comment).
-struct KeySource {
-  std::string key_file;
-};
-
-Result<SecretBytes> LoadAuditKey(const KeySource& source) {
-  if (source.key_file.empty()) {
-    return Unimplemented(
-        "verifying a log offline needs the audit key: pass --key-file FILE, or run `sealkeep audit verify` "
-        "with no arguments to have the running agent verify its own log",
+Result<SecretBytes> LoadKeyFile(const std::string& key_file) {
+  if (key_file.empty()) {
+    return InvalidArgument(
+        "verifying a log offline needs the audit key: pass --config FILE (or --state DIR) to unwrap it with "
+        "the stopped agent's backend, or --key-file FILE; or run `sealkeep audit verify` with no arguments "
+        "to "
+        "have the running agent verify its own log",
         "audit_key_needed");
   }
-  std::ifstream in(source.key_file, std::ios::binary);
-  if (!in) return InvalidArgument("cannot read key file " + source.key_file, "bad_audit_key");
+  std::ifstream in(key_file, std::ios::binary);
+  if (!in) return InvalidArgument("cannot read key file " + key_file, "bad_audit_key");
   std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Result<SecretBytes> key = InvalidArgument(
-      "key file " + source.key_file + " holds neither 32 raw bytes nor 64 hex digits", "bad_audit_key");
+      "key file " + key_file + " holds neither 32 raw bytes nor 64 hex digits", "bad_audit_key");
   if (raw.size() == kDigestSize) {
     key = SecretBytes::CopyFrom(AsBytes(raw));
   } else {
@@ -89,6 +93,22 @@ Result<SecretBytes> LoadAuditKey(const KeySource& source) {
   }
   std::fill(raw.begin(), raw.end(), '\0');
   return key;
+}
+
+// AK unwrapped through the stopped agent's backend from its store (opened read-only, so
+// the journal is verified on the way: a store that is not the anchored history fails).
+// *audit_dir gets the config's audit folder.
+SecretBytes UnwrapAuditKey(const std::string& config_path, std::string* audit_dir) {
+  Offline off = OpenOffline(config_path, "sealkeep audit verify");
+  *audit_dir = off.config.audit_dir;
+  secrets::ServiceOptions options = off.config.store;
+  options.read_only = true;
+  auto svc = secrets::SecretService::Open(off.backend, options);
+  if (!svc.ok()) {
+    if (svc.status().reason() == "store_locked") AgentRunning("sealkeep audit verify");
+    Fail(svc.status().WithContext("unwrapping the audit key from the store " + off.config.store.store_path));
+  }
+  return SecretBytes::CopyFrom((*svc)->audit_key().Expose());
 }
 
 json ReportJson(const std::string& target, const audit::AuditVerifyReport& r) {
@@ -134,12 +154,25 @@ void RunVerifyOnline() {
 }
 
 void RunVerify() {
-  const AuditFlags& f = Flags();
-  if (f.key_file.empty() && f.target.empty() && std::getenv("CREDENTIALS_DIRECTORY") == nullptr) {
+  AuditFlags& f = Flags();
+  if (!f.state.empty()) f.config = f.state + "/sealkeep.toml";
+  if (f.key_file.empty() && f.config.empty() && f.target.empty() &&
+      std::getenv("CREDENTIALS_DIRECTORY") == nullptr) {
     return RunVerifyOnline();
   }
-  const std::string target = Target();
-  Result<SecretBytes> key = LoadAuditKey(KeySource{f.key_file});
+  std::string target = Target();
+  Result<SecretBytes> key = InvalidArgument("no audit key", "audit_key_needed");
+  if (!f.config.empty()) {
+    std::string audit_dir;
+    key = UnwrapAuditKey(f.config, &audit_dir);
+    if (f.target.empty()) {
+      if (audit_dir.empty())
+        Fail(NotFound(f.config + " configures no audit log ([audit] dir)", "no_audit_log"));
+      target = audit_dir;
+    }
+  } else {
+    key = LoadKeyFile(f.key_file);
+  }
   if (!key.ok()) Fail(key.status());
   audit::AuditVerifyOptions options;
   options.expected_last_seq = f.expect_last_seq;
@@ -239,18 +272,28 @@ void Add(CLI::App& app) {
 
   auto* verify = cmd->add_subcommand(
       "verify",
-      "Check the audit log's HMAC chain; name the first broken record. With no TARGET and "
-      "no --key-file, the running agent checks its own log against its live head "
-      "(GET /v1/sys/audit/verify)");
+      "Check the audit log's HMAC chain; name the first broken record. With no TARGET, "
+      "--config or --key-file, the running agent checks its own log against its live head "
+      "(GET /v1/sys/audit/verify); with --config or --state, the stopped agent's backend "
+      "unwraps the audit key");
   verify->add_option("TARGET", f.target,
                      "Audit folder or one segment file (default: $SEALKEEP_STATE/audit, else "
                      "/var/lib/sealkeep/audit)");
-  verify->add_option("--key-file", f.key_file,
-                     "File holding the audit key AK: 32 raw bytes or 64 hex digits");
+  auto* key_file = verify->add_option("--key-file", f.key_file,
+                                      "File holding the audit key AK: 32 raw bytes or 64 hex digits");
+  auto* config = verify
+                     ->add_option("--config", f.config,
+                                  "Offline: the stopped agent's config file; AK is unwrapped by its backend "
+                                  "and TARGET defaults to its audit folder")
+                     ->excludes(key_file);
+  verify->add_option("--state", f.state, "Offline: a state folder holding sealkeep.toml (as --config)")
+      ->excludes(config)
+      ->excludes(key_file);
   verify->add_option("--expect-last-seq", f.expect_last_seq,
                      "The log must reach this record (a head known from elsewhere, e.g. the agent)");
   verify->footer(
-      "Exit codes: 0 verifies, 7 broken (tampered, truncated...), 2 bad key or arguments, 3 no log.");
+      "Exit codes: 0 verifies, 7 broken (tampered, truncated...), 2 bad key or arguments, 3 no log, "
+      "6 the agent runs (--config) or its backend or store does not open.");
   verify->callback(RunVerify);
 
   auto* tail = cmd->add_subcommand("tail", "Print the last audit records as JSON lines");

@@ -1,15 +1,20 @@
-// `sealkeep policy check FILE` and `sealkeep policy explain FILE ... OP PATH`: offline
-// tools over a policy file (docs/policy.md). Neither talks to the agent.
+// `sealkeep policy check [FILE]` and `sealkeep policy explain [FILE] OP PATH ...`:
+// offline tools over a policy file (docs/policy.md). Neither talks to the agent. Without
+// FILE they read the policy the agent runs with: the [policy] file of the agent's config
+// (--config F; default $SEALKEEP_STATE/sealkeep.toml when SEALKEEP_STATE is set, else
+// /etc/sealkeep/sealkeep.toml).
 //
 // Exit codes: check: 0 valid, 2 invalid (each error "<file>:<line>: <what>"), 6 unreadable.
 //             explain: 0 allowed, 5 denied, 2 bad arguments or policy.
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/config/config.h"
 #include "agent/policy/peer_identity.h"
 #include "agent/policy/policy.h"
 #include "agent/policy/policy_holder.h"
@@ -22,6 +27,8 @@ using nlohmann::json;
 using policy::Capability;
 
 struct ExplainFlags {
+  std::vector<std::string> args;  // [FILE] OP PATH
+  std::string config;
   std::string file;
   std::uint32_t uid = 0;
   std::optional<std::uint32_t> gid;
@@ -44,6 +51,28 @@ std::string& CheckFile() {
   return file;
 }
 
+std::string& CheckConfig() {
+  static std::string config;
+  return config;
+}
+
+// The policy file the agent runs with, from its config file.
+std::string PolicyFromConfig(std::string config_path) {
+  if (config_path.empty()) {
+    const char* state = std::getenv("SEALKEEP_STATE");
+    config_path = state != nullptr && *state != '\0' ? std::string(state) + "/sealkeep.toml"
+                                                     : std::string(config::kDefaultConfigPath);
+  }
+  auto cfg = config::LoadConfig(config_path);
+  if (!cfg.ok()) Fail(cfg.status().WithContext("finding the agent's policy (or pass FILE)"));
+  if (cfg->policy_file.empty()) {
+    Fail(NotFound(config_path + " names no policy file ([policy] file): the agent runs with the built-in "
+                                "rule (root and its own user); pass FILE",
+                  "no_policy_file"));
+  }
+  return cfg->policy_file;
+}
+
 std::shared_ptr<const policy::Policy> LoadOrFail(const std::string& file) {
   Result<std::string> text = policy::ReadPolicyFile(file);
   if (!text.ok()) Fail(text.status());
@@ -53,6 +82,7 @@ std::shared_ptr<const policy::Policy> LoadOrFail(const std::string& file) {
 }
 
 void RunCheck() {
+  if (CheckFile().empty()) CheckFile() = PolicyFromConfig(CheckConfig());
   auto p = LoadOrFail(CheckFile());
   if (Globals().json) {
     json j = {{"file", CheckFile()},
@@ -99,7 +129,18 @@ std::string SubjectText(const policy::Subject& s) {
 }
 
 void RunExplain() {
-  const ExplainFlags& f = Explain();
+  ExplainFlags& f = Explain();
+  if (f.args.size() == 3) {
+    f.file = f.args[0];
+    f.op = f.args[1];
+    f.path = f.args[2];
+  } else if (f.args.size() == 2) {
+    f.file = PolicyFromConfig(f.config);
+    f.op = f.args[0];
+    f.path = f.args[1];
+  } else {
+    Fail(InvalidArgument("explain wants [FILE] OP PATH", "bad_arguments"));
+  }
   auto p = LoadOrFail(f.file);
   std::optional<Capability> cap = policy::ParseCapability(f.op);
   if (!cap) {
@@ -162,23 +203,37 @@ void Add(CLI::App& app) {
   cmd->require_subcommand(1);
 
   auto* check = cmd->add_subcommand("check", "Validate a policy file; every error names its line");
-  check->add_option("FILE", CheckFile(), "Policy file (TOML, see docs/policy.md)")->required();
+  auto* check_file = check->add_option(
+      "FILE", CheckFile(), "Policy file (TOML, see docs/policy.md); default: the agent's, from its config");
+  check->add_option("--config", CheckConfig(), "Without FILE: the agent's config file that names the policy")
+      ->excludes(check_file);
   check->callback(RunCheck);
 
   auto& f = Explain();
   auto* explain = cmd->add_subcommand(
-      "explain", "Say whether a caller may do OP on PATH under a policy file, and which rule decides");
-  explain->add_option("FILE", f.file, "Policy file")->required();
-  explain->add_option("OP", f.op, "read, list, write, delete, destroy, rollback, snapshot or admin")
+      "explain",
+      "Say whether a caller may do OP on PATH under a policy file (default: the agent's), and which rule "
+      "decides");
+  explain
+      ->add_option(
+          "[FILE] OP PATH", f.args,
+          "Policy file (default: the agent's, from its config); OP: read, list, write, delete, destroy, "
+          "rollback, snapshot or admin; PATH: a secret path such as apps/web/db")
+      ->expected(2, 3)
       ->required();
-  explain->add_option("PATH", f.path, "Secret path, such as apps/web/db")->required();
+  explain->add_option("--config", f.config,
+                      "Without FILE: the agent's config file that names the policy (default "
+                      "$SEALKEEP_STATE/sealkeep.toml, else /etc/sealkeep/sealkeep.toml)");
   explain->add_option("--uid", f.uid, "Caller's uid (its name and groups come from the user database)")
       ->required();
   explain->add_option("--gid", f.gid, "Caller's primary gid (default: from the user database)");
-  explain->add_option("--group", f.groups, "An extra group name the caller is in (repeatable)");
+  // One value per occurrence, so OP and PATH after them stay positionals.
+  explain->add_option("--group", f.groups, "An extra group name the caller is in (repeatable)")
+      ->allow_extra_args(false);
   explain->add_option("--unit", f.unit, "Caller's systemd unit, such as web.service");
   explain->add_option("--exe", f.exe, "Caller's executable path");
-  explain->add_option("--label", f.labels, "A label of the secret, key=value (repeatable)");
+  explain->add_option("--label", f.labels, "A label of the secret, key=value (repeatable)")
+      ->allow_extra_args(false);
   explain->add_option("--at", f.at, "Time of the request: YYYY-MM-DDTHH:MM[:SS]Z (UTC) or without Z (local)");
   explain->footer("Exit codes: 0 allowed, 5 denied, 2 bad arguments or an invalid policy.");
   explain->callback(RunExplain);

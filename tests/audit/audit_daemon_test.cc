@@ -1,0 +1,321 @@
+// The audit trail and the alerts of a real daemon beyond the happy path: requests made
+// while it is sealed (a wrong PIN, a replayed store) are on record once it unseals, in
+// order, with their own times and outcomes; unseals run while other requests keep being
+// answered; and the alert counters in /metrics move on denials, refused rollbacks and
+// tampering that a verification finds.
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/fixtures/agent_process.h"
+#include "tests/fixtures/temp_dir.h"
+#include "tests/fixtures/test_user.h"
+
+namespace sk::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string Body(const json& j) { return j.dump(); }
+
+// Every record of the log, in order (segment headers left out).
+std::vector<json> Records(const std::string& audit_dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(audit_dir)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("audit-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".log")
+      files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<json> out;
+  for (const std::string& f : files) {
+    std::istringstream in(ReadFile(f));
+    std::string line;
+    while (std::getline(in, line)) {
+      json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("seq")) out.push_back(std::move(j));
+    }
+  }
+  return out;
+}
+
+std::size_t IndexOf(const std::vector<json>& records, const std::string& route, std::size_t from = 0) {
+  for (std::size_t i = from; i < records.size(); ++i) {
+    if (records[i]["route"] == route) return i;
+  }
+  return records.size();
+}
+
+// The value of one sample in Prometheus text ("name{labels} value"); -1 when absent.
+double Metric(const std::string& text, const std::string& sample) {
+  std::size_t at = text.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + sample.size() + 2));
+}
+
+double Alerts(const AgentProcess& agent, const std::string& event) {
+  return Metric(agent.Call("GET", "/metrics").body, "sealkeep_alerts_total{event=\"" + event + "\"}");
+}
+
+// Root may do everything; nobody nothing.
+const char* kPolicy = R"(version = 1
+
+[roles.admin]
+grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
+
+[[bindings]]
+name = "root"
+roles = ["admin"]
+match = { uid = 0 }
+)";
+
+// An agent with kPolicy whose socket nobody can reach, so nobody's requests are denied
+// by the policy, not by file modes.
+class AuditDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "runs clients as nobody: run as root";
+    AgentProcess::Options o;
+    o.policy = true;
+    agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
+    WriteFile(agent_->state_dir() + "/policy.toml", kPolicy, 0640);
+    passwd* pw = ::getpwnam("nobody");
+    ASSERT_NE(pw, nullptr);
+    nobody_uid_ = pw->pw_uid;
+    nobody_gid_ = pw->pw_gid;
+    group* gr = ::getgrgid(pw->pw_gid);
+    ASSERT_NE(gr, nullptr);
+    std::string config = ReadFile(agent_->config_path());
+    config.replace(config.find("io_threads"), 0, "socket_group = \"" + std::string(gr->gr_name) + "\"\n");
+    WriteFile(agent_->config_path(), config);
+    for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
+      ::chmod(d.c_str(), 0711);
+  }
+  // Runs `fn` as nobody; its return value comes back.
+  int AsNobody(const std::function<int()>& fn) {
+    return RunInChild([this] { return BecomeUid(nobody_uid_, nobody_gid_); }, fn);
+  }
+  std::string audit_dir() const { return agent_->state_dir() + "/audit"; }
+
+  TempDir dir_{"audit-daemon"};
+  std::unique_ptr<AgentProcess> agent_;
+  uid_t nobody_uid_ = 0;
+  gid_t nobody_gid_ = 0;
+};
+
+TEST_F(AuditDaemonTest, RequestsMadeWhileSealedAreOnRecordOnceItUnseals) {
+  std::string pin = ReadFile(agent_->token().pin_file());
+  WriteFile(agent_->token().pin_file(), "000000");
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("GET", "/v1/health").Json()["reason"], "pin_incorrect");
+  std::string sock = agent_->socket();
+  EXPECT_EQ(AsNobody([&] { return Http(sock, "GET", "/v1/secrets/apps/db").status == 403 ? 0 : 1; }), 0);
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/apps/db").ErrorCode(), "pin_incorrect");
+  EXPECT_EQ(agent_->Call("POST", "/v1/sys/unseal").ErrorCode(), "pin_incorrect");
+  auto metrics = agent_->Call("GET", "/metrics").body;
+  EXPECT_EQ(Metric(metrics, "sealkeep_audit_sealed_queued"), 4) << metrics;
+  EXPECT_EQ(Metric(metrics, "sealkeep_audit_sealed_dropped"), 0) << metrics;
+
+  WriteFile(agent_->token().pin_file(), pin);
+  auto unseal = agent_->Call("POST", "/v1/sys/unseal");
+  ASSERT_EQ(unseal.status, 200) << unseal.body;
+  // Written before the unseal was answered: on disk now, without waiting for a sync tick.
+  std::vector<json> records = Records(audit_dir());
+  ASSERT_EQ(agent_->Call("GET", "/v1/secrets/after").status, 404);
+
+  std::size_t ev = IndexOf(records, "audit.sealed");
+  ASSERT_LT(ev, records.size()) << "no audit.sealed event";
+  EXPECT_EQ(records[ev]["outcome"], "event");
+  EXPECT_NE(records[ev]["reason"].get<std::string>().find("sealed_records: 5 records"), std::string::npos)
+      << records[ev].dump();
+  EXPECT_NE(records[ev]["reason"].get<std::string>().find("0 more were dropped"), std::string::npos);
+  ASSERT_EQ(records.size(), ev + 6) << "the five records follow the event, and nothing else yet";
+  struct Want {
+    const char* route;
+    std::uint32_t uid;
+    const char* outcome;
+    const char* reason;  // a part of it
+  };
+  const Want want[] = {
+      {"GET secret.get", nobody_uid_, "denied", "no_binding"},
+      {"GET secret.get", 0, "failed", "pin_incorrect"},
+      {"POST sys.unseal", 0, "allowed", "allowed"},
+      {"POST sys.unseal", 0, "failed", "pin_incorrect"},
+      {"POST sys.unseal", 0, "allowed", "allowed"},
+  };
+  for (std::size_t i = 0; i < 5; ++i) {
+    const json& r = records[ev + 1 + i];
+    EXPECT_EQ(r["route"], want[i].route) << r.dump();
+    EXPECT_EQ(r["uid"], want[i].uid) << r.dump();
+    EXPECT_EQ(r["outcome"], want[i].outcome) << r.dump();
+    EXPECT_NE(r["reason"].get<std::string>().find(want[i].reason), std::string::npos) << r.dump();
+    EXPECT_LT(r["time"].get<std::string>(), records[ev]["time"].get<std::string>())
+        << "a record keeps the time of its request: " << r.dump();
+  }
+  EXPECT_EQ(records[ev + 1]["path"], "apps/db");
+  EXPECT_EQ(IndexOf(records, "GET health"), records.size()) << "health checks are not audited";
+
+  // The request after the unseal comes after them, and the whole chain verifies.
+  int status = -1;
+  std::string out = agent_->Cli("audit verify", &status, "", true);
+  EXPECT_EQ(status, 0) << out;
+  records = Records(audit_dir());
+  ASSERT_GT(records.size(), ev + 6);
+  EXPECT_EQ(records[ev + 6]["path"], "after");
+  EXPECT_EQ(agent_->Log().find(pin), std::string::npos);
+}
+
+TEST_F(AuditDaemonTest, ARecoverFromAReplayedStoreIsOnRecordWithTheRequestsBeforeIt) {
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/r/a", Body({{"value", "one"}})).status, 200);
+  ASSERT_EQ(agent_->Stop(), 0);
+  fs::create_directories(dir_.Join("copy"));
+  const std::vector<std::string> files = {"store.db", "store.db-wal", "store.db-shm"};
+  for (const std::string& f : files) {
+    if (fs::exists(agent_->state_dir() + "/" + f))
+      fs::copy_file(agent_->state_dir() + "/" + f, dir_.Join("copy/") + f);
+  }
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/r/a", Body({{"value", "two"}})).status, 200);
+  ASSERT_EQ(agent_->Call("POST", "/v1/secrets/r/a/rollback", Body({{"to", 1}})).status, 200);
+  ASSERT_EQ(agent_->Stop(), 0);
+  for (const std::string& f : files) {
+    fs::remove(agent_->state_dir() + "/" + f);
+    if (fs::exists(dir_.Join("copy/") + f))
+      fs::copy_file(dir_.Join("copy/") + f, agent_->state_dir() + "/" + f);
+  }
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("GET", "/v1/health").Json()["reason"], "replay_detected");
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/r/a").ErrorCode(), "replay_detected");
+  EXPECT_EQ(agent_->Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected");
+  auto recovered = agent_->Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
+  ASSERT_EQ(recovered.status, 200) << recovered.body;
+
+  std::vector<json> records = Records(audit_dir());
+  std::size_t ev = IndexOf(records, "audit.sealed");
+  ASSERT_EQ(records.size(), ev + 5) << "the event and four records";
+  EXPECT_EQ(records[ev + 1]["route"], "GET secret.get");
+  EXPECT_EQ(records[ev + 1]["reason"], "replay_detected");
+  EXPECT_EQ(records[ev + 3]["route"], "POST sys.unseal");
+  EXPECT_EQ(records[ev + 3]["outcome"], "failed");
+  EXPECT_EQ(records[ev + 4]["route"], "POST sys.recover");
+  EXPECT_EQ(records[ev + 4]["outcome"], "allowed");
+  EXPECT_EQ(records[ev + 4]["uid"], 0);
+  EXPECT_GE(Alerts(*agent_, "replay_detected"), 2) << "at start and on the refused unseal";
+  int status = -1;
+  std::string out = agent_->Cli("audit verify", &status, "", true);
+  EXPECT_EQ(status, 0) << out;
+}
+
+TEST_F(AuditDaemonTest, HealthKeepsAnsweringWhileUnsealsRun) {
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/u/a", Body({{"value", "kept"}})).status, 200);
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, unanswered{0};
+  std::thread health([&] {
+    while (!stop) {
+      int s = agent_->Call("GET", "/v1/health").status;
+      (s == 200 || s == 503 ? answered : unanswered)++;
+    }
+  });
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_EQ(agent_->Call("POST", "/v1/sys/seal").status, 200);
+    // Two unseals at once: both succeed, one of them opens the service.
+    HttpResponse a, b;
+    std::thread other([&] { b = agent_->Call("POST", "/v1/sys/unseal"); });
+    a = agent_->Call("POST", "/v1/sys/unseal");
+    other.join();
+    EXPECT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(b.status, 200) << b.body;
+    EXPECT_EQ(agent_->Call("GET", "/v1/secrets/u/a").Json()["value"], "kept");
+  }
+  stop = true;
+  health.join();
+  EXPECT_EQ(unanswered, 0);
+  EXPECT_GT(answered, 0);
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/u/a", Body({{"value", "again"}})).status, 200);
+  auto v = agent_->Call("GET", "/v1/sys/audit/verify");
+  EXPECT_TRUE(v.Json()["ok"].get<bool>()) << v.body;
+}
+
+TEST_F(AuditDaemonTest, AlertCountersRiseOnDenialsRefusedRollbacksAndFoundTampering) {
+  agent_->Start();
+  ASSERT_EQ(Alerts(*agent_, "denied"), 0);
+  std::string sock = agent_->socket();
+  EXPECT_EQ(AsNobody([&] { return Http(sock, "GET", "/v1/secrets/t/x").status == 403 ? 0 : 1; }), 0);
+  EXPECT_EQ(Alerts(*agent_, "denied"), 1);
+
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/t/x", Body({{"value", "v1"}})).status, 200);
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/t/x", Body({{"value", "v2"}})).status, 200);
+  ASSERT_EQ(agent_->Call("POST", "/v1/secrets/t/x/destroy", Body({{"version", 1}})).status, 200);
+  EXPECT_EQ(Alerts(*agent_, "rollback_refused"), 0);
+  auto refused = agent_->Call("POST", "/v1/secrets/t/x/rollback", Body({{"to", 1}}));
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(refused.ErrorCode(), "destroyed");
+  EXPECT_EQ(Alerts(*agent_, "rollback_refused"), 1);
+
+  // A clean verification raises nothing; one that finds an edited record does.
+  ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
+  EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 0);
+  const std::string segment = audit_dir() + "/audit-00000001.log";
+  std::string text = ReadFile(segment);
+  std::size_t at = text.find("\"request_id\":\"");
+  ASSERT_NE(at, std::string::npos);
+  at += 14;
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(text[at] == 'Z' ? 'Y' : 'Z');  // same length: only the MAC can tell
+  }
+  auto v = agent_->Call("GET", "/v1/sys/audit/verify");
+  ASSERT_EQ(v.status, 200) << v.body;
+  EXPECT_FALSE(v.Json()["ok"].get<bool>()) << v.body;
+  EXPECT_EQ(v.Json()["problem"]["kind"], "bad_mac") << v.body;
+  EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 1);
+}
+
+TEST_F(AuditDaemonTest, AJournalVerificationThatFindsTamperingRaisesAnAlert) {
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/j/x", Body({{"value", "genuine"}})).status, 200);
+  ASSERT_EQ(agent_->Stop(), 0);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((agent_->state_dir() + "/store.db").c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(
+        sqlite3_exec(db, "UPDATE versions SET ciphertext = zeroblob(length(ciphertext)) WHERE path = 'j/x'",
+                     nullptr, nullptr, &err),
+        SQLITE_OK)
+        << (err ? err : "");
+    sqlite3_free(err);
+    EXPECT_EQ(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+  }
+  agent_->Start();
+  ASSERT_EQ(agent_->Call("GET", "/v1/health").status, 200) << agent_->Log();
+  EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 0);
+  auto v = agent_->Call("GET", "/v1/sys/journal/verify");
+  ASSERT_EQ(v.status, 200) << v.body;
+  EXPECT_FALSE(v.Json()["ok"].get<bool>()) << v.body;
+  EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 1);
+  // The verification's own record says what it found.
+  ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
+  std::vector<json> records = Records(audit_dir());
+  std::size_t i = IndexOf(records, "GET sys.journal.verify");
+  ASSERT_LT(i, records.size());
+  EXPECT_EQ(records[i]["reason"].get<std::string>().rfind("tamper_detected: ", 0), 0u) << records[i].dump();
+}
+
+}  // namespace
+}  // namespace sk::testing
