@@ -30,7 +30,6 @@ struct ApiRequest {
   std::string body;             // wiped by the server after Handle()
   std::string idempotency_key;  // the Idempotency-Key header
   policy::Subject subject;
-  bool subject_known = true;  // false when the peer vanished before it could be named
   std::string request_id;
 };
 

@@ -9,6 +9,7 @@
 #include "agent/api/server.h"
 #include "agent/daemon/agent.h"
 #include "agent/daemon/systemd.h"
+#include "crypto/locked_pool.h"
 
 namespace sk::daemon {
 namespace {
@@ -71,6 +72,11 @@ int RunDaemon(const config::AgentConfig& config) {
     Notify("STATUS=" + StatusLine(agent));
   }
   Log(LogLevel::kInfo, "serving on " + config.socket);
+  if (std::size_t refused = LockedPool::Instance().GetStats().lock_failures; refused > 0) {
+    Log(LogLevel::kWarning, "secret memory is NOT locked (" + std::to_string(refused) +
+                                " mappings refused by mlock): keys may reach swap; raise RLIMIT_MEMLOCK "
+                                "(systemd: LimitMEMLOCK=64M) or grant CAP_IPC_LOCK");
+  }
 
   server.OnSignals([&](int sig) {
     if (sig == SIGHUP) {
@@ -114,6 +120,7 @@ int RunDaemon(const config::AgentConfig& config) {
             (void)a->Sync();
           }
         }
+        if (auto svc = agent.service()) svc->SweepCaches();
         if (!ready && agent.service()) {  // unsealed later through sys/unseal
           ready = true;
           Notify("READY=1\nSTATUS=" + StatusLine(agent));

@@ -228,6 +228,9 @@ class SecretService {
   virtual const SecretBytes& audit_key() const = 0;
   // Drops cached data keys (sys/seal does this before closing the service).
   virtual void DropCaches() = 0;
+  // Drops cached data keys whose TTL has passed (the daemon calls it every tick, so a key
+  // of a rarely read secret does not stay in memory until LRU eviction).
+  virtual void SweepCaches() = 0;
 };
 
 // Convenience one-op transactions.

@@ -152,6 +152,7 @@ class ServiceImpl final : public SecretService {
   ServiceStatus Report() override;
   const SecretBytes& audit_key() const override { return ak_; }
   void DropCaches() override { cache_.Clear(); }
+  void SweepCaches() override { cache_.SweepExpired(); }
 
   // committer.cc
   void StartCommitter();
