@@ -162,23 +162,6 @@ bool WaitForLog(const AgentProcess& agent, const std::string& what, int count) {
 }
 
 // Every record of the audit log, in order.
-std::vector<json> AuditRecords(const std::string& dir) {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".log") files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
-  std::vector<json> out;
-  for (const std::string& f : files) {
-    std::istringstream in(ReadFile(f));
-    std::string line;
-    while (std::getline(in, line)) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("seq")) out.push_back(std::move(j));
-    }
-  }
-  return out;
-}
 
 class PolicyDaemonTest : public ::testing::Test {
  protected:
@@ -377,7 +360,7 @@ TEST_F(PolicyDaemonTest, ADeniedTxnLeavesOneDeniedRecordThatNamesItsPaths) {
   EXPECT_EQ(r[0].status, 403);
   EXPECT_EQ(r[1].status, 200) << r[1].body;
   std::vector<json> denied, allowed;
-  for (const json& rec : AuditRecords(agent_->state_dir() + "/audit")) {
+  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
     if (rec["route"] != "POST txn") continue;
     (rec["outcome"] == "denied" ? denied : allowed).push_back(rec);
     EXPECT_NE(rec["outcome"], "failed") << rec.dump();
@@ -592,7 +575,7 @@ TEST_F(TestUserDaemonTest, SnapshotAndAdminCanBeGrantedToAnOrdinaryUser) {
   EXPECT_EQ(nobody[1].status, 403);
   // The restore's record names the snapshot and its paths.
   bool named = false;
-  for (const json& rec : AuditRecords(agent_->state_dir() + "/audit")) {
+  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
     if (rec["route"] == "POST snapshot.restore" && rec["outcome"] == "allowed" && rec["uid"] == user_.uid())
       named = rec["path"] == "rel-1: snap/a,snap/b";
   }

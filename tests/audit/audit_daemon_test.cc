@@ -29,27 +29,6 @@ namespace fs = std::filesystem;
 
 std::string Body(const json& j) { return j.dump(); }
 
-// Every record of the log, in order (segment headers left out).
-std::vector<json> Records(const std::string& audit_dir) {
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(audit_dir)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("audit-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".log")
-      files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
-  std::vector<json> out;
-  for (const std::string& f : files) {
-    std::istringstream in(ReadFile(f));
-    std::string line;
-    while (std::getline(in, line)) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("seq")) out.push_back(std::move(j));
-    }
-  }
-  return out;
-}
-
 std::size_t IndexOf(const std::vector<json>& records, const std::string& route, std::size_t from = 0) {
   for (std::size_t i = from; i < records.size(); ++i) {
     if (records[i]["route"] == route) return i;
@@ -94,13 +73,7 @@ class AuditDaemonTest : public ::testing::Test {
     ASSERT_NE(pw, nullptr);
     nobody_uid_ = pw->pw_uid;
     nobody_gid_ = pw->pw_gid;
-    group* gr = ::getgrgid(pw->pw_gid);
-    ASSERT_NE(gr, nullptr);
-    std::string config = ReadFile(agent_->config_path());
-    config.replace(config.find("io_threads"), 0, "socket_group = \"" + std::string(gr->gr_name) + "\"\n");
-    WriteFile(agent_->config_path(), config);
-    for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
-      ::chmod(d.c_str(), 0711);
+    agent_->LetUserConnect("nobody", dir_.path());
   }
   // Runs `fn` as nobody; its return value comes back.
   int AsNobody(const std::function<int()>& fn) {
@@ -131,7 +104,7 @@ TEST_F(AuditDaemonTest, RequestsMadeWhileSealedAreOnRecordOnceItUnseals) {
   auto unseal = agent_->Call("POST", "/v1/sys/unseal");
   ASSERT_EQ(unseal.status, 200) << unseal.body;
   // Written before the unseal was answered: on disk now, without waiting for a sync tick.
-  std::vector<json> records = Records(audit_dir());
+  std::vector<json> records = ReadAuditRecords(audit_dir());
   ASSERT_EQ(agent_->Call("GET", "/v1/secrets/after").status, 404);
 
   std::size_t ev = IndexOf(records, "audit.sealed");
@@ -170,7 +143,7 @@ TEST_F(AuditDaemonTest, RequestsMadeWhileSealedAreOnRecordOnceItUnseals) {
   int status = -1;
   std::string out = agent_->Cli("audit verify", &status, "", true);
   EXPECT_EQ(status, 0) << out;
-  records = Records(audit_dir());
+  records = ReadAuditRecords(audit_dir());
   ASSERT_GT(records.size(), ev + 6);
   EXPECT_EQ(records[ev + 6]["path"], "after");
   EXPECT_EQ(agent_->Log().find(pin), std::string::npos);
@@ -202,7 +175,7 @@ TEST_F(AuditDaemonTest, ARecoverFromAReplayedStoreIsOnRecordWithTheRequestsBefor
   auto recovered = agent_->Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
   ASSERT_EQ(recovered.status, 200) << recovered.body;
 
-  std::vector<json> records = Records(audit_dir());
+  std::vector<json> records = ReadAuditRecords(audit_dir());
   std::size_t ev = IndexOf(records, "audit.sealed");
   ASSERT_EQ(records.size(), ev + 5) << "the event and four records";
   EXPECT_EQ(records[ev + 1]["route"], "GET secret.get");
@@ -311,7 +284,7 @@ TEST_F(AuditDaemonTest, AJournalVerificationThatFindsTamperingRaisesAnAlert) {
   EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 1);
   // The verification's own record says what it found.
   ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
-  std::vector<json> records = Records(audit_dir());
+  std::vector<json> records = ReadAuditRecords(audit_dir());
   std::size_t i = IndexOf(records, "GET sys.journal.verify");
   ASSERT_LT(i, records.size());
   EXPECT_EQ(records[i]["reason"].get<std::string>().rfind("tamper_detected: ", 0), 0u) << records[i].dump();
