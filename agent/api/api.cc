@@ -377,6 +377,9 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     if (auto j = Json::parse(r.body, nullptr, false); !j.is_discarded() && j.contains("error")) {
       reason = j["error"].value("code", "error");
     }
+    // The store changed behind the service's back (per-commit check): the agent seals
+    // itself now, so health and sys/recover say so at once.
+    if (reason == "replay_detected") agent_.SealIfFenced();
     bool denied = r.status == 403;
     Impl::Audit(agent_, req, m, audit_path(),
                 denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, changes, true,

@@ -6,8 +6,8 @@
 
 namespace sk::audit {
 
-void SealedAuditQueue::Push(AuditRecord record) {
-  if (records_.size() >= capacity_) {
+void SealedAuditQueue::Push(AuditRecord record, bool must_keep) {
+  if (records_.size() >= capacity_ && !must_keep) {
     ++dropped_;
     return;
   }

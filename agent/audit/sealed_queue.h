@@ -5,7 +5,12 @@
 // sys/recover attempts) wait here, in memory and in order, and are written as soon as a
 // writer exists after a successful unseal or recover, before that request is answered.
 //
-// Bounded: it keeps the first `capacity` records; later ones are dropped and counted. The
+// Bounded: it keeps the first `capacity` records; later ones are dropped and counted,
+// except records pushed with `must_keep` (the "allowed" record of a change made while
+// sealed, i.e. an admin's sys/unseal or sys/recover), which a flood of denied requests
+// must not push out. The one change that happens while sealed, recover, is also
+// journaled with who asked, so a crash before the queue reaches the log loses the
+// audit line but not the record of the change. The
 // write starts with one `event` record (route "audit.sealed") that says how many records
 // follow and how many were dropped, so a reader of the log knows why their times are older
 // than the lines around them. Records carry no value, key or PIN (AuditRecord has no field
@@ -30,8 +35,9 @@ class SealedAuditQueue {
   static constexpr std::size_t kDefaultCapacity = 1024;
   explicit SealedAuditQueue(std::size_t capacity = kDefaultCapacity) : capacity_(capacity) {}
 
-  // Keeps `record` (its time is the time of the request), or counts it as dropped.
-  void Push(AuditRecord record);
+  // Keeps `record` (its time is the time of the request), or counts it as dropped
+  // when full and not `must_keep`.
+  void Push(AuditRecord record, bool must_keep = false);
 
   // Writes the event record and every queued record, in order with their original times,
   // and syncs them; then the queue is empty and the drop count is zero. Nothing to write:

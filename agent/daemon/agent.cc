@@ -105,13 +105,39 @@ Status Agent::Publish(Opened o) {
 
 void Agent::Seal(const std::string& why) {
   std::lock_guard transition(transition_mu_);
+  SealWith(Status(Code::kSealed, "sealed", why), false);
+}
+
+bool Agent::SealIfFenced() {
+  std::shared_ptr<secrets::SecretService> svc = service();
+  if (!svc) return false;
+  Status fence = svc->Fenced();
+  if (fence.ok()) return false;
+  {
+    // Never waits behind a slow unseal (the API calls this on an I/O thread): if a
+    // transition holds the lock, the next tick tries again.
+    std::unique_lock transition(transition_mu_, std::try_to_lock);
+    if (!transition.owns_lock()) return false;
+    if (service() != svc) return false;  // sealed (or re-opened) meanwhile
+    SealWith(fence, true);
+  }
+  alerts::Alert a;
+  a.kind = fence.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
+                                               : alerts::AlertKind::kTamperDetected;
+  a.message = "sealkeepd sealed itself: " + fence.ToString();
+  a.reason = std::string(fence.reason());
+  alerts_->Raise(std::move(a));
+  return true;
+}
+
+void Agent::SealWith(const Status& why, bool override_reason) {
   std::shared_ptr<secrets::SecretService> svc;
   std::shared_ptr<hsm::KeyBackend> backend;
   {
     std::lock_guard lock(mu_);
     svc = std::move(service_);
     backend = std::move(backend_);
-    if (sealed_.ok()) sealed_ = Status(Code::kSealed, "sealed", why);
+    if (sealed_.ok() || override_reason) sealed_ = why;
   }
   if (svc) svc->DropCaches();
   std::shared_ptr<audit::AuditWriter> writer;
@@ -156,12 +182,22 @@ Status Agent::Audit(const audit::AuditRecord& record, audit::AuditWriter::Durabi
       if (!may_queue) {
         return Status(Code::kSealed, "sealed", "the agent was sealed while the request was being handled");
       }
-      sealed_audit_.Push(record);
+      // A change made while sealed (sys/unseal, sys/recover) is never dropped for space.
+      sealed_audit_.Push(record, /*must_keep=*/record.outcome == audit::AuditOutcome::kAllowed);
       return OkStatus();
     }
     writer = audit_;
   }
-  return writer->Append(record, durability);
+  Status st = writer->Append(record, durability);
+  if (st.ok()) return st;
+  std::lock_guard lock(audit_mu_);
+  if (audit_ == writer) return st;  // the log itself failed: the caller fails closed
+  // Seal() closed this writer while the record was on its way: as if sealed already.
+  if (audit_) return audit_->Append(record, durability);  // and unsealed again since
+  if (!may_queue)
+    return Status(Code::kSealed, "sealed", "the agent was sealed while the request was being handled");
+  sealed_audit_.Push(record, /*must_keep=*/false);
+  return OkStatus();
 }
 
 std::size_t Agent::sealed_audit_queued() const {

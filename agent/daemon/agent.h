@@ -51,6 +51,11 @@ class Agent {
 
   Status Unseal();
   void Seal(const std::string& why);
+  // When the open service has fenced itself (the store changed behind its back:
+  // SecretService::Fenced), seals the agent with that reason (replay_detected), raises the
+  // alert and returns true, so /v1/health, /metrics and sys/recover see what start-up
+  // would. The daemon calls it every tick and the API after any replay_detected answer.
+  bool SealIfFenced();
   // POST /v1/sys/recover: only while sealed with replay_detected.
   Result<std::string> AcceptRollback(const secrets::Actor& actor);
 
@@ -88,6 +93,8 @@ class Agent {
   Status Publish(Opened opened);
   // Records `st` as the reason the agent is sealed and raises the alert.
   Status StaySealed(const Status& st);
+  // Seal()'s work; `why` replaces the sealed reason when `override_reason` or unsealed.
+  void SealWith(const Status& why, bool override_reason);
 
   const config::AgentConfig config_;
   const std::uint32_t own_uid_;

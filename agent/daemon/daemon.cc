@@ -106,6 +106,7 @@ int RunDaemon(const config::AgentConfig& config) {
   std::uint64_t watchdog = WatchdogUsec();
   int tick_ms = watchdog > 0 ? static_cast<int>(std::max<std::uint64_t>(watchdog / 2000, 100)) : 1000;
   auto last_checkpoint = std::chrono::steady_clock::now();
+  bool was_unsealed = agent.service() != nullptr;
   server.Run(
       [&] {
         if (watchdog > 0) Notify("WATCHDOG=1");
@@ -121,6 +122,16 @@ int RunDaemon(const config::AgentConfig& config) {
           }
         }
         if (auto svc = agent.service()) svc->SweepCaches();
+        (void)agent.SealIfFenced();
+        // Sealed while running (sys/seal, or the store changed behind the agent's back,
+        // which the API may have caught first): say so once.
+        const bool open_now = agent.service() != nullptr;
+        if (was_unsealed && !open_now) {
+          Status why = agent.sealed_status();
+          Log(why.reason() == "sealed" ? LogLevel::kInfo : LogLevel::kError, "sealed: " + why.ToString());
+          Notify("STATUS=" + StatusLine(agent));
+        }
+        was_unsealed = open_now;
         if (!ready && agent.service()) {  // unsealed later through sys/unseal
           ready = true;
           Notify("READY=1\nSTATUS=" + StatusLine(agent));

@@ -231,6 +231,10 @@ class SecretService {
   // Drops cached data keys whose TTL has passed (the daemon calls it every tick, so a key
   // of a rarely read secret does not stay in memory until LRU eviction).
   virtual void SweepCaches() = 0;
+  // OK, or why this service now refuses every request: the store was changed behind its
+  // back (replay_detected, found by the per-commit check). The agent then seals itself,
+  // so health, metrics and sys/recover see it as start-up would (daemon/agent.h).
+  virtual Status Fenced() const = 0;
 };
 
 // Convenience one-op transactions.

@@ -172,7 +172,7 @@ class ServiceImpl final : public SecretService {
   VersionCheck MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,
                          const PathFields& fields) const;
   // OK, or why the service refuses everything (see fence_).
-  Status Fenced() const;
+  Status Fenced() const override;
 
  private:
   void CommitterLoop();
@@ -210,6 +210,7 @@ class ServiceImpl final : public SecretService {
   std::chrono::steady_clock::time_point last_anchor_time_{};
   bool unanchored_writes_ = false;  // committer thread only
   bool anchor_behind_ = false;      // committer thread only: the last anchor advance failed
+  bool checkpoint_owed_ = false;    // committer thread only: a reader blocked the last checkpoint
 
   std::unique_ptr<journal::Sealer> commit_sealer_;
   std::mutex queue_mu_;

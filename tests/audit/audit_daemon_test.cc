@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -186,6 +187,64 @@ TEST_F(AuditDaemonTest, ARecoverFromAReplayedStoreIsOnRecordWithTheRequestsBefor
   EXPECT_EQ(records[ev + 4]["outcome"], "allowed");
   EXPECT_EQ(records[ev + 4]["uid"], 0);
   EXPECT_GE(Alerts(*agent_, "replay_detected"), 2) << "at start and on the refused unseal";
+  int status = -1;
+  std::string out = agent_->Cli("audit verify", &status, "", true);
+  EXPECT_EQ(status, 0) << out;
+}
+
+// Copies database `from` into `to` with SQLite's backup API: a consistent copy of a live
+// store, and a way to put an old copy back under a running agent, as a replay would.
+void CopyDatabase(const std::string& from, const std::string& to) {
+  sqlite3* src = nullptr;
+  sqlite3* dst = nullptr;
+  ASSERT_EQ(sqlite3_open(from.c_str(), &src), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(to.c_str(), &dst), SQLITE_OK);
+  sqlite3_busy_timeout(src, 5000);
+  sqlite3_busy_timeout(dst, 5000);
+  sqlite3_backup* b = sqlite3_backup_init(dst, "main", src, "main");
+  ASSERT_NE(b, nullptr) << sqlite3_errmsg(dst);
+  EXPECT_EQ(sqlite3_backup_step(b, -1), SQLITE_DONE) << sqlite3_errmsg(dst);
+  EXPECT_EQ(sqlite3_backup_finish(b), SQLITE_OK);
+  sqlite3_close(src);
+  sqlite3_close(dst);
+}
+
+TEST_F(AuditDaemonTest, AStoreReplayedUnderARunningAgentSealsItRaisesTheAlertAndRecoverTakesIt) {
+  agent_->Start();
+  const std::string live = agent_->state_dir() + "/store.db";
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/s/a", Body({{"value", "one"}})).status, 200);
+  CopyDatabase(live, dir_.Join("t1.db"));
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/s/a", Body({{"value", "two"}})).status, 200);
+  // A rollback moves the hardware anchor in either mode, past the copy's head.
+  ASSERT_EQ(agent_->Call("POST", "/v1/secrets/s/a/rollback", Body({{"to", 1}})).status, 200);
+  ASSERT_EQ(Alerts(*agent_, "replay_detected"), 0);
+  // Behind the running agent's back, the old copy goes back in place.
+  CopyDatabase(dir_.Join("t1.db"), live);
+  auto refused = agent_->Call("PUT", "/v1/secrets/s/b", Body({{"value", "x"}}));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.ErrorCode(), "replay_detected") << refused.body;
+  // The agent seals itself with that reason, as start-up would have: health, metrics and
+  // the alert counter all say so (at once from the API, or within a tick).
+  json health;
+  for (int i = 0; i < 50; ++i) {
+    health = agent_->Call("GET", "/v1/health").Json();
+    if (health["reason"] == "replay_detected") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(health["status"], "sealed") << health.dump();
+  EXPECT_EQ(health["reason"], "replay_detected") << health.dump();
+  std::string metrics = agent_->Call("GET", "/metrics").body;
+  EXPECT_EQ(Metric(metrics, "sealkeep_sealed"), 1) << metrics;
+  EXPECT_GE(Alerts(*agent_, "replay_detected"), 1);
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/s/a").ErrorCode(), "replay_detected");
+  // Unsealing runs start-up verification, which refuses the old copy; recover accepts it.
+  EXPECT_EQ(agent_->Call("POST", "/v1/sys/unseal").ErrorCode(), "replay_detected");
+  auto recovered = agent_->Call("POST", "/v1/sys/recover", Body({{"accept_rollback", true}}));
+  ASSERT_EQ(recovered.status, 200) << recovered.body;
+  EXPECT_EQ(agent_->Call("GET", "/v1/health").Json()["status"], "unsealed");
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/s/a").Json()["value"], "one") << "the copy's state";
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/s/b", Body({{"value", "after"}})).status, 200);
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/s/b").Json()["value"], "after");
   int status = -1;
   std::string out = agent_->Cli("audit verify", &status, "", true);
   EXPECT_EQ(status, 0) << out;

@@ -72,6 +72,23 @@ TEST_F(SealedQueueTest, QueuedRecordsAreWrittenInOrderWithTheirOwnTimesAfterOneE
   EXPECT_TRUE(v->ok());
 }
 
+TEST_F(SealedQueueTest, AFloodOfDeniedRecordsNeverPushesOutAnAdminsChange) {
+  SealedAuditQueue q(2);
+  q.Push(Record(1, AuditOutcome::kDenied));
+  q.Push(Record(2, AuditOutcome::kDenied));
+  q.Push(Record(3, AuditOutcome::kDenied));  // full: dropped
+  q.Push(Record(4, AuditOutcome::kAllowed), /*must_keep=*/true);
+  EXPECT_EQ(q.size(), 3U) << "a change's record is kept beyond the bound";
+  EXPECT_EQ(q.dropped(), 1U);
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(q.WriteTo(*w).ok());
+  std::vector<nlohmann::json> recs = Records();
+  ASSERT_EQ(recs.size(), 4U);
+  EXPECT_EQ(recs[3]["request_id"], "req-4");
+  EXPECT_EQ(recs[3]["outcome"], "allowed");
+}
+
 TEST_F(SealedQueueTest, AFailedWriteKeepsEveryRecordForTheNextTry) {
   SealedAuditQueue q;
   q.Push(Record(1, AuditOutcome::kDenied));
