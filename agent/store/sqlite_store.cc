@@ -333,7 +333,18 @@ class SqliteStore final : public Store {
 
   Status Checkpoint() override {
     if (in_txn_) return Internal("checkpoint inside a transaction");
-    return writer_->db().Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    // No busy wait: a long reader (a full verification holds one snapshot throughout)
+    // would otherwise stall the committer for busy_timeout. Blocked, it says so and the
+    // caller tries again later.
+    Db& db = writer_->db();
+    SK_RETURN_IF_ERROR(db.Exec("PRAGMA busy_timeout = 0"));
+    Result<std::int64_t> blocked = QueryInt(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    Status restored = db.Exec("PRAGMA busy_timeout = " + std::to_string(options_.busy_timeout_ms));
+    if (!blocked.ok()) return blocked.status();
+    SK_RETURN_IF_ERROR(restored);
+    if (*blocked != 0)
+      return Status(Code::kUnavailable, "store_busy", "a reader holds an older snapshot; checkpoint later");
+    return OkStatus();
   }
 
   std::string Describe() const override { return "sqlite:" + options_.path; }

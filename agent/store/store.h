@@ -110,7 +110,8 @@ class Store {
   virtual Status Commit() = 0;
   virtual void Abort() = 0;
   // Moves the write-ahead log into the database and truncates it, so erased bytes do
-  // not linger in the log (called after destroys).
+  // not linger in the log (called after destroys). Never waits for readers: kUnavailable
+  // (store_busy) when one holds an older snapshot, and the caller tries again later.
   virtual Status Checkpoint() = 0;
   virtual std::string Describe() const = 0;
   // The durability settings in force on the writer's own connection, as
