@@ -90,7 +90,13 @@ ApiResponse Reseal(Context& ctx) {
   if (!r.ok()) {
     // anchor_unavailable: the entry is stored durably, only the hardware anchor lags (it
     // catches up on the next commit or start). The re-seal is journaled: put it in effect.
-    if (r.status().reason() == "anchor_unavailable") (void)(*pending)->Commit();
+    if (r.status().reason() == "anchor_unavailable") {
+      if (Status st = (*pending)->Commit(); !st.ok()) {
+        return ErrorResponse(ctx, st.WithContext("the re-seal is journaled (the hardware anchor lags: " +
+                                                 std::string(r.status().message()) +
+                                                 ") but not every sealed file was replaced; run it again"));
+      }
+    }
     return ErrorResponse(ctx, r.status());
   }
   if (Status st = (*pending)->Commit(); !st.ok()) {
