@@ -38,13 +38,18 @@ Status Agent::StaySealed(const Status& st) {
     std::lock_guard lock(mu_);
     sealed_ = sealed;
   }
+  RaiseAlert(st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
+                                              : alerts::AlertKind::kUnsealFailed,
+             "sealkeepd could not unseal: ", st);
+  return st;
+}
+
+void Agent::RaiseAlert(alerts::AlertKind kind, const std::string& what, const Status& st) {
   alerts::Alert a;
-  a.kind = st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
-                                            : alerts::AlertKind::kUnsealFailed;
-  a.message = "sealkeepd could not unseal: " + st.ToString();
+  a.kind = kind;
+  a.message = what + st.ToString();
   a.reason = std::string(st.reason());
   alerts_->Raise(std::move(a));
-  return st;
 }
 
 Status Agent::Unseal() {
@@ -83,11 +88,7 @@ Status Agent::Publish(Opened o) {
         // Fail closed: no serving without a log. The records stay queued for the next try.
         (void)o.audit->Close();
         o.service->DropCaches();
-        alerts::Alert a;
-        a.kind = alerts::AlertKind::kAuditUnavailable;
-        a.message = "the audit log cannot be written: " + st.ToString();
-        a.reason = std::string(st.reason());
-        alerts_->Raise(std::move(a));
+        RaiseAlert(alerts::AlertKind::kAuditUnavailable, "the audit log cannot be written: ", st);
         return StaySealed(Status(Code::kSealed, "audit_unavailable",
                                  "the records of requests made while sealed cannot be written to the audit "
                                  "log, so the agent stays sealed: " +
@@ -121,12 +122,9 @@ bool Agent::SealIfFenced() {
     if (service() != svc) return false;  // sealed (or re-opened) meanwhile
     SealWith(fence, true);
   }
-  alerts::Alert a;
-  a.kind = fence.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
-                                               : alerts::AlertKind::kTamperDetected;
-  a.message = "sealkeepd sealed itself: " + fence.ToString();
-  a.reason = std::string(fence.reason());
-  alerts_->Raise(std::move(a));
+  RaiseAlert(fence.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
+                                                 : alerts::AlertKind::kTamperDetected,
+             "sealkeepd sealed itself: ", fence);
   return true;
 }
 

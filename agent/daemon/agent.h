@@ -93,6 +93,8 @@ class Agent {
   Status Publish(Opened opened);
   // Records `st` as the reason the agent is sealed and raises the alert.
   Status StaySealed(const Status& st);
+  // Raises `kind` with the message `what` + st and st's reason.
+  void RaiseAlert(alerts::AlertKind kind, const std::string& what, const Status& st);
   // Seal()'s work; `why` replaces the sealed reason when `override_reason` or unsealed.
   void SealWith(const Status& why, bool override_reason);
 
