@@ -39,7 +39,9 @@ Result<int> CreateListenSocket(const std::string& path, unsigned mode, const std
 
 class Server {
  public:
-  Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads);
+  // io_spin_us: how long an I/O thread keeps polling after its last handler before it
+  // sleeps in epoll (0 = it sleeps at once).
+  Server(Api& api, const config::Limits& limits, int io_threads, int worker_threads, int io_spin_us = 0);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

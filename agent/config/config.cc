@@ -106,6 +106,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(a.Str("socket_mode", mode));
   SK_RETURN_IF_ERROR(a.Int("io_threads", c.io_threads, 1, 64));
   SK_RETURN_IF_ERROR(a.Int("worker_threads", c.worker_threads, 1, 256));
+  SK_RETURN_IF_ERROR(a.Int("io_spin_us", c.io_spin_us, 0, 1000));
   SK_RETURN_IF_ERROR(a.Finish());
   if (mode.size() != 4 || mode[0] != '0' || mode.find_first_not_of("01234567") != std::string::npos) {
     return InvalidArgument(c.source + ": agent.socket_mode must be octal like \"0660\"", "bad_config");

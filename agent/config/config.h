@@ -2,7 +2,8 @@
 // key optional, with defaults fit for a host. Unknown tables or keys are errors (a typo
 // must not silently fall back to a default), reported with file and line.
 //
-//   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads
+//   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads,
+//              io_spin_us
 //   [store]    path, anchor_mode ("epoch" | "strict"), epoch_seconds, max_versions,
 //              max_value_bytes, verify_threads
 //   [backend]  kind ("pkcs11" | "tpm")
@@ -43,6 +44,9 @@ struct AgentConfig {
   unsigned socket_mode = 0660;
   int io_threads = 2;
   int worker_threads = 16;
+  // After handling work, an I/O thread polls for this long before it sleeps in epoll, so
+  // the next request on a busy keep-alive connection needs no wake-up (0 = never poll).
+  int io_spin_us = 50;
   secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
   hsm::BackendConfig backend;
   Limits limits;

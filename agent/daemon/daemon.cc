@@ -54,7 +54,7 @@ int RunDaemon(const config::AgentConfig& config) {
   }
 
   api::Api api(agent);
-  api::Server server(api, config.limits, config.io_threads, config.worker_threads);
+  api::Server server(api, config.limits, config.io_threads, config.worker_threads, config.io_spin_us);
   if (Status st = server.Listen(fd); !st.ok()) {
     Log(LogLevel::kError, st.ToString());
     return 1;

@@ -172,6 +172,7 @@ TEST(Config, DefaultsAndEveryTableParse) {
 [agent]
 state_dir = "/srv/sk"
 socket_mode = "0640"
+io_spin_us = 0
 [store]
 anchor_mode = "strict"
 epoch_seconds = 5
@@ -196,6 +197,8 @@ dir = "audit"
   EXPECT_EQ(c->policy_file, "/srv/sk/policy.toml");
   EXPECT_EQ(c->socket_mode, 0640u);
   EXPECT_EQ(c->limits.max_connections, 10u);
+  EXPECT_EQ(c->io_spin_us, 0);
+  EXPECT_EQ(config::ParseConfig("", "empty")->io_spin_us, 50) << "the default polls 50 us before sleeping";
 }
 
 TEST(Config, MistakesAreRefusedWithTheLine) {
@@ -208,6 +211,8 @@ TEST(Config, MistakesAreRefusedWithTheLine) {
       << "others may not use the socket";
   EXPECT_FALSE(config::ParseConfig("[store]\nanchor_mode = \"sometimes\"\n", "c").ok());
   EXPECT_FALSE(config::ParseConfig("[limits]\nmax_connections = -1\n", "c").ok());
+  EXPECT_FALSE(config::ParseConfig("[agent]\nio_spin_us = 5000\n", "c").ok())
+      << "a spin past 1 ms is a mistake";
   EXPECT_FALSE(config::ParseConfig("[nonsense]\n", "c").ok());
   EXPECT_FALSE(config::ParseConfig("this is = = not toml", "c").ok());
   EXPECT_EQ(config::LoadConfig("/nonexistent/sk.toml").status().reason(), "config_missing");

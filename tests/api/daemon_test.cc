@@ -11,7 +11,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "tests/fixtures/agent_process.h"
@@ -288,6 +291,58 @@ TEST_F(DaemonTest, SigtermExitsPromptlyEveryTimeWhateverIsInFlight) {
     ASSERT_EQ(rc, 0) << agent_->Log();
     EXPECT_LT(took, std::chrono::seconds(5));
     agent_->Start();
+  }
+}
+
+// CPU time (user + system, in clock ticks) the process has used so far.
+long CpuTicks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));  // fields from 3 (state) on
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+// Busy-polling I/O threads (io_spin_us, 50 by default) and sleeping ones (0) both serve
+// concurrent keep-alive clients and stop on SIGTERM; a polling agent goes back to sleep
+// once the clients are gone instead of burning a core while idle.
+TEST(DaemonIoSpin, PollingAndSleepingLoopsServeStopAndAPollingAgentSleepsWhenIdle) {
+  for (int spin : {0, 50}) {
+    SCOPED_TRACE("io_spin_us = " + std::to_string(spin));
+    TempDir dir("daemon-spin");
+    AgentProcess::Options o;
+    o.agent_config = "io_spin_us = " + std::to_string(spin) + "\n";
+    AgentProcess agent(dir.path(), o);
+    agent.Start();
+    std::atomic<int> ok{0}, bad{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 16; ++t) {
+      clients.emplace_back([&, t] {
+        HttpConnection c(agent.socket());
+        std::string path = "/v1/secrets/spin/" + std::to_string(t);
+        for (int i = 0; i < 20; ++i) {
+          auto w = c.Request("PUT", path, Body({{"value", std::to_string(i)}}));
+          auto r = c.Request("GET", path);
+          (w.status == 200 && r.status == 200 && r.Json()["value"] == std::to_string(i)) ? ++ok : ++bad;
+        }
+      });
+    }
+    for (auto& c : clients) c.join();
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_EQ(ok.load(), 16 * 20);
+    // Idle: two seconds in which only the daemon's own 1 s tick runs. A loop that kept
+    // polling would use about two seconds of CPU (200 ticks at 100 Hz); allow a tenth.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    long before = CpuTicks(agent.pid());
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    long used = CpuTicks(agent.pid()) - before;
+    EXPECT_LT(used, ::sysconf(_SC_CLK_TCK) / 5) << "the idle agent used " << used << " ticks in 2 s";
+    EXPECT_EQ(agent.Stop(), 0) << agent.Log();
   }
 }
 

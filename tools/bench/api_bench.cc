@@ -6,6 +6,7 @@
 // --matrix also compares policy + audit on against both off (issue: <= 20% loss).
 //
 //   build/tools/bench/sk_bench_api [--seconds S] [--reps N] [--matrix] [--socket PATH]
+//                                  [--io-spin-us US]   (the agent's io_spin_us; default its own)
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -168,6 +169,9 @@ void Print(const Row& row) {
 }
 
 // Runs one configuration of the agent and measures kinds into rows.
+// The agent's io_spin_us (-1: its default).
+int g_io_spin_us = -1;
+
 void RunConfig(const std::string& tag, bool cache, bool policy, bool audit, double seconds, int reps,
                std::vector<Row*> rows, std::vector<int> kinds) {
   for (int rep = 0; rep < reps; ++rep) {
@@ -176,6 +180,7 @@ void RunConfig(const std::string& tag, bool cache, bool policy, bool audit, doub
     o.policy = policy;
     o.audit = audit;
     if (!cache) o.extra_config = "\n[cache]\ndek_entries = 0\n";
+    if (g_io_spin_us >= 0) o.agent_config = "io_spin_us = " + std::to_string(g_io_spin_us) + "\n";
     sk::testing::AgentProcess agent(dir.path(), o);
     if (policy) {
       sk::testing::WriteFile(
@@ -215,6 +220,8 @@ int main(int argc, char** argv) {
       socket = argv[++i];
     else if (a == "--matrix")
       matrix = true;
+    else if (a == "--io-spin-us" && i + 1 < argc)
+      g_io_spin_us = std::atoi(argv[++i]);
   }
   std::printf(
       "== sealkeepd over its Unix socket (keep-alive HTTP/1.1; 32-byte values; medians of %d runs of %.0f "
