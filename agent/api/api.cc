@@ -410,6 +410,65 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   return finish(std::move(r));
 }
 
+Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std::string& unit,
+                                         const std::string& id, const std::string& request_id) {
+  ++requests_;
+  std::shared_ptr<const policy::Policy> pol = agent_.policy();
+  const policy::CredentialGrant* grant = pol ? pol->FindCredential(unit, id) : nullptr;
+  const std::string path = grant != nullptr ? grant->path : std::string();
+  auto record = [&](audit::AuditOutcome outcome, std::string_view reason) {
+    if (!agent_.audit_enabled()) return;
+    audit::AuditRecord rec;
+    rec.request_id = request_id;
+    rec.peer = {peer.uid, peer.gid, peer.pid, unit, peer.exe};
+    rec.route = "CREDENTIAL " + id.substr(0, 255);
+    rec.path = path;
+    rec.outcome = outcome;
+    rec.reason = std::string(reason.substr(0, 200));
+    Status st = agent_.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
+    if (!st.ok() && st.code() != Code::kSealed) {
+      alerts::Alert a;
+      a.kind = alerts::AlertKind::kAuditUnavailable;
+      a.message = "the audit log cannot be written: " + st.ToString();
+      a.request_id = request_id;
+      a.reason = std::string(st.reason());
+      agent_.alerts().Raise(std::move(a));
+    }
+  };
+  if (grant == nullptr) {
+    ++denied_;
+    ++errors_4xx_;
+    Status st(Code::kForbidden, "forbidden",
+              "no [[credentials]] entry in the policy gives credential '" + id + "' to unit '" + unit + "'");
+    record(audit::AuditOutcome::kDenied, "no_credential");
+    alerts::Alert a;
+    a.kind = alerts::AlertKind::kDenied;
+    a.message = "credential request denied: " + std::string(st.message());
+    a.request_id = request_id;
+    a.uid = peer.uid;
+    a.pid = peer.pid;
+    a.unit = unit;
+    a.reason = "forbidden";
+    agent_.alerts().Raise(std::move(a));
+    return st;
+  }
+  std::shared_ptr<secrets::SecretService> svc = agent_.service();
+  if (!svc) {
+    ++errors_5xx_;
+    Status st = agent_.sealed_status();
+    record(audit::AuditOutcome::kFailed, st.reason());
+    return st;
+  }
+  auto got = svc->Get(path, std::nullopt);
+  if (!got.ok()) {
+    (HttpStatusFor(got.status()) >= 500 ? errors_5xx_ : errors_4xx_)++;
+    record(audit::AuditOutcome::kFailed, got.status().reason());
+    return got.status();
+  }
+  record(audit::AuditOutcome::kAllowed, "ok");
+  return std::move(got->value);
+}
+
 std::string Api::MetricsText() const {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {

@@ -17,6 +17,7 @@
 
 #include "agent/api/router.h"
 #include "agent/policy/subject.h"
+#include "crypto/secret_bytes.h"
 
 namespace sk::daemon {
 class Agent;
@@ -49,6 +50,13 @@ class Api {
   // Errors found before routing (malformed HTTP, too large...).
   static ApiResponse Error(unsigned status, std::string_view code, std::string_view message,
                            std::string_view request_id);
+
+  // systemd's credential protocol (creds.sock): the service manager, `peer`, asks for
+  // credential `id` of `unit`. Answers the value of the secret the policy's [[credentials]]
+  // entry for (unit, id) names; forbidden without one (and always under the built-in
+  // policy), sealed while sealed. Audited like a read: the record's unit is `unit`.
+  Result<SecretBytes> ServeCredential(const policy::Subject& peer, const std::string& unit,
+                                      const std::string& id, const std::string& request_id);
 
   std::string MetricsText() const;
   void CountConnectionRefused() { ++refused_connections_; }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/api/api.h"
+#include "agent/api/creds.h"
 #include "agent/api/json_util.h"
 #include "agent/daemon/systemd.h"
 #include "agent/policy/peer_identity.h"
@@ -177,6 +178,7 @@ struct Server::Impl {
 
   void DoAccept();
   void OnAccept(std::size_t loop, Local::socket sock);
+  void DoAcceptCredentials();
   void StopNow();
   // Re-arming loops (on the control strand): member functions, so no handler has to own
   // a copy of itself.
@@ -245,6 +247,7 @@ struct Server::Impl {
   net::strand<net::io_context::executor_type> control{net::make_strand(ioc)};
   net::thread_pool workers;
   std::optional<Local::acceptor> acceptor;
+  std::optional<Local::acceptor> creds_acceptor;  // creds.sock, also on the control strand
   std::optional<net::steady_timer> tick;
   std::optional<net::signal_set> signals;
   std::atomic<bool> stopping{false};
@@ -576,6 +579,32 @@ void Server::Impl::DoAccept() {
   });
 }
 
+// creds.sock: each connection is accepted here (raw, so the fd is not tied to a loop) and
+// served, blocking, on a worker: it reads a secret, which may unwrap in the HSM.
+void Server::Impl::DoAcceptCredentials() {
+  creds_acceptor->async_wait(Local::acceptor::wait_read, [this](beast::error_code ec) {
+    if (stopping || ec) return;
+    for (;;) {
+      int fd = ::accept4(creds_acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        // Out of descriptors or memory: pause instead of spinning.
+        auto t = std::make_shared<net::steady_timer>(control, std::chrono::milliseconds(50));
+        t->async_wait([this, t](beast::error_code) {
+          if (!stopping) DoAcceptCredentials();
+        });
+        return;
+      }
+      net::post(workers, [this, fd, id = NextRequestId()] {
+        ServeCredentialConnection(api, fd, id);
+        ::close(fd);
+      });
+    }
+    DoAcceptCredentials();
+  });
+}
+
 void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
   int fd = sock.native_handle();
   ucred cred{};
@@ -652,6 +681,7 @@ void Server::Impl::StopNow() {
   if (stopping.exchange(true)) return;
   beast::error_code ec;
   if (acceptor) acceptor->close(ec);
+  if (creds_acceptor) creds_acceptor->close(ec);
   if (tick) tick->cancel();
   if (signals) signals->cancel(ec);
   std::vector<std::shared_ptr<Session>> live;
@@ -704,6 +734,16 @@ Status Server::Listen(int fd) {
   impl_->acceptor->assign(Local(), fd, ec);
   if (ec) return Unavailable("adopting the listening socket: " + ec.message(), "socket_error");
   net::post(impl_->control, [this] { impl_->DoAccept(); });
+  return OkStatus();
+}
+
+Status Server::ListenCredentials(int fd) {
+  beast::error_code ec;
+  impl_->creds_acceptor.emplace(impl_->control);
+  impl_->creds_acceptor->assign(Local(), fd, ec);
+  if (!ec) impl_->creds_acceptor->non_blocking(true, ec);
+  if (ec) return Unavailable("adopting the credential socket: " + ec.message(), "socket_error");
+  net::post(impl_->control, [this] { impl_->DoAcceptCredentials(); });
   return OkStatus();
 }
 

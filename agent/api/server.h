@@ -48,6 +48,8 @@ class Server {
 
   // Adopts a listening socket and starts accepting (call before Run).
   Status Listen(int fd);
+  // Adopts the listening creds.sock (creds.h) and serves it on the worker pool.
+  Status ListenCredentials(int fd);
   // Runs the I/O threads until Stop() has drained everything. `on_tick` (may be empty)
   // runs every `tick_ms` on a worker thread, never overlapping itself (watchdog pings, audit syncs).
   void Run(const std::function<void()>& on_tick, int tick_ms);

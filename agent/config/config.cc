@@ -107,6 +107,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(a.Int("io_threads", c.io_threads, 1, 64));
   SK_RETURN_IF_ERROR(a.Int("worker_threads", c.worker_threads, 1, 256));
   SK_RETURN_IF_ERROR(a.Int("io_spin_us", c.io_spin_us, 0, 1000));
+  SK_RETURN_IF_ERROR(a.Str("creds_socket", c.creds_socket));
   SK_RETURN_IF_ERROR(a.Finish());
   if (mode.size() != 4 || mode[0] != '0' || mode.find_first_not_of("01234567") != std::string::npos) {
     return InvalidArgument(c.source + ": agent.socket_mode must be octal like \"0660\"", "bad_config");
@@ -117,6 +118,10 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   }
   if (c.state_dir.empty() || c.state_dir[0] != '/') {
     return InvalidArgument(c.source + ": agent.state_dir must be an absolute path", "bad_config");
+  }
+  c.creds_socket = Under(c.state_dir, c.creds_socket);
+  if (!c.creds_socket.empty() && c.creds_socket == Under(c.state_dir, c.socket)) {
+    return InvalidArgument(c.source + ": agent.creds_socket must differ from agent.socket", "bad_config");
   }
 
   SK_ASSIGN_OR_RETURN(const toml::table* store, table("store"));

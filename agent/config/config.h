@@ -3,7 +3,7 @@
 // must not silently fall back to a default), reported with file and line.
 //
 //   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads,
-//              io_spin_us
+//              io_spin_us, creds_socket
 //   [store]    path, anchor_mode ("epoch" | "strict"), epoch_seconds, max_versions,
 //              max_value_bytes, verify_threads
 //   [backend]  kind ("pkcs11" | "tpm")
@@ -47,6 +47,9 @@ struct AgentConfig {
   // After handling work, an I/O thread polls for this long before it sleeps in epoll, so
   // the next request on a busy keep-alive connection needs no wake-up (0 = never poll).
   int io_spin_us = 50;
+  // systemd's credential socket (LoadCredential=ID:PATH; docs/api.md): "" = none. Only the
+  // service manager (uid 0) is answered, with what the policy's [[credentials]] name.
+  std::string creds_socket;
   secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
   hsm::BackendConfig backend;
   Limits limits;

@@ -59,6 +59,26 @@ int RunDaemon(const config::AgentConfig& config) {
     Log(LogLevel::kError, st.ToString());
     return 1;
   }
+  if (!config.creds_socket.empty()) {
+    // Only the service manager (root) is answered there; root passes file modes anyway,
+    // so the socket is the agent's alone.
+    std::error_code ec;
+    std::filesystem::path dir = std::filesystem::path(config.creds_socket).parent_path();
+    if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+      std::filesystem::create_directories(dir, ec);
+      ::chmod(dir.c_str(), 0750);
+    }
+    auto creds = api::CreateListenSocket(config.creds_socket, 0600, "");
+    if (!creds.ok()) {
+      Log(LogLevel::kError, "cannot listen on " + config.creds_socket + ": " + creds.status().ToString());
+      return 1;
+    }
+    if (Status st = server.ListenCredentials(*creds); !st.ok()) {
+      Log(LogLevel::kError, st.ToString());
+      return 1;
+    }
+    Log(LogLevel::kInfo, "systemd credentials on " + config.creds_socket);
+  }
 
   Notify("STATUS=unsealing");
   Status unsealed = agent.Unseal();

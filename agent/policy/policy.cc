@@ -110,8 +110,39 @@ std::string Decision::Explanation(Capability cap, std::string_view path) const {
   return "denied";
 }
 
-Policy::Policy(std::string source, std::vector<Role> roles, std::vector<Binding> bindings)
-    : source_(std::move(source)), roles_(std::move(roles)), bindings_(std::move(bindings)) {}
+Policy::Policy(std::string source, std::vector<Role> roles, std::vector<Binding> bindings,
+               std::vector<CredentialGrant> credentials)
+    : source_(std::move(source)),
+      roles_(std::move(roles)),
+      bindings_(std::move(bindings)),
+      credentials_(std::move(credentials)) {}
+
+const CredentialGrant* Policy::FindCredential(std::string_view unit, std::string_view id) const {
+  for (const CredentialGrant& c : credentials_) {
+    if (c.unit == unit && c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+namespace {
+bool IsPrintableNoSlash(std::string_view s) {
+  if (s.empty() || s.size() > 255) return false;
+  for (char ch : s) {
+    if (ch <= ' ' || ch > '~' || ch == '/') return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool IsValidUnitName(std::string_view unit) {
+  if (!IsPrintableNoSlash(unit)) return false;
+  for (std::string_view suffix : {".service", ".socket", ".mount", ".swap"}) {
+    if (unit.size() > suffix.size() && unit.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+bool IsValidCredentialId(std::string_view id) { return IsPrintableNoSlash(id) && id != "." && id != ".."; }
 
 bool Policy::FindGrant(const Binding& b, Capability cap, const PathSegments& path, Decision& d) const {
   for (std::size_t r : b.roles) {

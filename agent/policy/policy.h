@@ -62,6 +62,22 @@ struct Binding {
   int line = 0;
 };
 
+// One credential that creds.sock hands to systemd (LoadCredential=ID:/run/sealkeep/creds.sock
+// in the unit): when the service manager asks for credential `id` of unit `unit`, the
+// agent answers with the value of the secret at `path`. Nothing else is served there: an
+// entry is the whole grant, naming exactly one unit, one id and one secret.
+struct CredentialGrant {
+  std::string unit;  // "web.service"
+  std::string id;    // "db-password"
+  std::string path;  // "apps/web/db-password"
+  int line = 0;
+};
+
+// What a systemd unit name and a credential id may be: 1-255 bytes of printable ASCII
+// with no '/' (and for ids, not "." or ".."). A unit name also ends in a unit suffix.
+bool IsValidUnitName(std::string_view unit);
+bool IsValidCredentialId(std::string_view id);
+
 // The path the daemon evaluates `admin` on for /v1/sys/* routes (they name no secret):
 // a grant of admin on `**` or on `sys` covers them.
 inline constexpr std::string_view kAdminPath = "sys";
@@ -102,7 +118,8 @@ struct Decision {
 
 class Policy {
  public:
-  Policy(std::string source, std::vector<Role> roles, std::vector<Binding> bindings);
+  Policy(std::string source, std::vector<Role> roles, std::vector<Binding> bindings,
+         std::vector<CredentialGrant> credentials = {});
 
   Decision Evaluate(const Request& req) const;
 
@@ -116,6 +133,10 @@ class Policy {
   // Every binding's verdict on `req`, one line each, for `sealkeep policy explain`.
   std::vector<std::string> Trace(const Request& req) const;
 
+  // The [[credentials]] entry for (unit, id), or nullptr.
+  const CredentialGrant* FindCredential(std::string_view unit, std::string_view id) const;
+  const std::vector<CredentialGrant>& credentials() const { return credentials_; }
+
   const std::string& source() const { return source_; }
   const std::vector<Role>& roles() const { return roles_; }
   const std::vector<Binding>& bindings() const { return bindings_; }
@@ -127,6 +148,7 @@ class Policy {
   std::string source_;
   std::vector<Role> roles_;
   std::vector<Binding> bindings_;
+  std::vector<CredentialGrant> credentials_;
 };
 
 // Parses a policy file. Errors (invalid_argument, reason "policy_invalid") carry every

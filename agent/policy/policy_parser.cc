@@ -29,6 +29,17 @@ bool IsName(std::string_view s) {
   return true;
 }
 
+// A path a secret can have: the path grammar, and no "." or ".." segment (the store
+// refuses those; a credential naming one could never be served).
+bool IsSecretPath(std::string_view path) {
+  PathSegments segs(path);
+  if (!segs.valid()) return false;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    if (segs[i] == "." || segs[i] == "..") return false;
+  }
+  return true;
+}
+
 int LineOf(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
 int LineOf(const toml::key& k) { return static_cast<int>(k.source().begin.line); }
 
@@ -344,8 +355,36 @@ class Parser {
     bindings_.push_back(std::move(b));
   }
 
+  void ParseCredential(const toml::node& n) {
+    const auto* t = n.as_table();
+    if (t == nullptr) {
+      Error(LineOf(n), "each [[credentials]] entry must be a table");
+      return;
+    }
+    CredentialGrant c;
+    c.line = LineOf(n);
+    CheckKeys(*t, {"unit", "id", "path"}, "credential");
+    auto text = [&](const char* key, std::string& out, bool (*valid)(std::string_view), const char* what) {
+      const toml::node* v = t->get(key);
+      const auto* vs = v != nullptr ? v->as_string() : nullptr;
+      if (vs == nullptr || !valid(vs->get())) {
+        Error(v != nullptr ? LineOf(*v) : c.line, std::string("credential needs ") + key + " = " + what);
+        return;
+      }
+      out = vs->get();
+    };
+    text("unit", c.unit, IsValidUnitName, "\"<name>.service\" (or .socket, .mount, .swap)");
+    text("id", c.id, IsValidCredentialId, "\"...\" (1-255 printable bytes, no '/')");
+    text("path", c.path, IsSecretPath,
+         "a secret path (segments of [A-Za-z0-9._-] joined by '/', no '.' or '..')");
+    if (!c.unit.empty() && !c.id.empty() && !credential_keys_.insert(c.unit + "/" + c.id).second) {
+      Error(c.line, "duplicate credential '" + c.id + "' for unit '" + c.unit + "'");
+    }
+    credentials_.push_back(std::move(c));
+  }
+
   void ParseDocument(const toml::table& doc) {
-    CheckKeys(doc, {"version", "roles", "bindings"}, "the policy");
+    CheckKeys(doc, {"version", "roles", "bindings", "credentials"}, "the policy");
     const toml::node* version = doc.get("version");
     const auto* vi = version != nullptr ? version->as_integer() : nullptr;
     if (vi == nullptr || vi->get() != 1) {
@@ -365,16 +404,25 @@ class Parser {
         Error(LineOf(*bindings), "bindings must be an array of [[bindings]] tables");
       }
     }
+    if (const auto* creds = doc.get("credentials")) {
+      if (const auto* arr = creds->as_array()) {
+        for (const toml::node& c : *arr) ParseCredential(c);
+      } else {
+        Error(LineOf(*creds), "credentials must be an array of [[credentials]] tables");
+      }
+    }
   }
 
   std::vector<Role> roles_;
   std::vector<Binding> bindings_;
+  std::vector<CredentialGrant> credentials_;
 
  private:
   std::string source_;
   std::vector<std::string> errors_;
   std::map<std::string, std::size_t, std::less<>> role_index_;
   std::set<std::string, std::less<>> binding_names_;
+  std::set<std::string, std::less<>> credential_keys_;
 };
 
 }  // namespace
@@ -390,8 +438,9 @@ Result<std::shared_ptr<const Policy>> ParsePolicy(std::string_view toml_text, st
   }
   parser.ParseDocument(doc);
   if (parser.failed()) return parser.ToStatus();
-  return std::shared_ptr<const Policy>(std::make_shared<Policy>(
-      std::string(source_name), std::move(parser.roles_), std::move(parser.bindings_)));
+  return std::shared_ptr<const Policy>(
+      std::make_shared<Policy>(std::string(source_name), std::move(parser.roles_),
+                               std::move(parser.bindings_), std::move(parser.credentials_)));
 }
 
 }  // namespace sk::policy

@@ -199,6 +199,13 @@ dir = "audit"
   EXPECT_EQ(c->limits.max_connections, 10u);
   EXPECT_EQ(c->io_spin_us, 0);
   EXPECT_EQ(config::ParseConfig("", "empty")->io_spin_us, 50) << "the default polls 50 us before sleeping";
+  EXPECT_EQ(config::ParseConfig("", "empty")->creds_socket, "") << "no credential socket unless asked for";
+  EXPECT_EQ(config::ParseConfig("[agent]\nstate_dir = \"/srv/sk\"\ncreds_socket = \"run/creds.sock\"\n", "c")
+                ->creds_socket,
+            "/srv/sk/run/creds.sock");
+  EXPECT_FALSE(
+      config::ParseConfig("[agent]\nsocket = \"/run/a.sock\"\ncreds_socket = \"/run/a.sock\"\n", "c").ok())
+      << "one socket cannot speak both protocols";
 }
 
 TEST(Config, MistakesAreRefusedWithTheLine) {

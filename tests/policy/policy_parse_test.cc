@@ -176,6 +176,56 @@ TEST(PolicyParseTest, AnEmptyPolicyIsValidAndDeniesEverything) {
   EXPECT_FALSE((*p)->Evaluate(Request{root, Capability::kRead, "a"}).allowed);
 }
 
+TEST(PolicyParseTest, CredentialsMapOneUnitAndIdToOneSecretAndBadEntriesNameTheirLine) {
+  Result<std::shared_ptr<const Policy>> p = ParsePolicy(R"(version = 1
+[[credentials]]
+unit = "web.service"
+id = "db-password"
+path = "apps/web/db"
+[[credentials]]
+unit = "getty@tty1.service"
+id = "db-password"
+path = "apps/tty/db"
+)",
+                                                        "c.toml");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ((*p)->credentials().size(), 2u);
+  const CredentialGrant* web = (*p)->FindCredential("web.service", "db-password");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->path, "apps/web/db");
+  EXPECT_EQ(web->line, 2);
+  EXPECT_EQ((*p)->FindCredential("getty@tty1.service", "db-password")->path, "apps/tty/db");
+  EXPECT_EQ((*p)->FindCredential("web.service", "db"), nullptr);
+  EXPECT_EQ((*p)->FindCredential("api.service", "db-password"), nullptr);
+  Subject root;
+  EXPECT_FALSE((*p)->Evaluate(Request{root, Capability::kRead, "apps/web/db"}).allowed)
+      << "a credential entry grants nothing on the API socket";
+
+  auto entry = [](const std::string& body) { return "version = 1\n[[credentials]]\n" + body; };
+  EXPECT_NE(Message(entry("unit = \"web\"\nid = \"a\"\npath = \"p\"\n"))
+                .find("policy.toml:3: credential needs unit"),
+            std::string::npos);
+  EXPECT_NE(Message(entry("unit = \"web.service\"\nid = \"a/b\"\npath = \"p\"\n"))
+                .find("policy.toml:4: credential needs id"),
+            std::string::npos);
+  EXPECT_NE(Message(entry("unit = \"web.service\"\nid = \"a\"\npath = \"../p\"\n"))
+                .find("policy.toml:5: credential needs path"),
+            std::string::npos);
+  EXPECT_NE(
+      Message(entry("unit = \"web.service\"\nid = \"a\"\n")).find("policy.toml:2: credential needs path"),
+      std::string::npos);
+  EXPECT_NE(Message(entry("unit = \"web.service\"\nid = \"a\"\npath = \"p\"\nmode = 1\n"))
+                .find("unknown key 'mode'"),
+            std::string::npos);
+  std::string twice = entry("unit = \"w.service\"\nid = \"a\"\npath = \"p\"\n") +
+                      "[[credentials]]\nunit = \"w.service\"\nid = \"a\"\npath = \"q\"\n";
+  EXPECT_NE(Message(twice).find("policy.toml:6: duplicate credential 'a' for unit 'w.service'"),
+            std::string::npos)
+      << Message(twice);
+  EXPECT_NE(Message("version = 1\ncredentials = 3\n").find("credentials must be an array"),
+            std::string::npos);
+}
+
 TEST(PolicyParseTest, ErrorsAreCappedSoAHugeBadFileStaysReadable) {
   std::string text = "version = 1\n";
   for (int i = 0; i < 200; ++i) {

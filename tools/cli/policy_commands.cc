@@ -88,11 +88,14 @@ void RunCheck() {
     json j = {{"file", CheckFile()},
               {"valid", true},
               {"roles", p->roles().size()},
-              {"bindings", p->bindings().size()}};
+              {"bindings", p->bindings().size()},
+              {"credentials", p->credentials().size()}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s: ok: %zu roles, %zu bindings\n", CheckFile().c_str(), p->roles().size(),
+    std::printf("%s: ok: %zu roles, %zu bindings", CheckFile().c_str(), p->roles().size(),
                 p->bindings().size());
+    if (!p->credentials().empty()) std::printf(", %zu credentials", p->credentials().size());
+    std::printf("\n");
   }
 }
 

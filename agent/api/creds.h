@@ -1,0 +1,36 @@
+// creds.sock: systemd's credential protocol, so a unit gets a secret with
+// LoadCredential=ID:/run/sealkeep/creds.sock and no code of its own (DESIGN.md §5).
+//
+// The service manager connects to the socket from an abstract address it binds first,
+// "\0<random>/unit/<unit>/<credential-id>", shuts down its sending side, and reads the
+// credential until EOF. sealkeep answers only uid 0 (the system service manager), finds
+// the policy's [[credentials]] entry for (unit, id), and writes that secret's current
+// value. Anything else (another uid, an address of another shape, no entry, sealed, the
+// secret missing) is logged with its reason, audited when it reached the policy, and
+// answered by closing with nothing written. systemd then starts the unit with an empty
+// credential: the protocol has no way to say "refused" (docs/api.md).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sk::api {
+
+class Api;
+
+struct CredentialAsk {
+  std::string unit;
+  std::string id;
+};
+
+// The (unit, id) named by a peer's abstract address, given without its leading NUL
+// ("3f1c.../unit/web.service/db-password"); nullopt unless both are valid
+// (policy::IsValidUnitName, policy::IsValidCredentialId).
+std::optional<CredentialAsk> ParseCredentialPeer(std::string_view abstract_name);
+
+// Serves one accepted connection `fd` (blocking: run it on a worker thread). Does not
+// close fd.
+void ServeCredentialConnection(Api& api, int fd, const std::string& request_id);
+
+}  // namespace sk::api

@@ -1,0 +1,256 @@
+// creds.sock end to end: a real sealkeepd with a policy that names systemd credentials,
+// and a client that asks the way systemd's service manager does for
+// LoadCredential=ID:/path/creds.sock (it binds "\0<random>/unit/<unit>/<id>", connects,
+// shuts down its sending side and reads to EOF). What is given, what is refused and why,
+// the audit records, the sealed agent, a reloaded policy, and callers that are not root.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "agent/api/creds.h"
+#include "tests/fixtures/agent_process.h"
+#include "tests/fixtures/temp_dir.h"
+#include "tests/fixtures/test_user.h"
+
+namespace sk::testing {
+namespace {
+
+using nlohmann::json;
+
+const char* kPolicy = R"(version = 1
+
+[roles.admin]
+grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
+
+[[bindings]]
+name = "root"
+roles = ["admin"]
+match = { uid = 0 }
+
+[[credentials]]
+unit = "web.service"
+id = "db-password"
+path = "apps/web/db"
+
+[[credentials]]
+unit = "web.service"
+id = "tls.key"
+path = "apps/web/tls-key"
+)";
+
+struct Fetched {
+  bool connected = false;
+  std::string data;
+};
+
+// Asks for credential `id` of `unit` as systemd does. With bind_name false the client
+// connects from an unnamed socket (not systemd).
+Fetched FetchCredential(const std::string& sock, const std::string& unit, const std::string& id,
+                        bool bind_name = true) {
+  Fetched f;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return f;
+  if (bind_name) {
+    sockaddr_un local{};
+    local.sun_family = AF_UNIX;
+    std::string name = std::to_string(std::random_device()()) + "/unit/" + unit + "/" + id;
+    std::memcpy(local.sun_path + 1, name.data(), std::min(name.size(), sizeof(local.sun_path) - 1));
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
+      ::close(fd);
+      return f;
+    }
+  }
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof(a.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return f;
+  }
+  f.connected = true;
+  ::shutdown(fd, SHUT_WR);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) f.data.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return f;
+}
+
+// The same, in a child process running as uid/gid; returns "<connected> <data>".
+std::string FetchAs(uid_t uid, gid_t gid, const std::string& sock, const std::string& unit,
+                    const std::string& id) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (!BecomeUid(uid, gid)) ::_exit(98);
+    Fetched f = FetchCredential(sock, unit, id);
+    std::string out = std::string(f.connected ? "1 " : "0 ") + f.data;
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "child status " << st;
+  return text;
+}
+
+// Waits (up to 10 s) until the agent's log holds `what`.
+bool LogShows(const AgentProcess& agent, const std::string& what) {
+  for (int i = 0; i < 500; ++i) {
+    if (agent.Log().find(what) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+class CredsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "systemd's service manager is root: run as root";
+    AgentProcess::Options o;
+    o.policy = true;
+    o.agent_config = "creds_socket = \"run/creds.sock\"\n";
+    agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
+    WriteFile(agent_->state_dir() + "/policy.toml", kPolicy, 0640);
+    agent_->Start();
+    creds_ = agent_->state_dir() + "/run/creds.sock";
+    ASSERT_EQ(Put("apps/web/db", {{"value", "Vq8-db-password-Lm3"}}), 200);
+  }
+  int Put(const std::string& path, const json& body) {
+    return agent_->Call("PUT", "/v1/secrets/" + path, body.dump()).status;
+  }
+  TempDir dir_{"creds"};
+  std::unique_ptr<AgentProcess> agent_;
+  std::string creds_;
+};
+
+TEST_F(CredsTest, TheServiceManagerGetsExactlyTheValueThePolicyNamesAndItsNewestVersion) {
+  struct stat st {};
+  ASSERT_EQ(::stat(creds_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the credential socket is the agent's alone";
+
+  Fetched f = FetchCredential(creds_, "web.service", "db-password");
+  ASSERT_TRUE(f.connected);
+  EXPECT_EQ(f.data, "Vq8-db-password-Lm3") << "the value, with nothing around it";
+
+  ASSERT_EQ(Put("apps/web/db", {{"value", "Vq8-rotated-Lm3"}}), 200);
+  EXPECT_EQ(FetchCredential(creds_, "web.service", "db-password").data, "Vq8-rotated-Lm3");
+
+  // A binary value (with a NUL and non-UTF-8 bytes) arrives byte for byte.
+  ASSERT_EQ(Put("apps/web/tls-key", {{"value_b64", "AAH/gHRscwA="}}), 200);
+  EXPECT_EQ(FetchCredential(creds_, "web.service", "tls.key").data,
+            std::string("\x00\x01\xff\x80tls\x00", 8));
+
+  // The same id for another unit, or an id the unit was not given: nothing.
+  for (auto [unit, id] : {std::pair{"api.service", "db-password"}, std::pair{"web.service", "other"}}) {
+    SCOPED_TRACE(std::string(unit) + "/" + id);
+    Fetched no = FetchCredential(creds_, unit, id);
+    EXPECT_TRUE(no.connected);
+    EXPECT_EQ(no.data, "");
+  }
+  EXPECT_TRUE(LogShows(
+      *agent_, "no [[credentials]] entry in the policy gives credential 'other' to unit 'web.service'"))
+      << agent_->Log();
+
+  // Every answer is on the audit record; the chain verifies; no value is in a log.
+  ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
+  int given = 0, denied = 0;
+  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
+    if (rec["route"].get<std::string>().rfind("CREDENTIAL ", 0) != 0) continue;
+    if (rec["outcome"] == "allowed") {
+      ++given;
+      EXPECT_EQ(rec["unit"], "web.service");
+      EXPECT_EQ(rec["uid"], 0);
+    } else {
+      ++denied;
+      EXPECT_EQ(rec["outcome"], "denied");
+      EXPECT_EQ(rec["reason"], "no_credential");
+    }
+  }
+  EXPECT_EQ(given, 3);
+  EXPECT_EQ(denied, 2);
+  std::string audit_text;
+  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) audit_text += rec.dump();
+  for (const std::string& text : {audit_text, agent_->Log()}) {
+    EXPECT_EQ(text.find("Vq8-"), std::string::npos) << "a credential value reached a log";
+  }
+  EXPECT_NE(agent_->Call("GET", "/metrics").body.find("sealkeep_alerts"), std::string::npos);
+}
+
+TEST_F(CredsTest, ASealedAgentGivesNothingUntilUnsealedAndAReloadedPolicyAddsCredentials) {
+  ASSERT_EQ(agent_->Call("POST", "/v1/sys/seal").status, 200);
+  Fetched sealed = FetchCredential(creds_, "web.service", "db-password");
+  EXPECT_TRUE(sealed.connected);
+  EXPECT_EQ(sealed.data, "");
+  EXPECT_TRUE(LogShows(*agent_, "credential 'db-password' of unit 'web.service': ")) << agent_->Log();
+  ASSERT_EQ(agent_->Call("POST", "/v1/sys/unseal").status, 200);
+  EXPECT_EQ(FetchCredential(creds_, "web.service", "db-password").data, "Vq8-db-password-Lm3");
+
+  EXPECT_EQ(FetchCredential(creds_, "worker.service", "queue").data, "");
+  ASSERT_EQ(Put("apps/worker/queue", {{"value", "q-token"}}), 200);
+  WriteFile(
+      agent_->state_dir() + "/policy.toml",
+      std::string(kPolicy) +
+          "\n[[credentials]]\nunit = \"worker.service\"\nid = \"queue\"\npath = \"apps/worker/queue\"\n",
+      0640);
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(LogShows(*agent_, "SIGHUP: policy reloaded")) << agent_->Log();
+  EXPECT_EQ(FetchCredential(creds_, "worker.service", "queue").data, "q-token");
+}
+
+TEST_F(CredsTest, OnlyTheServiceManagerConnectingFromAUnitAddressIsAnswered) {
+  // An unnamed client (not systemd's address shape) gets nothing.
+  Fetched unnamed = FetchCredential(creds_, "web.service", "db-password", /*bind_name=*/false);
+  EXPECT_TRUE(unnamed.connected);
+  EXPECT_EQ(unnamed.data, "");
+  EXPECT_TRUE(LogShows(*agent_, "did not connect from an address")) << agent_->Log();
+
+  // nobody cannot even connect: the socket is 0600 and the agent's.
+  for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
+    ::chmod(d.c_str(), 0711);
+  EXPECT_EQ(FetchAs(65534, 65534, creds_, "web.service", "db-password"), "0 ");
+  // Opened up by mistake, the socket still answers nobody with nothing.
+  ASSERT_EQ(::chmod(creds_.c_str(), 0666), 0);
+  EXPECT_EQ(FetchAs(65534, 65534, creds_, "web.service", "db-password"), "1 ");
+  EXPECT_TRUE(LogShows(*agent_, "uid 65534 is not the service manager")) << agent_->Log();
+  // And the API socket's clients are unaffected throughout.
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/apps/web/db").Json()["value"], "Vq8-db-password-Lm3");
+}
+
+TEST(CredsPeer, TheAddressNamesAUnitAndAnIdOrNothing) {
+  auto ask = api::ParseCredentialPeer("9f3b1c2d/unit/web.service/db-password");
+  ASSERT_TRUE(ask.has_value());
+  EXPECT_EQ(ask->unit, "web.service");
+  EXPECT_EQ(ask->id, "db-password");
+  auto templated = api::ParseCredentialPeer("1/unit/getty@tty1.service/x.y");
+  ASSERT_TRUE(templated.has_value());
+  EXPECT_EQ(templated->unit, "getty@tty1.service");
+  for (const char* bad : {"", "9f3b", "9f3b/unit/", "9f3b/unit/web.service", "9f3b/unit/web.service/",
+                          "9f3b/unit/web/db", "9f3b/unit/web.service/a/b", "9f3b/unit/web.service/..",
+                          "9f3b/unit/.service/x", "9f3b/unit/web.service/a b"}) {
+    EXPECT_FALSE(api::ParseCredentialPeer(bad).has_value()) << bad;
+  }
+  EXPECT_FALSE(api::ParseCredentialPeer(std::string_view("1/unit/web.service/a\0b", 22)).has_value());
+}
+
+}  // namespace
+}  // namespace sk::testing
