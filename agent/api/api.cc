@@ -5,6 +5,7 @@
 
 #include "agent/api/handlers.h"
 #include "agent/audit/audit_record.h"
+#include "agent/daemon/systemd.h"
 #include "agent/policy/policy.h"
 #include "agent/secrets/path.h"
 
@@ -410,63 +411,105 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   return finish(std::move(r));
 }
 
-Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std::string& unit,
-                                         const std::string& id, const std::string& request_id) {
-  ++requests_;
-  std::shared_ptr<const policy::Policy> pol = agent_.policy();
-  const policy::CredentialGrant* grant = pol ? pol->FindCredential(unit, id) : nullptr;
-  const std::string path = grant != nullptr ? grant->path : std::string();
-  auto record = [&](audit::AuditOutcome outcome, std::string_view reason) {
-    if (!agent_.audit_enabled()) return;
+namespace {
+
+// One creds.sock answer on the audit record: the route names what was asked for, the peer
+// is who asked (its real unit, from its cgroup). Denials also raise the denied alert.
+void RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const std::string& asked,
+                      const std::string& path, audit::AuditOutcome outcome, std::string_view reason,
+                      const std::string& request_id, const std::string& message) {
+  if (agent.audit_enabled()) {
     audit::AuditRecord rec;
     rec.request_id = request_id;
-    rec.peer = {peer.uid, peer.gid, peer.pid, unit, peer.exe};
-    rec.route = "CREDENTIAL " + id.substr(0, 255);
-    rec.path = path;
+    rec.peer = {peer.uid, peer.gid, peer.pid, peer.unit, peer.exe};
+    rec.route = "CREDENTIAL " + asked.substr(0, 300);
+    rec.path = path.substr(0, 512);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
-    Status st = agent_.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
+    Status st = agent.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
     if (!st.ok() && st.code() != Code::kSealed) {
       alerts::Alert a;
       a.kind = alerts::AlertKind::kAuditUnavailable;
       a.message = "the audit log cannot be written: " + st.ToString();
       a.request_id = request_id;
       a.reason = std::string(st.reason());
-      agent_.alerts().Raise(std::move(a));
+      agent.alerts().Raise(std::move(a));
     }
-  };
-  if (grant == nullptr) {
-    ++denied_;
-    ++errors_4xx_;
-    Status st(Code::kForbidden, "forbidden",
-              "no [[credentials]] entry in the policy gives credential '" + id + "' to unit '" + unit + "'");
-    record(audit::AuditOutcome::kDenied, "no_credential");
+  }
+  if (outcome == audit::AuditOutcome::kDenied) {
     alerts::Alert a;
     a.kind = alerts::AlertKind::kDenied;
-    a.message = "credential request denied: " + std::string(st.message());
+    a.message = "credential request denied: " + message;
     a.request_id = request_id;
     a.uid = peer.uid;
     a.pid = peer.pid;
-    a.unit = unit;
-    a.reason = "forbidden";
-    agent_.alerts().Raise(std::move(a));
+    a.unit = peer.unit;
+    a.path = path;
+    a.reason = std::string(reason);
+    agent.alerts().Raise(std::move(a));
+  }
+}
+
+}  // namespace
+
+Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std::string& unit,
+                                         const std::string& id, const std::string& request_id) {
+  ++requests_;
+  const std::string asked = unit + "/" + id;
+  // systemd asks from a process already in the unit's cgroup: a caller naming another
+  // unit than its own is not the service manager starting that unit.
+  if (peer.unit != unit) {
+    ++denied_;
+    ++errors_4xx_;
+    Status st(Code::kForbidden, "unit_mismatch",
+              "the caller is in unit '" + (peer.unit.empty() ? std::string("(none)") : peer.unit) +
+                  "', not '" + unit + "'");
+    RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "unit_mismatch", request_id,
+                     std::string(st.message()));
+    return st;
+  }
+  std::shared_ptr<const policy::Policy> pol = agent_.policy();
+  const policy::CredentialGrant* grant = pol ? pol->FindCredential(unit, id) : nullptr;
+  if (grant == nullptr) {
+    ++denied_;
+    ++errors_4xx_;
+    Status st(Code::kForbidden, "no_credential",
+              "no [[credentials]] entry in the policy gives credential '" + id + "' to unit '" + unit + "'");
+    RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "no_credential", request_id,
+                     std::string(st.message()));
     return st;
   }
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   if (!svc) {
     ++errors_5xx_;
     Status st = agent_.sealed_status();
-    record(audit::AuditOutcome::kFailed, st.reason());
+    RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed, st.reason(), request_id,
+                     "");
     return st;
   }
-  auto got = svc->Get(path, std::nullopt);
+  auto got = svc->Get(grant->path, std::nullopt);
   if (!got.ok()) {
     (HttpStatusFor(got.status()) >= 500 ? errors_5xx_ : errors_4xx_)++;
-    record(audit::AuditOutcome::kFailed, got.status().reason());
+    RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed, got.status().reason(),
+                     request_id, "");
     return got.status();
   }
-  record(audit::AuditOutcome::kAllowed, "ok");
+  RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kAllowed, "ok", request_id, "");
   return std::move(got->value);
+}
+
+void Api::RefuseCredential(const policy::Subject& peer, const std::string& request_id,
+                           const std::string& asked, std::string_view reason, const std::string& message) {
+  const bool denied = reason != "send_failed";
+  if (denied) {
+    ++requests_;
+    ++denied_;
+    ++errors_4xx_;
+  }
+  daemon::Log(daemon::LogLevel::kWarning, "creds.sock: request " + request_id + " refused: " + message);
+  RecordCredential(agent_, peer, asked, "",
+                   denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, request_id,
+                   message);
 }
 
 std::string Api::MetricsText() const {

@@ -53,10 +53,17 @@ class Api {
 
   // systemd's credential protocol (creds.sock): the service manager, `peer`, asks for
   // credential `id` of `unit`. Answers the value of the secret the policy's [[credentials]]
-  // entry for (unit, id) names; forbidden without one (and always under the built-in
-  // policy), sealed while sealed. Audited like a read: the record's unit is `unit`.
+  // entry for (unit, id) names. Forbidden (`unit_mismatch`) unless the caller runs in that
+  // unit's cgroup (systemd asks from the unit's process before it execs), forbidden
+  // (`no_credential`) without an entry (always under the built-in policy), sealed while
+  // sealed. Audited like a read (route "CREDENTIAL <unit>/<id>"); denials raise the alert.
   Result<SecretBytes> ServeCredential(const policy::Subject& peer, const std::string& unit,
                                       const std::string& id, const std::string& request_id);
+  // A creds.sock connection refused before (or, `send_failed`, after) ServeCredential:
+  // logged with `message`, audited (route "CREDENTIAL <asked>", "?" when unknown),
+  // alerted unless send_failed.
+  void RefuseCredential(const policy::Subject& peer, const std::string& request_id, const std::string& asked,
+                        std::string_view reason, const std::string& message);
 
   std::string MetricsText() const;
   void CountConnectionRefused() { ++refused_connections_; }

@@ -1,10 +1,14 @@
 #include "agent/api/creds.h"
 
-#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 
@@ -14,12 +18,19 @@
 #include "agent/policy/policy.h"
 #include "crypto/bytes.h"
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
 namespace sk::api {
 
 std::optional<CredentialAsk> ParseCredentialPeer(std::string_view name) {
   constexpr std::string_view kUnit = "/unit/";
   std::size_t at = name.find(kUnit);
-  if (at == std::string_view::npos) return std::nullopt;
+  // systemd's random prefix: non-empty, one segment.
+  if (at == std::string_view::npos || at == 0 || name.substr(0, at).find('/') != std::string_view::npos) {
+    return std::nullopt;
+  }
   std::string_view rest = name.substr(at + kUnit.size());
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
@@ -30,54 +41,90 @@ std::optional<CredentialAsk> ParseCredentialPeer(std::string_view name) {
 
 namespace {
 
-void Refuse(const std::string& request_id, const std::string& why) {
-  daemon::Log(daemon::LogLevel::kWarning, "creds.sock: request " + request_id + " refused: " + why);
+constexpr auto kSendDeadline = std::chrono::seconds(5);
+
+// Writes all of `bytes` within kSendDeadline in total; false (errno set) when it cannot.
+bool SendAll(int fd, ByteView bytes) {
+  auto deadline = std::chrono::steady_clock::now() + kSendDeadline;
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 void ServeCredentialConnection(Api& api, int fd, const std::string& request_id) {
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) return;
-  timeval send_timeout{5, 0};  // a peer that stops reading does not hold a worker for long
-  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    daemon::Log(daemon::LogLevel::kWarning,
+                "creds.sock: request " + request_id +
+                    ": cannot read the peer's credentials: " + std::strerror(errno));
+    return;
+  }
+  // The caller's unit comes from its cgroup, through a pidfd where the kernel has one, so
+  // a pid reused meanwhile cannot lend its unit.
+  int pidfd = -1;
+  socklen_t pl = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pl) != 0) {
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  }
+  policy::Subject who = policy::SubjectFromPeer(policy::PeerCredentials{cred.pid, cred.uid, cred.gid, pidfd});
+  if (pidfd >= 0) ::close(pidfd);
+
   if (cred.uid != 0) {
-    return Refuse(request_id, "uid " + std::to_string(cred.uid) +
-                                  " is not the service manager (only uid 0 is answered here)");
+    return api.RefuseCredential(
+        who, request_id, "?", "not_service_manager",
+        "uid " + std::to_string(cred.uid) + " is not the service manager (only uid 0 is answered here)");
   }
   sockaddr_un peer{};
   socklen_t plen = sizeof peer;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) return;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
+    daemon::Log(daemon::LogLevel::kWarning, "creds.sock: request " + request_id +
+                                                ": cannot read the peer's address: " + std::strerror(errno));
+    return;
+  }
+  plen = std::min<socklen_t>(plen, sizeof peer);  // the kernel reports the full length
   constexpr auto kPathAt = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path));
   std::optional<CredentialAsk> ask;
   if (plen > kPathAt + 1 && peer.sun_path[0] == '\0') {
     ask = ParseCredentialPeer(std::string_view(peer.sun_path + 1, plen - kPathAt - 1));
   }
   if (!ask) {
-    return Refuse(request_id, "pid " + std::to_string(cred.pid) +
-                                  " did not connect from an address \"@.../unit/<unit>/<credential-id>\"");
+    return api.RefuseCredential(who, request_id, "?", "bad_address",
+                                "pid " + std::to_string(cred.pid) +
+                                    " did not connect from an address \"@.../unit/<unit>/<credential-id>\"");
   }
 
-  policy::Subject who = policy::SubjectFromPeer(policy::PeerCredentials{cred.pid, cred.uid, cred.gid, -1});
   Result<SecretBytes> value = api.ServeCredential(who, ask->unit, ask->id, request_id);
   if (!value.ok()) {
-    return Refuse(request_id,
-                  "credential '" + ask->id + "' of unit '" + ask->unit + "': " + value.status().ToString());
+    daemon::Log(daemon::LogLevel::kWarning, "creds.sock: request " + request_id + " refused: credential '" +
+                                                ask->id + "' of unit '" + ask->unit +
+                                                "': " + value.status().ToString());
+    return;
   }
-  ByteView bytes = value->Expose();
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return Refuse(request_id, "credential '" + ask->id + "' of unit '" + ask->unit +
-                                    "': the service manager stopped reading (" + std::strerror(errno) + ")");
-    }
-    sent += static_cast<std::size_t>(n);
+  if (!SendAll(fd, value->Expose())) {
+    int err = errno;
+    api.RefuseCredential(who, request_id, ask->unit + "/" + ask->id, "send_failed",
+                         "credential '" + ask->id + "' of unit '" + ask->unit +
+                             "': the service manager did not take it (" + std::strerror(err) + ")");
+    return;
   }
   (void)::shutdown(fd, SHUT_WR);
   daemon::Log(daemon::LogLevel::kInfo, "creds.sock: request " + request_id + ": credential '" + ask->id +

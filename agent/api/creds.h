@@ -3,10 +3,11 @@
 //
 // The service manager connects to the socket from an abstract address it binds first,
 // "\0<random>/unit/<unit>/<credential-id>", shuts down its sending side, and reads the
-// credential until EOF. sealkeep answers only uid 0 (the system service manager), finds
-// the policy's [[credentials]] entry for (unit, id), and writes that secret's current
-// value. Anything else (another uid, an address of another shape, no entry, sealed, the
-// secret missing) is logged with its reason, audited when it reached the policy, and
+// credential until EOF, from the unit's own process (root, already in the unit's cgroup,
+// before it execs). sealkeep answers only uid 0 in the cgroup of the unit the address
+// names, finds the policy's [[credentials]] entry for (unit, id), and writes that secret's
+// current value. Anything else (another uid, an address of another shape, another unit's
+// cgroup, no entry, sealed, the secret missing) is logged with its reason, audited, and
 // answered by closing with nothing written. systemd then starts the unit with an empty
 // credential: the protocol has no way to say "refused" (docs/api.md).
 #pragma once

@@ -583,23 +583,29 @@ void Server::Impl::DoAccept() {
 // served, blocking, on a worker: it reads a secret, which may unwrap in the HSM.
 void Server::Impl::DoAcceptCredentials() {
   creds_acceptor->async_wait(Local::acceptor::wait_read, [this](beast::error_code ec) {
-    if (stopping || ec) return;
+    if (stopping || ec == net::error::operation_aborted) return;
+    // Out of descriptors or memory, or a failed wait: pause, then wait again.
+    auto pause = [this](const std::string& why) {
+      daemon::Log(daemon::LogLevel::kWarning, "creds.sock: accepting failed, retrying in 50 ms: " + why);
+      auto t = std::make_shared<net::steady_timer>(control, std::chrono::milliseconds(50));
+      t->async_wait([this, t](beast::error_code) {
+        if (!stopping) DoAcceptCredentials();
+      });
+    };
+    if (ec) return pause(ec.message());
     for (;;) {
       int fd = ::accept4(creds_acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        // Out of descriptors or memory: pause instead of spinning.
-        auto t = std::make_shared<net::steady_timer>(control, std::chrono::milliseconds(50));
-        t->async_wait([this, t](beast::error_code) {
-          if (!stopping) DoAcceptCredentials();
-        });
-        return;
+        return pause(std::strerror(errno));
       }
-      net::post(workers, [this, fd, id = NextRequestId()] {
-        ServeCredentialConnection(api, fd, id);
-        ::close(fd);
+      // Closed when the task has run, or if it never does.
+      std::shared_ptr<int> owned(new int(fd), [](int* p) {
+        ::close(*p);
+        delete p;
       });
+      net::post(workers, [this, owned, id = NextRequestId()] { ServeCredentialConnection(api, *owned, id); });
     }
     DoAcceptCredentials();
   });

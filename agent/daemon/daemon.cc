@@ -75,6 +75,7 @@ int RunDaemon(const config::AgentConfig& config) {
     }
     if (Status st = server.ListenCredentials(*creds); !st.ok()) {
       Log(LogLevel::kError, st.ToString());
+      ::close(*creds);
       return 1;
     }
     Log(LogLevel::kInfo, "systemd credentials on " + config.creds_socket);

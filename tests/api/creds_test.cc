@@ -13,6 +13,9 @@
 
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -45,6 +48,11 @@ path = "apps/web/db"
 unit = "web.service"
 id = "tls.key"
 path = "apps/web/tls-key"
+
+[[credentials]]
+unit = "api.service"
+id = "db-password"
+path = "apps/api/db"
 )";
 
 struct Fetched {
@@ -86,16 +94,19 @@ Fetched FetchCredential(const std::string& sock, const std::string& unit, const 
   return f;
 }
 
-// The same, in a child process running as uid/gid; returns "<connected> <data>".
-std::string FetchAs(uid_t uid, gid_t gid, const std::string& sock, const std::string& unit,
-                    const std::string& id) {
+// The same, in a child process that first joins `cgroup_dir` (a unit-shaped cgroup, as
+// systemd's process for the unit is in when it loads credentials; "" = stay here) and
+// runs as uid/gid (0 = stays root). Returns "<connected> <data>".
+std::string FetchAs(const std::string& cgroup_dir, uid_t uid, gid_t gid, const std::string& sock,
+                    const std::string& unit, const std::string& id, bool bind_name = true) {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
-    if (!BecomeUid(uid, gid)) ::_exit(98);
-    Fetched f = FetchCredential(sock, unit, id);
+    if (!cgroup_dir.empty()) std::ofstream(cgroup_dir + "/cgroup.procs") << ::getpid() << "\n";
+    if (uid != 0 && !BecomeUid(uid, gid)) ::_exit(98);
+    Fetched f = FetchCredential(sock, unit, id, bind_name);
     std::string out = std::string(f.connected ? "1 " : "0 ") + f.data;
     (void)!::write(fds[1], out.data(), out.size());
     ::_exit(0);
@@ -133,6 +144,32 @@ class CredsTest : public ::testing::Test {
     agent_->Start();
     creds_ = agent_->state_dir() + "/run/creds.sock";
     ASSERT_EQ(Put("apps/web/db", {{"value", "Vq8-db-password-Lm3"}}), 200);
+    ASSERT_EQ(Put("apps/api/db", {{"value", "Vq8-api-password-Lm3"}}), 200);
+  }
+  void TearDown() override {
+    for (const std::string& d : cgroups_) ::rmdir(d.c_str());
+    if (!slice_.empty()) ::rmdir(slice_.c_str());
+  }
+  // A unit-shaped cgroup for `unit` (name=systemd hierarchy on hybrid hosts, else the
+  // unified one), or "" when this machine has no writable cgroup tree.
+  std::string UnitCgroup(const std::string& unit) {
+    for (const char* root : {"/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
+      if (!std::filesystem::exists(std::string(root) + "/cgroup.procs")) continue;
+      slice_ = std::string(root) + "/sk-creds-" + std::to_string(::getpid()) + ".slice";
+      std::string dir = slice_ + "/" + unit;
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return "";
+      cgroups_.push_back(dir);
+      return dir;
+    }
+    return "";
+  }
+  // Asks as systemd's process for `unit` would (root, in the unit's cgroup).
+  std::string Ask(const std::string& unit, const std::string& id) {
+    std::string cg = UnitCgroup(unit);
+    EXPECT_FALSE(cg.empty()) << "no writable cgroup hierarchy";
+    return FetchAs(cg, 0, 0, creds_, unit, id);
   }
   int Put(const std::string& path, const json& body) {
     return agent_->Call("PUT", "/v1/secrets/" + path, body.dump()).status;
@@ -140,72 +177,81 @@ class CredsTest : public ::testing::Test {
   TempDir dir_{"creds"};
   std::unique_ptr<AgentProcess> agent_;
   std::string creds_;
+  std::string slice_;
+  std::vector<std::string> cgroups_;
 };
 
 TEST_F(CredsTest, TheServiceManagerGetsExactlyTheValueThePolicyNamesAndItsNewestVersion) {
+  if (UnitCgroup("web.service").empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
   struct stat st {};
   ASSERT_EQ(::stat(creds_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "the credential socket is the agent's alone";
 
-  Fetched f = FetchCredential(creds_, "web.service", "db-password");
-  ASSERT_TRUE(f.connected);
-  EXPECT_EQ(f.data, "Vq8-db-password-Lm3") << "the value, with nothing around it";
+  EXPECT_EQ(Ask("web.service", "db-password"), "1 Vq8-db-password-Lm3")
+      << "the value, with nothing around it";
+  EXPECT_EQ(Ask("api.service", "db-password"), "1 Vq8-api-password-Lm3") << "the same id, another unit";
 
   ASSERT_EQ(Put("apps/web/db", {{"value", "Vq8-rotated-Lm3"}}), 200);
-  EXPECT_EQ(FetchCredential(creds_, "web.service", "db-password").data, "Vq8-rotated-Lm3");
+  EXPECT_EQ(Ask("web.service", "db-password"), "1 Vq8-rotated-Lm3");
 
   // A binary value (with a NUL and non-UTF-8 bytes) arrives byte for byte.
   ASSERT_EQ(Put("apps/web/tls-key", {{"value_b64", "AAH/gHRscwA="}}), 200);
-  EXPECT_EQ(FetchCredential(creds_, "web.service", "tls.key").data,
-            std::string("\x00\x01\xff\x80tls\x00", 8));
+  EXPECT_EQ(Ask("web.service", "tls.key"), std::string("1 \x00\x01\xff\x80tls\x00", 10));
 
-  // The same id for another unit, or an id the unit was not given: nothing.
-  for (auto [unit, id] : {std::pair{"api.service", "db-password"}, std::pair{"web.service", "other"}}) {
-    SCOPED_TRACE(std::string(unit) + "/" + id);
-    Fetched no = FetchCredential(creds_, unit, id);
-    EXPECT_TRUE(no.connected);
-    EXPECT_EQ(no.data, "");
-  }
+  // An id the unit was not given, a unit with no entries: connected, nothing written.
+  EXPECT_EQ(Ask("web.service", "other"), "1 ");
+  EXPECT_EQ(Ask("cron.service", "db-password"), "1 ");
   EXPECT_TRUE(LogShows(
       *agent_, "no [[credentials]] entry in the policy gives credential 'other' to unit 'web.service'"))
       << agent_->Log();
+  // A root process in web.service naming api.service (or outside any unit) gets nothing:
+  // the unit is the caller's cgroup, not what its address claims.
+  EXPECT_EQ(FetchAs(UnitCgroup("web.service"), 0, 0, creds_, "api.service", "db-password"), "1 ");
+  Fetched outside = FetchCredential(creds_, "web.service", "db-password");
+  EXPECT_TRUE(outside.connected);
+  EXPECT_EQ(outside.data, "");
+  EXPECT_TRUE(LogShows(*agent_, "the caller is in unit 'web.service', not 'api.service'")) << agent_->Log();
 
   // Every answer is on the audit record; the chain verifies; no value is in a log.
   ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
-  int given = 0, denied = 0;
+  int given = 0;
+  std::map<std::string, int> denied;
+  std::string audit_text;
   for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
+    audit_text += rec.dump();
     if (rec["route"].get<std::string>().rfind("CREDENTIAL ", 0) != 0) continue;
+    EXPECT_EQ(rec["uid"], 0);
     if (rec["outcome"] == "allowed") {
       ++given;
-      EXPECT_EQ(rec["unit"], "web.service");
-      EXPECT_EQ(rec["uid"], 0);
+      EXPECT_EQ(rec["route"].get<std::string>().substr(11, rec["unit"].get<std::string>().size()),
+                rec["unit"])
+          << "given only to the unit it was asked for: " << rec.dump();
     } else {
-      ++denied;
-      EXPECT_EQ(rec["outcome"], "denied");
-      EXPECT_EQ(rec["reason"], "no_credential");
+      EXPECT_EQ(rec["outcome"], "denied") << rec.dump();
+      ++denied[rec["reason"].get<std::string>()];
     }
   }
-  EXPECT_EQ(given, 3);
-  EXPECT_EQ(denied, 2);
-  std::string audit_text;
-  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) audit_text += rec.dump();
+  EXPECT_EQ(given, 4);
+  EXPECT_EQ(denied["no_credential"], 2);
+  EXPECT_EQ(denied["unit_mismatch"], 2);
   for (const std::string& text : {audit_text, agent_->Log()}) {
     EXPECT_EQ(text.find("Vq8-"), std::string::npos) << "a credential value reached a log";
   }
-  EXPECT_NE(agent_->Call("GET", "/metrics").body.find("sealkeep_alerts"), std::string::npos);
+  std::string metrics = agent_->Call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("sealkeep_alerts_total{event=\"denied\"} 4\n"), std::string::npos)
+      << "each denial raises the alert: " << metrics;
 }
 
 TEST_F(CredsTest, ASealedAgentGivesNothingUntilUnsealedAndAReloadedPolicyAddsCredentials) {
+  if (UnitCgroup("web.service").empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
   ASSERT_EQ(agent_->Call("POST", "/v1/sys/seal").status, 200);
-  Fetched sealed = FetchCredential(creds_, "web.service", "db-password");
-  EXPECT_TRUE(sealed.connected);
-  EXPECT_EQ(sealed.data, "");
+  EXPECT_EQ(Ask("web.service", "db-password"), "1 ");
   EXPECT_TRUE(LogShows(*agent_, "credential 'db-password' of unit 'web.service': ")) << agent_->Log();
   ASSERT_EQ(agent_->Call("POST", "/v1/sys/unseal").status, 200);
-  EXPECT_EQ(FetchCredential(creds_, "web.service", "db-password").data, "Vq8-db-password-Lm3");
+  EXPECT_EQ(Ask("web.service", "db-password"), "1 Vq8-db-password-Lm3");
 
-  EXPECT_EQ(FetchCredential(creds_, "worker.service", "queue").data, "");
+  EXPECT_EQ(Ask("worker.service", "queue"), "1 ");
   ASSERT_EQ(Put("apps/worker/queue", {{"value", "q-token"}}), 200);
   WriteFile(
       agent_->state_dir() + "/policy.toml",
@@ -214,24 +260,31 @@ TEST_F(CredsTest, ASealedAgentGivesNothingUntilUnsealedAndAReloadedPolicyAddsCre
       0640);
   ::kill(agent_->pid(), SIGHUP);
   ASSERT_TRUE(LogShows(*agent_, "SIGHUP: policy reloaded")) << agent_->Log();
-  EXPECT_EQ(FetchCredential(creds_, "worker.service", "queue").data, "q-token");
+  EXPECT_EQ(Ask("worker.service", "queue"), "1 q-token");
 }
 
 TEST_F(CredsTest, OnlyTheServiceManagerConnectingFromAUnitAddressIsAnswered) {
-  // An unnamed client (not systemd's address shape) gets nothing.
-  Fetched unnamed = FetchCredential(creds_, "web.service", "db-password", /*bind_name=*/false);
-  EXPECT_TRUE(unnamed.connected);
-  EXPECT_EQ(unnamed.data, "");
+  std::string web = UnitCgroup("web.service");
+  if (web.empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
+  // An unnamed client (not systemd's address shape) gets nothing, even from the unit.
+  EXPECT_EQ(FetchAs(web, 0, 0, creds_, "web.service", "db-password", /*bind_name=*/false), "1 ");
   EXPECT_TRUE(LogShows(*agent_, "did not connect from an address")) << agent_->Log();
 
   // nobody cannot even connect: the socket is 0600 and the agent's.
   for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
     ::chmod(d.c_str(), 0711);
-  EXPECT_EQ(FetchAs(65534, 65534, creds_, "web.service", "db-password"), "0 ");
-  // Opened up by mistake, the socket still answers nobody with nothing.
+  EXPECT_EQ(FetchAs(web, 65534, 65534, creds_, "web.service", "db-password"), "0 ");
+  // Opened up by mistake, the socket still answers nobody (in the unit) with nothing.
   ASSERT_EQ(::chmod(creds_.c_str(), 0666), 0);
-  EXPECT_EQ(FetchAs(65534, 65534, creds_, "web.service", "db-password"), "1 ");
+  EXPECT_EQ(FetchAs(web, 65534, 65534, creds_, "web.service", "db-password"), "1 ");
   EXPECT_TRUE(LogShows(*agent_, "uid 65534 is not the service manager")) << agent_->Log();
+  ASSERT_TRUE(agent_->Call("GET", "/v1/sys/audit/verify").Json()["ok"].get<bool>());
+  std::map<std::string, int> denied;
+  for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
+    if (rec["route"] == "CREDENTIAL ?") ++denied[rec["reason"].get<std::string>()];
+  }
+  EXPECT_EQ(denied["bad_address"], 1);
+  EXPECT_EQ(denied["not_service_manager"], 1);
   // And the API socket's clients are unaffected throughout.
   EXPECT_EQ(agent_->Call("GET", "/v1/secrets/apps/web/db").Json()["value"], "Vq8-db-password-Lm3");
 }
@@ -244,9 +297,10 @@ TEST(CredsPeer, TheAddressNamesAUnitAndAnIdOrNothing) {
   auto templated = api::ParseCredentialPeer("1/unit/getty@tty1.service/x.y");
   ASSERT_TRUE(templated.has_value());
   EXPECT_EQ(templated->unit, "getty@tty1.service");
-  for (const char* bad : {"", "9f3b", "9f3b/unit/", "9f3b/unit/web.service", "9f3b/unit/web.service/",
-                          "9f3b/unit/web/db", "9f3b/unit/web.service/a/b", "9f3b/unit/web.service/..",
-                          "9f3b/unit/.service/x", "9f3b/unit/web.service/a b"}) {
+  for (const char* bad :
+       {"", "9f3b", "/unit/web.service/x", "a/b/unit/web.service/x", "9f3b/unit/", "9f3b/unit/web.service",
+        "9f3b/unit/web.service/", "9f3b/unit/web/db", "9f3b/unit/web.service/a/b", "9f3b/unit/web.service/..",
+        "9f3b/unit/.service/x", "9f3b/unit/web.service/a b"}) {
     EXPECT_FALSE(api::ParseCredentialPeer(bad).has_value()) << bad;
   }
   EXPECT_FALSE(api::ParseCredentialPeer(std::string_view("1/unit/web.service/a\0b", 22)).has_value());
