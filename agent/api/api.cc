@@ -188,6 +188,18 @@ bool IsRefusalReason(std::string_view r) {
          r == "expired" || r == "restore_refused";
 }
 
+// A record the audit log refused: the alert, unless the agent is only sealed (its records
+// then wait in the sealed queue).
+void RaiseAuditUnavailable(daemon::Agent& agent, const Status& st, const std::string& request_id) {
+  if (st.code() == Code::kSealed) return;
+  alerts::Alert a;
+  a.kind = alerts::AlertKind::kAuditUnavailable;
+  a.message = "the audit log cannot be written: " + st.ToString();
+  a.request_id = request_id;
+  a.reason = std::string(st.reason());
+  agent.alerts().Raise(std::move(a));
+}
+
 }  // namespace
 
 struct Api::Impl {
@@ -234,14 +246,7 @@ struct Api::Impl {
         rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered,
         may_queue);
     if (!st.ok()) {
-      if (st.code() != Code::kSealed) {
-        alerts::Alert a;
-        a.kind = alerts::AlertKind::kAuditUnavailable;
-        a.message = "the audit log cannot be written: " + st.ToString();
-        a.request_id = req.request_id;
-        a.reason = std::string(st.reason());
-        agent.alerts().Raise(std::move(a));
-      }
+      RaiseAuditUnavailable(agent, st, req.request_id);
       if (failure != nullptr) *failure = st;
     }
   }
@@ -427,14 +432,7 @@ void RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const s
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
     Status st = agent.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
-    if (!st.ok() && st.code() != Code::kSealed) {
-      alerts::Alert a;
-      a.kind = alerts::AlertKind::kAuditUnavailable;
-      a.message = "the audit log cannot be written: " + st.ToString();
-      a.request_id = request_id;
-      a.reason = std::string(st.reason());
-      agent.alerts().Raise(std::move(a));
-    }
+    if (!st.ok()) RaiseAuditUnavailable(agent, st, request_id);
   }
   if (outcome == audit::AuditOutcome::kDenied) {
     alerts::Alert a;

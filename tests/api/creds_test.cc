@@ -8,13 +8,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <thread>
@@ -99,28 +97,15 @@ Fetched FetchCredential(const std::string& sock, const std::string& unit, const 
 // runs as uid/gid (0 = stays root). Returns "<connected> <data>".
 std::string FetchAs(const std::string& cgroup_dir, uid_t uid, gid_t gid, const std::string& sock,
                     const std::string& unit, const std::string& id, bool bind_name = true) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (!cgroup_dir.empty()) std::ofstream(cgroup_dir + "/cgroup.procs") << ::getpid() << "\n";
-    if (uid != 0 && !BecomeUid(uid, gid)) ::_exit(98);
-    Fetched f = FetchCredential(sock, unit, id, bind_name);
-    std::string out = std::string(f.connected ? "1 " : "0 ") + f.data;
-    (void)!::write(fds[1], out.data(), out.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "child status " << st;
-  return text;
+  int status = 0;
+  std::string out = OutputOfChild([uid, gid] { return uid == 0 || BecomeUid(uid, gid); },
+                                  [&] {
+                                    Fetched f = FetchCredential(sock, unit, id, bind_name);
+                                    return std::string(f.connected ? "1 " : "0 ") + f.data;
+                                  },
+                                  cgroup_dir, &status);
+  EXPECT_EQ(status, 0) << "the child failed";
+  return out;
 }
 
 // Waits (up to 10 s) until the agent's log holds `what`.

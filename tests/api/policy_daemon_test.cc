@@ -11,7 +11,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,32 +94,19 @@ using Calls = std::vector<std::tuple<std::string, std::string, std::string>>;
 // "<status> <code> <body length>\n<body>".
 std::vector<Outcome> AsClient(const std::function<bool()>& become, const std::string& cgroup_dir,
                               const std::string& sock, const Calls& calls) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (!cgroup_dir.empty()) {
-      std::ofstream(cgroup_dir + "/cgroup.procs") << ::getpid() << "\n";
-    }
-    if (!become()) ::_exit(98);
-    std::string out;
-    for (const auto& [method, target, body] : calls) {
-      HttpResponse r = Http(sock, method, target, body);
-      out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + " " +
-             std::to_string(r.body.size()) + "\n" + r.body;
-    }
-    (void)!::write(fds[1], out.data(), out.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
   int st = 0;
-  ::waitpid(pid, &st, 0);
+  std::string text = OutputOfChild(
+      become,
+      [&] {
+        std::string out;
+        for (const auto& [method, target, body] : calls) {
+          HttpResponse r = Http(sock, method, target, body);
+          out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + " " +
+                 std::to_string(r.body.size()) + "\n" + r.body;
+        }
+        return out;
+      },
+      cgroup_dir, &st);
   std::vector<Outcome> out;
   std::istringstream in(text);
   Outcome o;
