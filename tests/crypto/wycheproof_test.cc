@@ -1,4 +1,4 @@
-// Conformance of the crypto layer against Project Wycheproof vectors (../shared/testdata).
+// Conformance of the crypto layer against Project Wycheproof vectors (tests/data/wycheproof).
 // Every case the API can express runs: a `valid` case must give the expected output, an
 // `invalid` one must be refused. Cases are skipped only for parameters the API deliberately
 // does not offer; each skip is counted under its named reason and printed.
@@ -21,7 +21,7 @@ namespace {
 using nlohmann::json;
 
 json Load(const std::string& name) {
-  std::string path = std::string(SK_SHARED_DIR) + "/testdata/wycheproof/" + name;
+  std::string path = std::string(SK_SOURCE_DIR) + "/tests/data/wycheproof/" + name;
   std::ifstream in(path);
   if (!in) ADD_FAILURE() << "missing test vectors: " << path;
   return in ? json::parse(in) : json::object();
