@@ -29,15 +29,20 @@
 #
 # Writing checks: tests/system/checks/NN-name.sh are sourced in lexical order (LC_ALL=C) after
 # the first boot. Each file defines functions and calls `check NAME FUNCTION` for each; a
-# check runs in a subshell under `set -euo pipefail`, so its first failing command fails it
-# (do not rely on that inside functions you call from an `if`, `&&` or `||`). The helpers:
+# check runs in a subshell under `set -Eeuo pipefail`, so its first failing command fails it
+# and is printed with its call stack (do not rely on that inside functions you call from an
+# `if`, `&&` or `||`). Being a subshell, a check cannot change the lane's variables; the
+# container's pids are the exception (ct_boot/ct_poweroff/ct_reboot keep them in a state file
+# the lane reads back), so a check may reboot the container. Its output goes to
+# LANE_LOGS/checks/NAME.log and is printed if it fails. The helpers:
 #
 #   ct CMD...             run CMD in the booted container (nsenter into every namespace of its
 #                         PID 1; env cleared to PATH, HOME=/root, LANG=C.UTF-8; stdin passed
 #                         through, so `printf %s v | ct sealkeep put a/b` works). Note: the
 #                         process is in the container's namespaces but in no unit of the
 #                         container's systemd; for a unit-shaped caller use
-#                         `ct systemd-run --wait --pipe -p User=... CMD`.
+#                         `ct systemd-run --wait --pipe -p User=... CMD`. A `ct` still
+#                         running at a poweroff fails (its process is killed).
 #   ct_sh 'TEXT'          `bash -eo pipefail -c TEXT` in the container
 #   ct_boot               boot $CT_DIR; returns when `systemctl is-system-running` says running
 #                         or degraded (else fails after SK_SYSTEM_BOOT_TIMEOUT)
@@ -51,9 +56,10 @@
 #   expect_eq WHAT ACTUAL EXPECTED
 #   ct_journal [ARGS...]  journalctl --no-pager ARGS in the container (from the files when it
 #                         is down)
-# Variables: CT_DIR (the container's tree on the host: files may be read or planted there
-# while it is down), CT_NAME (machine name and hostname), SK_DEB (the .deb under test),
-# SK_ROOT (the checkout), LANE_LOGS (folder for extra logs; kept with SK_SYSTEM_KEEP=1).
+# Variables: CT_DIR (the container's root on the host, live: files read or planted there are
+# the container's, except under its own tmpfs /tmp and /run), CT_NAME (machine name and
+# hostname), SK_DEB (the .deb under test), SK_ROOT (the checkout), LANE_LOGS (logs folder;
+# install.log is apt-get's output; kept with SK_SYSTEM_KEEP=1).
 # A check that leaves the container down is followed by a fresh boot before the next one.
 set -euo pipefail
 export LC_ALL=C
@@ -220,10 +226,13 @@ ct_poweroff() {
     ct_save_state
     return 0
   fi
-  local t=$EPOCHREALTIME rc=0
+  local t=$EPOCHREALTIME rc=0 pid1=$CT_PID1
   ct systemctl poweroff --no-block >/dev/null 2>&1 || true
   local deadline=$((SECONDS + POWEROFF_TIMEOUT))
-  while proc_alive "$CT_NSPAWN_PID" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  while proc_alive "$CT_NSPAWN_PID" && [ $SECONDS -lt $deadline ]; do
+    ct_release_nsenters "$pid1"
+    sleep 0.2
+  done
   if proc_alive "$CT_NSPAWN_PID"; then
     echo "ct_poweroff: nspawn still running after ${POWEROFF_TIMEOUT}s; killing it" >&2
     rc=1
@@ -242,6 +251,19 @@ ct_poweroff() {
   CT_PID1=""
   ct_save_state
   return $rc
+}
+
+# systemd-shutdown stops every process in the container before killing them; an nsenter (of
+# `ct`, outside the container) whose child is stopped stops itself too, and then never reaps
+# that child, which holds up the shutdown. Let them go on.
+ct_release_nsenters() {
+  local pid
+  for pid in $(pgrep -x nsenter || true); do
+    if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = T ] &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^nsenter -t $1 "; then
+      kill -CONT "$pid" 2>/dev/null || true
+    fi
+  done
 }
 
 ct_reboot() {
