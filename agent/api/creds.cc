@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,10 +16,6 @@
 #include "agent/policy/peer_identity.h"
 #include "agent/policy/policy.h"
 #include "crypto/bytes.h"
-
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77
-#endif
 
 namespace sk::api {
 
@@ -70,28 +65,19 @@ bool SendAll(int fd, ByteView bytes) {
 }  // namespace
 
 void ServeCredentialConnection(Api& api, int fd, const std::string& request_id) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+  // The caller's unit comes from its cgroup, resolved as systemd names units, through a
+  // pidfd where the kernel has one, so a pid reused meanwhile cannot lend its unit.
+  Result<policy::Subject> identified = policy::IdentifyConnection(fd);
+  if (!identified.ok()) {
     daemon::Log(daemon::LogLevel::kWarning,
-                "creds.sock: request " + request_id +
-                    ": cannot read the peer's credentials: " + std::strerror(errno));
+                "creds.sock: request " + request_id + ": " + std::string(identified.status().message()));
     return;
   }
-  // The caller's unit comes from its cgroup, through a pidfd where the kernel has one, so
-  // a pid reused meanwhile cannot lend its unit.
-  int pidfd = -1;
-  socklen_t pl = sizeof pidfd;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pl) != 0) {
-    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
-  }
-  policy::Subject who = policy::SubjectFromPeer(policy::PeerCredentials{cred.pid, cred.uid, cred.gid, pidfd});
-  if (pidfd >= 0) ::close(pidfd);
-
-  if (cred.uid != 0) {
+  const policy::Subject& who = *identified;
+  if (who.uid != 0) {
     return api.RefuseCredential(
         who, request_id, "?", "not_service_manager",
-        "uid " + std::to_string(cred.uid) + " is not the service manager (only uid 0 is answered here)");
+        "uid " + std::to_string(who.uid) + " is not the service manager (only uid 0 is answered here)");
   }
   sockaddr_un peer{};
   socklen_t plen = sizeof peer;
@@ -108,7 +94,7 @@ void ServeCredentialConnection(Api& api, int fd, const std::string& request_id) 
   }
   if (!ask) {
     return api.RefuseCredential(who, request_id, "?", "bad_address",
-                                "pid " + std::to_string(cred.pid) +
+                                "pid " + std::to_string(who.pid) +
                                     " did not connect from an address \"@.../unit/<unit>/<credential-id>\"");
   }
 

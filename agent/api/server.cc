@@ -3,7 +3,6 @@
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,10 +33,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using Local = net::local::stream_protocol;
-
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77
-#endif
 
 namespace {
 
@@ -631,18 +626,13 @@ void Server::Impl::OnAccept(std::size_t loop, Local::socket sock) {
     (void)::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     return;  // the socket closes as it goes out of scope
   }
-  int pidfd = -1;
-  socklen_t plen = sizeof pidfd;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &plen) != 0) {
-    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
-  }
-  policy::PeerCredentials pc{cred.pid, cred.uid, cred.gid, pidfd};
   // SO_PEERCRED is the identity; /proc only adds the unit, exe and supplementary groups.
   // Under ProtectProc=invisible (or hidepid=) other users' /proc entries are hidden: such
   // a caller is still served by its uid and gid, and its unit or exe bindings do not match.
   std::string partial;
-  policy::Subject s = policy::SubjectFromPeer(pc, "/proc", &partial);
-  if (pidfd >= 0) ::close(pidfd);
+  Result<policy::Subject> identified = policy::IdentifyConnection(fd, {}, &partial);
+  if (!identified.ok()) return;  // closes
+  policy::Subject s = std::move(identified).value();
   if (!partial.empty()) {
     daemon::Log(daemon::LogLevel::kDebug, "peer uid " + std::to_string(cred.uid) +
                                               ": no unit, exe or supplementary groups: " + partial);

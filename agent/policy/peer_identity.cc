@@ -1,13 +1,17 @@
 #include "agent/policy/peer_identity.h"
 
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
-#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <type_traits>
@@ -66,13 +70,41 @@ void AddGid(Subject& s, std::uint32_t g) {
   if (std::find(s.gids.begin(), s.gids.end(), g) == s.gids.end()) s.gids.push_back(g);
 }
 
-bool StillAlive(int pidfd) {
-#ifdef SYS_pidfd_send_signal
-  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
-#else
-  (void)pidfd;
-  return true;
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
 #endif
+
+// Whether the process behind `pidfd` has not exited: a pidfd polls readable once it has.
+// Unlike pidfd_send_signal(pidfd, 0), this needs no permission over the process.
+bool StillAlive(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  int n = ::poll(&p, 1, 0);
+  return n == 0;
+}
+
+// The executable path of the process under `dir`, when the file at that path, as this
+// process sees it, is the one it runs (same device and inode) and it shares this
+// process's user namespace; "" otherwise (unreadable: another uid and the agent not root;
+// deleted or replaced on disk; a bind mount or private /usr in another namespace).
+std::string VerifiedExe(const std::string& proc_root, const std::string& dir) {
+  std::string path = ReadLink(dir + "/exe");
+  if (path.empty() || path.front() != '/') return "";
+  std::string caller_ns = ReadLink(dir + "/ns/user");
+  std::string own_ns = ReadLink(proc_root + "/self/ns/user");
+  if (caller_ns.empty() || caller_ns != own_ns) return "";
+  struct stat running {};
+  struct stat named {};
+  if (::stat((dir + "/exe").c_str(), &running) != 0 || ::stat(path.c_str(), &named) != 0) return "";
+  if (running.st_dev != named.st_dev || running.st_ino != named.st_ino) return "";
+  return path;
+}
+
+std::uint64_t NsPerTick() {
+  static const std::uint64_t ns = [] {
+    long hz = ::sysconf(_SC_CLK_TCK);
+    return static_cast<std::uint64_t>(1'000'000'000 / (hz > 0 ? hz : 100));
+  }();
+  return ns;
 }
 
 }  // namespace
@@ -87,6 +119,12 @@ std::string GroupName(std::uint32_t gid) {
   return LookupName<group>([gid](group* e, char* b, std::size_t n, group** r) {
     return ::getgrgid_r(static_cast<gid_t>(gid), e, b, n, r);
   });
+}
+
+std::uint64_t BoottimeNowNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 Subject SubjectFromPeer(const PeerCredentials& peer, const std::string& proc_root, std::string* partial) {
@@ -107,24 +145,61 @@ Subject SubjectFromPeer(const PeerCredentials& peer, const std::string& proc_roo
   const std::string dir = proc_root + "/" + std::to_string(peer.pid);
   std::string cgroup;
   std::string status;
-  if (!ReadSmallFile(dir + "/cgroup", cgroup) || !ReadSmallFile(dir + "/status", status)) {
+  std::string stat;
+  if (!ReadSmallFile(dir + "/cgroup", cgroup) || !ReadSmallFile(dir + "/status", status) ||
+      !ReadSmallFile(dir + "/stat", stat)) {
     // Gone, or hidden (ProtectProc=invisible, hidepid=): no unit, exe or supplementary groups.
     return finish("cannot read " + dir + " (the process is gone or /proc hides it)");
   }
-  std::string unit = ParseSystemdUnit(cgroup);
-  std::string exe = ReadLink(dir + "/exe");  // EACCES (another uid, daemon not root) leaves it empty
+  CgroupUnits units = ParseSystemdUnits(cgroup);
+  std::string exe = VerifiedExe(proc_root, dir);
   Result<std::uint32_t> euid = ParseStatusEffectiveUid(status);
   Result<std::vector<std::uint32_t>> supplementary = ParseStatusGroups(status);
-  if (!euid.ok() || !supplementary.ok()) return finish(dir + "/status is not as expected");
+  Result<std::uint64_t> start_ticks = ParseStatStartTicks(stat);
+  if (!euid.ok() || !supplementary.ok() || !start_ticks.ok()) {
+    return finish(dir + "/status or stat is not as expected");
+  }
 
   // The reads above describe the peer only if its pid still names the same process.
-  if (peer.pidfd >= 0 ? !StillAlive(peer.pidfd) : *euid != peer.uid) {
-    return finish("process " + std::to_string(peer.pid) + " exited or changed identity since it connected");
+  const std::string who = "process " + std::to_string(peer.pid);
+  if (*euid != peer.uid) return finish(who + " changed identity since it connected");
+  if (!peer.pidfd_from_peer) {
+    // A pid alone: whoever has it now must have existed when the connection was made.
+    if (peer.accepted_boottime_ns == 0 || *start_ticks * NsPerTick() > peer.accepted_boottime_ns) {
+      return finish(who + " started after the connection was accepted: its pid was reused");
+    }
   }
-  s.unit = std::move(unit);
+  if (peer.pidfd >= 0 && !StillAlive(peer.pidfd)) return finish(who + " exited since it connected");
+  s.unit = std::move(units.unit);
+  if (!units.user_unit.empty() && units.user_manager_uid == peer.uid)
+    s.user_unit = std::move(units.user_unit);
   s.exe = std::move(exe);
   for (std::uint32_t g : *supplementary) AddGid(s, g);
   return finish("");
+}
+
+Result<Subject> IdentifyConnection(int fd, const IdentifyOptions& options, std::string* partial) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return Status(Code::kUnavailable, "peer_unknown",
+                  std::string("cannot read the peer's credentials: ") + std::strerror(errno));
+  }
+  PeerCredentials peer{cred.pid, cred.uid, cred.gid};
+  peer.accepted_boottime_ns = BoottimeNowNs();
+  if (options.after_peer_credentials) options.after_peer_credentials(cred.pid);
+  if (options.use_peer_pidfd) {
+    int pidfd = -1;
+    socklen_t plen = sizeof pidfd;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &plen) == 0 && pidfd >= 0) {
+      peer.pidfd = pidfd;
+      peer.pidfd_from_peer = true;
+    }
+  }
+  if (peer.pidfd < 0 && cred.pid > 0) peer.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, cred.pid, 0));
+  Subject s = SubjectFromPeer(peer, options.proc_root, partial);
+  if (peer.pidfd >= 0) ::close(peer.pidfd);
+  return s;
 }
 
 Subject SubjectForUser(std::uint32_t uid, std::optional<std::uint32_t> gid) {

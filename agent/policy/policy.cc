@@ -55,6 +55,7 @@ bool SubjectSelector::Matches(const Subject& s) const {
     return false;
   }
   if (!units.empty() && (s.unit.empty() || !Contains(units, s.unit))) return false;
+  if (!user_units.empty() && (s.user_unit.empty() || !Contains(user_units, s.user_unit))) return false;
   if (!exes.empty() && (s.exe.empty() || !Contains(exes, s.exe))) return false;
   return true;
 }
@@ -70,6 +71,9 @@ std::string SubjectSelector::FirstMismatch(const Subject& s) const {
     return "group " + Join(groups);
   }
   if (!units.empty() && (s.unit.empty() || !Contains(units, s.unit))) return "unit " + Join(units);
+  if (!user_units.empty() && (s.user_unit.empty() || !Contains(user_units, s.user_unit))) {
+    return "user_unit " + Join(user_units);
+  }
   if (!exes.empty() && (s.exe.empty() || !Contains(exes, s.exe))) return "exe " + Join(exes);
   return "";
 }

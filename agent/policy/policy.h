@@ -2,7 +2,7 @@
 // docs/policy.md; ParsePolicy() turns a file into an immutable Policy.
 //
 // Model. A role grants capabilities on path globs. A binding gives roles to callers that
-// match its subject selector (uid, user, gid, group, unit, exe: every key given must match,
+// match its subject selector (uid, user, gid, group, unit, user_unit, exe: every key given must match,
 // any listed value of a key will do), under optional conditions (conditions.h). A request
 // is allowed when some binding matches the caller, one of its roles grants the
 // capability on a glob matching the path, and the binding's conditions hold. Nothing else
@@ -41,13 +41,15 @@ struct Role {
   int line = 0;
 };
 
-// Who a binding is about. Empty lists are unconstrained; at least one is not empty.
+// Who a binding is about. Empty lists are unconstrained; at least one is not empty. A
+// selector with user_units also has uids or users (the parser refuses it otherwise).
 struct SubjectSelector {
   std::vector<std::uint32_t> uids;
   std::vector<std::string> users;
-  std::vector<std::uint32_t> gids;  // primary or supplementary
-  std::vector<std::string> groups;  // primary or supplementary, by name
-  std::vector<std::string> units;
+  std::vector<std::uint32_t> gids;      // primary or supplementary
+  std::vector<std::string> groups;      // primary or supplementary, by name
+  std::vector<std::string> units;       // the caller's system unit (Subject::unit)
+  std::vector<std::string> user_units;  // a unit of the caller's own user manager (Subject::user_unit)
   std::vector<std::string> exes;
   bool Matches(const Subject& s) const;
   // The first key that does not match, for explanations ("unit 'web.service'"); "" if all do.

@@ -191,8 +191,9 @@ class Parser {
       Error(LineOf(n), "match must be a table such as { unit = \"web.service\" }");
       return;
     }
-    CheckKeys(*t, {"uid", "user", "gid", "group", "unit", "exe"}, "match");
-    if (t->empty()) Error(LineOf(n), "match needs at least one of uid, user, gid, group, unit, exe");
+    CheckKeys(*t, {"uid", "user", "gid", "group", "unit", "user_unit", "exe"}, "match");
+    if (t->empty())
+      Error(LineOf(n), "match needs at least one of uid, user, gid, group, unit, user_unit, exe");
     if (const auto* v = t->get("uid")) Ids(*v, "uid", sel.uids);
     if (const auto* v = t->get("gid")) Ids(*v, "gid", sel.gids);
     if (const auto* v = t->get("user")) Strings(*v, "user", sel.users);
@@ -202,15 +203,24 @@ class Parser {
         Error(LineOf(n), "user and group names in match must not be empty");
       }
     }
-    if (const auto* v = t->get("unit")) {
-      if (Strings(*v, "unit", sel.units)) {
-        for (const std::string& u : sel.units) {
-          if (u.empty() || UnitFromCgroupPath(u) != u) {
-            Error(LineOf(*v),
-                  "unit '" + u + "' is not a unit name (.service, .scope, .socket, .mount, .swap)");
-          }
+    auto units = [&](const char* key, std::vector<std::string>& out) {
+      const toml::node* v = t->get(key);
+      if (v == nullptr || !Strings(*v, key, out)) return;
+      for (const std::string& u : out) {
+        if (!IsProcessUnitName(u)) {
+          Error(LineOf(*v), std::string(key) + " '" + u +
+                                "' is not a unit name (.service, .scope, .socket, .mount, .swap)");
         }
       }
+    };
+    units("unit", sel.units);
+    units("user_unit", sel.user_units);
+    // Any user may name a unit of their own manager as they like: a user unit says who
+    // it is only together with whose it is.
+    if (t->get("user_unit") != nullptr && t->get("uid") == nullptr && t->get("user") == nullptr) {
+      Error(LineOf(*t->get("user_unit")),
+            "user_unit names a unit of a user's own service manager, which any user may name as they like: "
+            "give the user too (uid or user)");
     }
     if (const auto* v = t->get("exe")) {
       if (Strings(*v, "exe", sel.exes)) {
@@ -349,7 +359,7 @@ class Parser {
     if (const auto* m = t->get("match")) {
       ParseSelector(*m, b.match);
     } else {
-      Error(b.line, "binding needs match = { uid/user/gid/group/unit/exe = ... }");
+      Error(b.line, "binding needs match = { uid/user/gid/group/unit/user_unit/exe = ... }");
     }
     if (const auto* w = t->get("when")) ParseWhen(*w, b.when);
     bindings_.push_back(std::move(b));

@@ -132,22 +132,23 @@ class CredsTest : public ::testing::Test {
     ASSERT_EQ(Put("apps/api/db", {{"value", "Vq8-api-password-Lm3"}}), 200);
   }
   void TearDown() override {
-    for (const std::string& d : cgroups_) ::rmdir(d.c_str());
-    if (!slice_.empty()) ::rmdir(slice_.c_str());
+    for (auto it = cgroups_.rbegin(); it != cgroups_.rend(); ++it) ::rmdir(it->c_str());
   }
-  // A unit-shaped cgroup for `unit` (name=systemd hierarchy on hybrid hosts, else the
-  // unified one), or "" when this machine has no writable cgroup tree.
-  std::string UnitCgroup(const std::string& unit) {
+  // A cgroup at `rel` ("web.service", "deleg.service/payload/web.service") below a slice of
+  // this test's own: in the name=systemd hierarchy on hybrid hosts, else the unified one.
+  std::string UnitCgroup(const std::string& rel) {
     for (const char* root : {"/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
       if (!std::filesystem::exists(std::string(root) + "/cgroup.procs")) continue;
-      slice_ = std::string(root) + "/sk-creds-" + std::to_string(::getpid()) + ".slice";
-      std::string dir = slice_ + "/" + unit;
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      if (ec) return "";
-      cgroups_.push_back(dir);
-      return dir;
+      std::string at = std::string(root) + "/sk-creds-" + std::to_string(::getpid()) + ".slice";
+      if (::mkdir(at.c_str(), 0755) == 0) cgroups_.push_back(at);
+      for (const auto& part : std::filesystem::path(rel)) {
+        at += "/" + part.string();
+        if (::mkdir(at.c_str(), 0755) == 0) cgroups_.push_back(at);
+      }
+      EXPECT_TRUE(std::filesystem::is_directory(at)) << "cannot make the cgroup " << at;
+      return at;
     }
+    ADD_FAILURE() << "no cgroup hierarchy with cgroup.procs under /sys/fs/cgroup";
     return "";
   }
   // Asks as systemd's process for `unit` would (root, in the unit's cgroup).
@@ -162,12 +163,10 @@ class CredsTest : public ::testing::Test {
   TempDir dir_{"creds"};
   std::unique_ptr<AgentProcess> agent_;
   std::string creds_;
-  std::string slice_;
   std::vector<std::string> cgroups_;
 };
 
 TEST_F(CredsTest, TheServiceManagerGetsExactlyTheValueThePolicyNamesAndItsNewestVersion) {
-  if (UnitCgroup("web.service").empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
   struct stat st {};
   ASSERT_EQ(::stat(creds_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
@@ -229,7 +228,6 @@ TEST_F(CredsTest, TheServiceManagerGetsExactlyTheValueThePolicyNamesAndItsNewest
 }
 
 TEST_F(CredsTest, ASealedAgentGivesNothingUntilUnsealedAndAReloadedPolicyAddsCredentials) {
-  if (UnitCgroup("web.service").empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
   ASSERT_EQ(agent_->Call("POST", "/v1/sys/seal").status, 200);
   EXPECT_EQ(Ask("web.service", "db-password"), "1 ");
   EXPECT_TRUE(LogShows(*agent_, "credential 'db-password' of unit 'web.service': ")) << agent_->Log();
@@ -250,7 +248,6 @@ TEST_F(CredsTest, ASealedAgentGivesNothingUntilUnsealedAndAReloadedPolicyAddsCre
 
 TEST_F(CredsTest, OnlyTheServiceManagerConnectingFromAUnitAddressIsAnswered) {
   std::string web = UnitCgroup("web.service");
-  if (web.empty()) GTEST_SKIP() << "no writable cgroup hierarchy on this machine";
   // An unnamed client (not systemd's address shape) gets nothing, even from the unit.
   EXPECT_EQ(FetchAs(web, 0, 0, creds_, "web.service", "db-password", /*bind_name=*/false), "1 ");
   EXPECT_TRUE(LogShows(*agent_, "did not connect from an address")) << agent_->Log();
@@ -272,6 +269,23 @@ TEST_F(CredsTest, OnlyTheServiceManagerConnectingFromAUnitAddressIsAnswered) {
   EXPECT_EQ(denied["not_service_manager"], 1);
   // And the API socket's clients are unaffected throughout.
   EXPECT_EQ(agent_->Call("GET", "/v1/secrets/apps/web/db").Json()["value"], "Vq8-db-password-Lm3");
+}
+
+// systemd asks from the unit's own process, at the unit's cgroup. A root process below a
+// Delegate=yes service (a container's payload, say) or in a user's manager may build a
+// cgroup tree ending in web.service; it is still in deleg.service or user@0.service.
+TEST_F(CredsTest, NoRootProcessBelowAnotherUnitPassesForTheUnit) {
+  EXPECT_EQ(FetchAs(UnitCgroup("deleg.service/payload/system.slice/web.service"), 0, 0, creds_, "web.service",
+                    "db-password"),
+            "1 ");
+  EXPECT_TRUE(LogShows(*agent_, "the caller is in unit 'deleg.service', not 'web.service'")) << agent_->Log();
+  EXPECT_EQ(FetchAs(UnitCgroup("user-0.slice/user@0.service/app.slice/web.service"), 0, 0, creds_,
+                    "web.service", "db-password"),
+            "1 ");
+  EXPECT_TRUE(LogShows(*agent_, "the caller is in unit 'user@0.service', not 'web.service'"))
+      << agent_->Log();
+  EXPECT_EQ(Ask("web.service", "db-password"), "1 Vq8-db-password-Lm3")
+      << "while the unit itself is answered";
 }
 
 TEST(CredsPeer, TheAddressNamesAUnitAndAnIdOrNothing) {

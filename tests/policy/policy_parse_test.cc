@@ -176,6 +176,33 @@ TEST(PolicyParseTest, AnEmptyPolicyIsValidAndDeniesEverything) {
   EXPECT_FALSE((*p)->Evaluate(Request{root, Capability::kRead, "a"}).allowed);
 }
 
+// Any user names the units of their own manager as they like: a user_unit binding must say
+// whose, and matches only a caller whose user unit (of its own manager) it is.
+TEST(PolicyParseTest, AUserUnitBindingNamesItsUserAndMatchesOnlyAUserUnit) {
+  const std::string head =
+      "version = 1\n[roles.r]\ngrants = [{ capabilities = [\"read\"], paths = [\"**\"] }]\n"
+      "[[bindings]]\nname = \"b\"\nroles = [\"r\"]\n";
+  EXPECT_NE(Message(head + "match = { user_unit = \"web.service\" }\n")
+                .find("policy.toml:7: user_unit names a unit"),
+            std::string::npos)
+      << Message(head + "match = { user_unit = \"web.service\" }\n");
+  EXPECT_NE(Message(head + "match = { uid = 1000, user_unit = \"web\" }\n")
+                .find("user_unit 'web' is not a unit name"),
+            std::string::npos);
+  Result<std::shared_ptr<const Policy>> p =
+      ParsePolicy(head + "match = { uid = 1000, user_unit = \"web.service\" }\n", "policy.toml");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  Subject s;
+  s.uid = 1000;
+  s.unit = "web.service";  // the system unit of that name is not it
+  EXPECT_FALSE((*p)->Evaluate(Request{s, Capability::kRead, "a"}).allowed);
+  s.unit = "user@1000.service";
+  s.user_unit = "web.service";
+  EXPECT_TRUE((*p)->Evaluate(Request{s, Capability::kRead, "a"}).allowed);
+  s.uid = 1001;
+  EXPECT_FALSE((*p)->Evaluate(Request{s, Capability::kRead, "a"}).allowed);
+}
+
 TEST(PolicyParseTest, CredentialsMapOneUnitAndIdToOneSecretAndBadEntriesNameTheirLine) {
   Result<std::shared_ptr<const Policy>> p = ParsePolicy(R"(version = 1
 [[credentials]]
