@@ -15,11 +15,16 @@ namespace sk::hsm {
 
 inline constexpr std::size_t kMaxCredentialBytes = 4096;
 
-// Reads `path`. Errors: credential_missing (kNotFound), credential_unreadable,
-// credential_too_large, credential_empty.
+// Reads `path`, which must be a regular file (not a symbolic link: O_NOFOLLOW) owned by
+// root or this process's uid and readable by nobody else (no group or other bits).
+// Errors: credential_missing (kNotFound), credential_unsafe (kFailedPrecondition: a link,
+// not a regular file, another owner, a group/world mode; the message says which and how
+// to fix it), credential_unreadable, credential_too_large, credential_empty.
 Result<SecretBytes> ReadCredentialFile(const std::string& path);
 
-// When `path` is non-empty reads it; otherwise reads $CREDENTIALS_DIRECTORY/<name>.
+// When `path` is non-empty reads it as above; otherwise reads
+// $CREDENTIALS_DIRECTORY/<name> (not a link, a regular file; its owner and mode are
+// systemd's, which grants it to the service by ownership or an ACL).
 // credential_missing when neither is available, naming both places.
 Result<SecretBytes> ReadCredential(const std::string& path, const std::string& name);
 

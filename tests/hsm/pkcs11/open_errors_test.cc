@@ -2,6 +2,8 @@
 // can get wrong: the module, the token label, the PIN, the master key.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -138,6 +140,57 @@ TEST(OpenErrors, MissingPinFileIsCredentialMissing) {
   Pkcs11Config config = token.Config();
   config.pin_file = dir.Join("absent.pin");
   EXPECT_EQ(OpenStatus(config).reason(), "credential_missing");
+}
+
+// A PIN file is a secret: one others may read or change, or a link to somewhere else, is
+// refused before a byte of it is read, with what to fix.
+TEST(OpenErrors, APinFileOthersMayReadIsRefusedAsUnsafe) {
+  TempDir dir("p11-err");
+  SoftHsmToken token(dir.path());
+  Pkcs11Config config = token.Config();
+  const std::string pin = ReadFile(config.pin_file);
+  ASSERT_TRUE(OpenStatus(config).ok()) << "the fixture's 0600 file opens";
+  for (mode_t mode : {0640U, 0604U, 0660U, 0622U}) {
+    ::chmod(config.pin_file.c_str(), mode);
+    Status st = OpenStatus(config);
+    EXPECT_EQ(st.reason(), "credential_unsafe") << std::oct << mode;
+    EXPECT_NE(st.message().find("chmod 600"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find(pin.substr(0, 8)), std::string::npos) << "a PIN in an error";
+  }
+  ::chmod(config.pin_file.c_str(), 0400);
+  EXPECT_TRUE(OpenStatus(config).ok()) << "0400 is private too";
+  // Another owner (neither root nor us).
+  ASSERT_EQ(::chown(config.pin_file.c_str(), 4242, 4242), 0);
+  EXPECT_EQ(OpenStatus(config).reason(), "credential_unsafe");
+  ASSERT_EQ(::chown(config.pin_file.c_str(), 0, 0), 0);
+  // A symbolic link, even to the right file.
+  std::string link = dir.Join("link.pin");
+  ASSERT_EQ(::symlink(config.pin_file.c_str(), link.c_str()), 0);
+  Pkcs11Config linked = config;
+  linked.pin_file = link;
+  EXPECT_EQ(OpenStatus(linked).reason(), "credential_unsafe");
+  // A FIFO would block the reader: refused without waiting.
+  std::string fifo = dir.Join("fifo.pin");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Pkcs11Config piped = config;
+  piped.pin_file = fifo;
+  EXPECT_EQ(OpenStatus(piped).reason(), "credential_unsafe");
+}
+
+// systemd's credential directory holds files it made, granted to the service by
+// ownership or an ACL (which shows in the group bits): those are read as they are.
+TEST(OpenErrors, SystemdsCredentialDirectoryIsTrustedForItsModes) {
+  TempDir dir("p11-err");
+  SoftHsmToken token(dir.path());
+  Pkcs11Config config = token.Config();
+  std::string creds = dir.Join("credentials");
+  ASSERT_EQ(::mkdir(creds.c_str(), 0500), 0);
+  WriteFile(creds + "/hsm-pin", ReadFile(config.pin_file), 0440);
+  config.pin_file = "";
+  ::setenv("CREDENTIALS_DIRECTORY", creds.c_str(), 1);
+  Status st = OpenStatus(config);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
 TEST(OpenErrors, UnprovisionedTokenIsMasterKeyMissing) {
