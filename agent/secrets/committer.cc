@@ -81,8 +81,10 @@ Result<const PendingEntry*> Batch::Append(journal::Entry e) {
       anchor_needed = true;
       break;
     case journal::Kind::kDestroy:
+      // A prune (note "pruned") destroys a version as surely as an explicit destroy does:
+      // both are anchored at once, so an older copy of the store cannot bring it back.
       checkpoint_needed = true;
-      if (e.detail.note != "pruned") anchor_needed = true;
+      anchor_needed = true;
       break;
     default:
       break;

@@ -29,6 +29,7 @@ VersionInfo Created(const journal::Entry& e, bool seal_ok) {
   v.key_generation = e.key_generation;
   v.kind = e.kind;
   v.seal_invalid = !seal_ok;
+  v.labels = e.detail.labels;
   return v;
 }
 

@@ -34,6 +34,7 @@ struct VersionInfo {
   journal::Kind kind = journal::Kind::kPut;
   VersionState state = VersionState::kLive;
   bool seal_invalid = false;  // an entry about this version failed its seal check
+  std::string labels;         // canonical, as its entry wrote them (policy conditions per version)
 };
 
 // Path-wide facts other than the version list.

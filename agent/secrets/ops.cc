@@ -196,7 +196,8 @@ Result<OpenedVersion> ServiceImpl::CheckForRollback(Batch& b, const std::string&
   return opened;
 }
 
-Status ServiceImpl::Prune(Batch& b, const std::string& path, const Actor& actor) {
+Status ServiceImpl::Prune(Batch& b, const std::string& path, const Actor& actor, const OpGuard& guard,
+                          const std::string& what) {
   PathView view = b.View(path);
   PathFields f = view.fields();
   std::uint32_t max = f.max_versions != 0 ? f.max_versions : options_.default_max_versions;
@@ -208,6 +209,11 @@ Status ServiceImpl::Prune(Batch& b, const std::string& path, const Actor& actor)
     std::optional<VersionInfo> info = view.version(v);
     if (!info || info->state == VersionState::kDestroyed) continue;
     if (++kept <= max) continue;
+    if (!guard.may_prune) {
+      return Status(Code::kForbidden, "forbidden",
+                    what + " would destroy version " + std::to_string(v) + " (" + path + " keeps " +
+                        std::to_string(max) + " versions): that needs destroy on " + path);
+    }
     SK_RETURN_IF_ERROR(b.writer().EraseVersion(path, v));
     journal::Entry e;
     e.kind = journal::Kind::kDestroy;
@@ -221,7 +227,19 @@ Status ServiceImpl::Prune(Batch& b, const std::string& path, const Actor& actor)
   return OkStatus();
 }
 
+Status ServiceImpl::CheckLabels(const OpGuard& guard, const PathFields& head, const std::string& written) {
+  if (!guard.labels) return OkStatus();
+  Labels current = ParseLabels(head.labels);
+  return guard.labels(head.head > 0 ? &current : nullptr, ParseLabels(written));
+}
+
 namespace {
+
+// How many versions a max_versions setting keeps (0: the service default, whose 0 is all).
+std::uint64_t Retention(std::uint32_t setting, std::uint32_t service_default) {
+  std::uint32_t n = setting != 0 ? setting : service_default;
+  return n == 0 ? UINT64_MAX : n;
+}
 
 // One op's effect. `out` receives its result.
 class OpApplier {
@@ -262,10 +280,21 @@ class OpApplier {
  private:
   Status Put(const Op& op, const PathFields& f, OpResult& out) {
     std::string labels = op.labels.empty() ? f.labels : CanonicalLabels(op.labels);
+    SK_RETURN_IF_ERROR(ServiceImpl::CheckLabels(op.guard, f, labels));
+    if (op.max_versions && !op.guard.may_lower_retention) {
+      const std::uint64_t kept = Retention(f.max_versions, svc_.default_max_versions());
+      const std::uint64_t asked = Retention(*op.max_versions, svc_.default_max_versions());
+      if (asked < kept) {
+        return Status(Code::kForbidden, "forbidden",
+                      "lowering how many versions " + op.path + " keeps (from " +
+                          (kept == UINT64_MAX ? std::string("all") : std::to_string(kept)) + " to " +
+                          std::to_string(asked) + ") needs admin on " + op.path);
+      }
+    }
     std::uint64_t expires = op.expires_in_s == 0 ? 0 : b_.now_ms() + op.expires_in_s * 1000;
     SK_ASSIGN_OR_RETURN(out.version, svc_.WriteVersion(b_, op.path, op.value.Expose(), journal::Kind::kPut, 0,
                                                        labels, op.max_versions, expires, "", actor_));
-    return svc_.Prune(b_, op.path, actor_);
+    return svc_.Prune(b_, op.path, actor_, op.guard, "putting " + op.path);
   }
 
   Status ChangeState(const Op& op, const PathView& view, const PathFields& f, OpResult& out) {
@@ -305,13 +334,14 @@ class OpApplier {
     return OkStatus();
   }
 
-  Status DoRollback(const Op& op, const PathFields&, OpResult& out) {
+  Status DoRollback(const Op& op, const PathFields& f, OpResult& out) {
     SK_ASSIGN_OR_RETURN(OpenedVersion src, svc_.CheckForRollback(b_, op.path, *op.version));
+    SK_RETURN_IF_ERROR(ServiceImpl::CheckLabels(op.guard, f, src.entry.detail.labels));
     SK_ASSIGN_OR_RETURN(
         out.version,
         svc_.WriteVersion(b_, op.path, src.value.Expose(), journal::Kind::kRollback, *op.version,
                           src.entry.detail.labels, std::nullopt, src.entry.expires_ms, "", actor_));
-    return svc_.Prune(b_, op.path, actor_);
+    return svc_.Prune(b_, op.path, actor_, op.guard, "rolling " + op.path + " back");
   }
 
   Status Floor(const Op& op, const PathFields& f, OpResult& out) {
@@ -362,6 +392,20 @@ Digest RequestDigest(const SecretBytes& jk, const std::vector<Op>& ops) {
   return h.Compute(w.bytes());
 }
 
+// The key a request's idempotency record is stored under: the caller's own key, within its
+// scope (Actor::idempotency_scope) when it has one, so two callers' equal keys are two
+// records. Keyed by JK, so the store shows neither the keys nor whose they are.
+std::string StoredIdempotencyKey(const SecretBytes& jk, const std::string& scope, const std::string& key) {
+  if (scope.empty()) return key;
+  Hmac h(jk);
+  ByteWriter w;
+  w.Raw(std::string_view("sealkeep idempotency scope v1"));
+  w.U8(0);
+  w.Var16(scope);
+  w.Var16(key);
+  return "s:" + HexEncode(h.Compute(w.bytes()));
+}
+
 std::atomic<std::uint64_t> g_last_idempotency_purge_ms{0};
 
 }  // namespace
@@ -379,14 +423,15 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
   }
   Digest digest = key.empty() ? Digest{} : RequestDigest(jk_, ops);
   std::string digest_hex = HexEncode(digest);
+  const std::string stored_key = key.empty() ? key : StoredIdempotencyKey(jk_, actor.idempotency_scope, key);
 
   TxnResult result;
   Status st = Submit([&](Batch& b) -> Status {
     result = TxnResult{};
     if (!key.empty()) {
       std::optional<std::string> seen;
-      if (auto it = b.idempotency.find(key); it != b.idempotency.end()) seen = it->second;
-      SK_ASSIGN_OR_RETURN(auto prior, b.writer().GetIdempotency(key));
+      if (auto it = b.idempotency.find(stored_key); it != b.idempotency.end()) seen = it->second;
+      SK_ASSIGN_OR_RETURN(auto prior, b.writer().GetIdempotency(stored_key));
       if (prior || seen) {
         if ((prior && prior->request_digest != digest) || (seen && *seen != digest_hex)) {
           return Conflict("the idempotency key was used for a different request", "idempotency_key_reused");
@@ -413,8 +458,8 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
     result.seq = b.tip().seq;
     if (!key.empty()) {
       SK_RETURN_IF_ERROR(b.writer().PutIdempotency(
-          {key, digest, EncodeResult(result), static_cast<std::int64_t>(b.now_ms())}));
-      b.idempotency[key] = digest_hex;
+          {stored_key, digest, EncodeResult(result), static_cast<std::int64_t>(b.now_ms())}));
+      b.idempotency[stored_key] = digest_hex;
       std::uint64_t hour_ago = b.now_ms() - 3'600'000;
       if (g_last_idempotency_purge_ms.load() < hour_ago) {
         g_last_idempotency_purge_ms = b.now_ms();

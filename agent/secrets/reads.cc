@@ -66,13 +66,16 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
   return out;
 }
 
-Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, std::size_t limit) {
+Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, std::size_t limit,
+                                                   const std::string& after) {
   SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePrefix(prefix));
   std::vector<PathSummary> out;
   std::shared_lock lock(index_mu_);
   const auto& paths = index_.ordered();
-  for (auto it = paths.lower_bound(prefix); it != paths.end() && out.size() < limit; ++it) {
+  auto start = paths.lower_bound(prefix);
+  if (!after.empty() && std::string_view(after) >= prefix) start = paths.upper_bound(after);
+  for (auto it = start; it != paths.end() && out.size() < limit; ++it) {
     if (it->compare(0, prefix.size(), prefix) != 0) break;
     const PathState* found = index_.Find(*it);
     if (!PathMatchesPrefix(*it, prefix) || found == nullptr || found->fields.head == 0) continue;
@@ -96,6 +99,25 @@ Result<Labels> ServiceImpl::PathLabels(const std::string& path) {
   const PathState* s = index_.Find(path);
   if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
   return ParseLabels(s->fields.labels);
+}
+
+Result<std::vector<Labels>> ServiceImpl::VersionLabels(const std::string& path) {
+  SK_RETURN_IF_ERROR(Fenced());
+  SK_RETURN_IF_ERROR(ValidatePath(path));
+  std::shared_lock lock(index_mu_);
+  const PathState* s = index_.Find(path);
+  if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
+  std::vector<Labels> out;
+  out.reserve(s->versions.size());
+  for (std::size_t i = 0; i < s->versions.size(); ++i) {
+    // Consecutive versions mostly share their labels: parse each run once.
+    if (i > 0 && s->versions[i].labels == s->versions[i - 1].labels) {
+      out.push_back(out.back());
+    } else {
+      out.push_back(ParseLabels(s->versions[i].labels));
+    }
+  }
+  return out;
 }
 
 Result<std::vector<VersionReport>> ServiceImpl::Versions(const std::string& path) {

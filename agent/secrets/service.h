@@ -1,7 +1,8 @@
 // SecretService: versioned, envelope-encrypted secrets over a Store, every change sealed
 // in the journal and anchored in the backend's hardware (DESIGN.md §2-4). This is the
 // library the daemon serves and the tests drive; it knows nothing of HTTP or policy
-// (callers authorise first and pass who asked as an Actor).
+// (callers authorise first, pass who asked as an Actor, and give each op an OpGuard for
+// what only its batch can tell: whether it prunes, lowers retention, which labels it meets).
 //
 // Writes: every change is a transaction (Transact); Put, Delete... are one-op
 // transactions. A single committer thread applies queued transactions in batches, each
@@ -32,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto/secret_bytes.h"
@@ -65,12 +67,36 @@ struct ServiceOptions {
   const FaultHooks* hooks = nullptr;
 };
 
-// Who asked: peer identity text recorded in the journal ("uid=0 pid=12 unit=x.service").
+// Who asked: peer identity text recorded in the journal ("uid=0 pid=12 unit=x.service"),
+// and the scope of its idempotency keys: the same key under two scopes names two
+// requests, so one caller can neither block nor probe another's keys. The daemon scopes by
+// the caller's uid and systemd unit; "" (library callers, tests) is one shared scope.
 struct Actor {
+  Actor() = default;
+  explicit Actor(std::string text_in, std::string scope = "")
+      : text(std::move(text_in)), idempotency_scope(std::move(scope)) {}
   std::string text;
+  std::string idempotency_scope;
 };
 
 using Labels = std::map<std::string, std::string>;
+
+// What an op may do beyond its own capability, decided from the caller's policy before the
+// op is queued and applied by the committer inside the op's batch, where the op's real
+// effect is known (so no concurrent change slips between the check and the commit). The
+// defaults allow everything (library callers; the daemon's built-in policy).
+struct OpGuard {
+  // A put, rollback or restore that would destroy versions past the path's retention
+  // (max_versions) needs `destroy` on the path; refused (kForbidden) without it.
+  bool may_prune = true;
+  // A put that sets max_versions below the path's current setting needs `admin`.
+  bool may_lower_retention = true;
+  // A put, rollback or restore replaces the head of its path, whose version carries `head`
+  // (nullptr: the path has no version yet), with a version that carries `written` (the
+  // labels it asks for, or else the ones it inherits). OK when the op's capability holds
+  // for both; otherwise the status is the op's answer. Empty: no label conditions.
+  std::function<Status(const Labels* head, const Labels& written)> labels;
+};
 
 struct Op {
   enum class Type { kPut, kDelete, kUndelete, kDestroy, kRollback, kCheckVersion, kFloor };
@@ -84,6 +110,7 @@ struct Op {
   Labels labels;                              // put
   std::optional<std::uint32_t> max_versions;  // put
   std::uint64_t floor = 0;                    // floor
+  OpGuard guard;                              // put, rollback
 };
 std::string_view OpTypeName(Op::Type t);
 
@@ -201,15 +228,24 @@ class SecretService {
   virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
                                      const Actor& actor) = 0;
   virtual Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) = 0;
-  virtual Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) = 0;
+  // Paths under `prefix` (segment-aware) that sort after `after` ("" = from the first), in
+  // order, at most `limit` of them: bounded work under the index lock whatever the prefix.
+  virtual Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit,
+                                                const std::string& after = "") = 0;
   virtual Result<std::vector<VersionReport>> Versions(const std::string& path) = 0;
   // Labels of a path's latest version, for policy conditions (NotFound if no such path).
   virtual Result<Labels> PathLabels(const std::string& path) = 0;
+  // Labels of each version of a path, [0] for version 1 (destroyed ones too: labels are
+  // in the journal, not in the erased bytes). NotFound if no such path. From the index: no I/O.
+  virtual Result<std::vector<Labels>> VersionLabels(const std::string& path) = 0;
 
   virtual Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
                                            const Actor& actor) = 0;
   virtual Result<SnapshotInfo> GetSnapshot(const std::string& name) = 0;
-  virtual Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) = 0;
+  // `guard_for` (empty: allow everything) gives each restored path its OpGuard.
+  virtual Result<RestoreReport> RestoreSnapshot(
+      const std::string& name, const Actor& actor,
+      const std::function<OpGuard(const std::string& path)>& guard_for = {}) = 0;
 
   // Makes a new master-key generation and re-wraps JK, AK and every data key under it.
   virtual Result<TxnResult> Rotate(const Actor& actor) = 0;

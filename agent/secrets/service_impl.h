@@ -137,14 +137,18 @@ class ServiceImpl final : public SecretService {
                              const Actor& actor) override;
   // reads.cc
   Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) override;
-  Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit) override;
+  Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit,
+                                        const std::string& after) override;
   Result<std::vector<VersionReport>> Versions(const std::string& path) override;
   Result<Labels> PathLabels(const std::string& path) override;
+  Result<std::vector<Labels>> VersionLabels(const std::string& path) override;
   // snapshots.cc
   Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
                                    const Actor& actor) override;
   Result<SnapshotInfo> GetSnapshot(const std::string& name) override;
-  Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor) override;
+  Result<RestoreReport> RestoreSnapshot(
+      const std::string& name, const Actor& actor,
+      const std::function<OpGuard(const std::string& path)>& guard_for) override;
   // admin.cc
   Result<TxnResult> Rotate(const Actor& actor) override;
   Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) override;
@@ -153,6 +157,8 @@ class ServiceImpl final : public SecretService {
   const SecretBytes& audit_key() const override { return ak_; }
   void DropCaches() override { cache_.Clear(); }
   void SweepCaches() override { cache_.SweepExpired(); }
+
+  std::uint32_t default_max_versions() const { return options_.default_max_versions; }
 
   // committer.cc
   void StartCommitter();
@@ -166,7 +172,14 @@ class ServiceImpl final : public SecretService {
                                      const std::string& snapshot, const Actor& actor);
   // Fully verifies a version as the committer sees it (rollback/restore) and opens it.
   Result<OpenedVersion> CheckForRollback(Batch& b, const std::string& path, std::uint64_t version);
-  Status Prune(Batch& b, const std::string& path, const Actor& actor);
+  // Destroys the oldest versions of `path` past its retention (max_versions), journaled
+  // with note "pruned". Without `guard.may_prune` a prune that would destroy anything is
+  // refused (kForbidden, naming `destroy`); `what` says which op it was ("putting db/pw").
+  Status Prune(Batch& b, const std::string& path, const Actor& actor, const OpGuard& guard,
+               const std::string& what);
+  // The guard's label check for replacing the head of `path` with a version carrying
+  // `written` (canonical labels).
+  static Status CheckLabels(const OpGuard& guard, const PathFields& head, const std::string& written);
   // A destroyed version's data key leaves the cache at once.
   void ForgetVersion(const std::string& path, std::uint64_t version) { cache_.Erase(path, version); }
   VersionCheck MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,

@@ -85,7 +85,9 @@ Result<SnapshotInfo> ServiceImpl::GetSnapshot(const std::string& name) {
   return info;
 }
 
-Result<RestoreReport> ServiceImpl::RestoreSnapshot(const std::string& name, const Actor& actor) {
+Result<RestoreReport> ServiceImpl::RestoreSnapshot(
+    const std::string& name, const Actor& actor,
+    const std::function<OpGuard(const std::string& path)>& guard_for) {
   SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
   RestoreReport report;
   Status st = Submit([&](Batch& b) -> Status {
@@ -120,10 +122,12 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(const std::string& name, cons
           (head_info && head_info->from_version == target &&
            (head_info->kind == journal::Kind::kRestore || head_info->kind == journal::Kind::kRollback));
       if (head_is_target && head_info && head_info->state == VersionState::kLive) continue;
+      const OpGuard guard = guard_for ? guard_for(path) : OpGuard{};
+      SK_RETURN_IF_ERROR(CheckLabels(guard, view.fields(), src.entry.detail.labels));
       SK_ASSIGN_OR_RETURN(std::uint64_t v, WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore,
                                                         target, src.entry.detail.labels, std::nullopt,
                                                         src.entry.expires_ms, name, actor));
-      SK_RETURN_IF_ERROR(Prune(b, path, actor));
+      SK_RETURN_IF_ERROR(Prune(b, path, actor, guard, "restoring " + name + " to " + path));
       report.result.results.push_back({"restore", path, v});
     }
     report.result.txn_id = HexEncode(b.txn_id());

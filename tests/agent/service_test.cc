@@ -333,6 +333,112 @@ TEST_F(ServiceTest, LoweringMaxVersionsPrunesPastAnExplicitlyDestroyedVersion) {
   EXPECT_TRUE(svc().VerifyAll()->ok);
 }
 
+TEST_F(ServiceTest, AGuardWithoutDestroyRefusesAPruneInsideTheBatchAndChangesNothing) {
+  std::vector<Op> first;
+  Op op = PutOp("g/key", "v1");
+  op.max_versions = 2;
+  first.push_back(std::move(op));
+  ASSERT_TRUE(svc().Transact(std::move(first), "", h_.actor).ok());
+  h_.PutText("g/key", "v2");
+  const std::uint64_t head = svc().Report().head_seq;
+  std::vector<Op> third;
+  Op put = PutOp("g/key", "v3");
+  put.guard.may_prune = false;  // the writer has no destroy
+  third.push_back(std::move(put));
+  auto refused = svc().Transact(std::move(third), "", h_.actor);
+  EXPECT_EQ(refused.status().code(), Code::kForbidden);
+  EXPECT_NE(std::string(refused.status().message()).find("needs destroy on g/key"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(svc().Report().head_seq, head) << "nothing was written";
+  EXPECT_EQ(*h_.GetText("g/key", 1), "v1");
+
+  std::vector<Op> lower;
+  Op put4 = PutOp("g/key", "v3");
+  put4.max_versions = 1;
+  put4.guard.may_lower_retention = false;  // the writer has no admin
+  lower.push_back(std::move(put4));
+  EXPECT_EQ(svc().Transact(std::move(lower), "", h_.actor).status().code(), Code::kForbidden);
+
+  // The labels the guard sees are the head's and the written version's, in the batch.
+  std::vector<Op> labelled;
+  Op put5 = PutOp("g/key", "v3");
+  put5.labels = {{"env", "prod"}};
+  put5.guard.may_prune = true;
+  put5.guard.labels = [](const Labels* current, const Labels& written) {
+    if (current == nullptr || !current->empty())
+      return Status(Code::kInternal, "x", "the head has no labels");
+    return written.at("env") == "prod" ? Status(Code::kForbidden, "forbidden", "prod") : OkStatus();
+  };
+  labelled.push_back(std::move(put5));
+  EXPECT_EQ(svc().Transact(std::move(labelled), "", h_.actor).status().code(), Code::kForbidden);
+  EXPECT_EQ(svc().Report().head_seq, head);
+}
+
+TEST_F(ServiceTest, APruneMovesTheAnchorAtOnceLikeADestroy) {
+  std::vector<Op> first;
+  Op op = PutOp("p/key", "v1");
+  op.max_versions = 1;
+  first.push_back(std::move(op));
+  ASSERT_TRUE(svc().Transact(std::move(first), "", h_.actor).ok());
+  h_.PutText("p/other", "x");  // an ordinary put waits for the epoch (60 s)
+  ServiceStatus before = svc().Report();
+  ASSERT_LT(before.anchor.seq, before.head_seq);
+  h_.PutText("p/key", "v2");  // prunes version 1
+  ServiceStatus after = svc().Report();
+  EXPECT_EQ(after.anchor.seq, after.head_seq) << "the prune is anchored with its commit";
+}
+
+TEST_F(ServiceTest, IdempotencyKeysAreScopedByTheActor) {
+  Actor alice("uid=1 alice", "uid=1 unit=");
+  Actor bob("uid=2 bob", "uid=2 unit=");
+  auto ops = [](const std::string& value) {
+    std::vector<Op> v;
+    v.push_back(PutOp("idem/k", value));
+    return v;
+  };
+  auto a1 = svc().Transact(ops("a"), "k1", alice);
+  ASSERT_TRUE(a1.ok());
+  auto b1 = svc().Transact(ops("b"), "k1", bob);
+  ASSERT_TRUE(b1.ok()) << "another scope's key: " << b1.status().ToString();
+  EXPECT_FALSE(b1->replayed);
+  auto b2 = svc().Transact(ops("a"), "k1", bob);
+  EXPECT_EQ(b2.status().reason(), "idempotency_key_reused") << "bob's own key now";
+  auto a2 = svc().Transact(ops("a"), "k1", alice);
+  ASSERT_TRUE(a2.ok());
+  EXPECT_TRUE(a2->replayed);
+  EXPECT_EQ(a2->txn_id, a1->txn_id);
+}
+
+TEST_F(ServiceTest, ListContinuesAfterAPathAndVersionLabelsAreKeptPerVersion) {
+  for (const char* p : {"l/a", "l/b", "l/c", "m/a"}) h_.PutText(p, "x");
+  auto page = svc().List("l", 2, "");
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 2u);
+  auto rest = svc().List("l", 10, page->back().path);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ(rest->at(0).path, "l/c");
+  EXPECT_TRUE(svc().List("l", 10, "l/c")->empty());
+  EXPECT_TRUE(svc().List("l", 10, "z")->empty()) << "after the prefix's range";
+  EXPECT_EQ(svc().List("l", 10, "a")->size(), 3u) << "before the prefix's range";
+
+  std::vector<Op> labelled;
+  Op op = PutOp("l/a", "y");
+  op.labels = {{"env", "dev"}};
+  labelled.push_back(std::move(op));
+  ASSERT_TRUE(svc().Transact(std::move(labelled), "", h_.actor).ok());
+  h_.PutText("l/a", "z");  // inherits env=dev
+  auto labels = svc().VersionLabels("l/a");
+  ASSERT_TRUE(labels.ok());
+  ASSERT_EQ(labels->size(), 3u);
+  EXPECT_TRUE(labels->at(0).empty());
+  EXPECT_EQ(labels->at(1).at("env"), "dev");
+  EXPECT_EQ(labels->at(2).at("env"), "dev");
+  ASSERT_TRUE(h_.Restart().ok());
+  EXPECT_EQ(svc().VersionLabels("l/a")->at(1).at("env"), "dev") << "rebuilt from the journal";
+  EXPECT_EQ(svc().VersionLabels("missing").status().code(), Code::kNotFound);
+}
+
 TEST_F(ServiceTest, VerifyAllWhileCommitsLandReportsNoProblem) {
   h_.Close();
   h_.options.anchor_mode = AnchorMode::kStrict;  // the anchor moves with every batch
