@@ -20,6 +20,16 @@ std::string_view CapabilityName(Capability cap) {
       return "snapshot";
     case Capability::kAdmin:
       return "admin";
+    case Capability::kSysRead:
+      return "sys.read";
+    case Capability::kRotate:
+      return "rotate";
+    case Capability::kReseal:
+      return "reseal";
+    case Capability::kRecover:
+      return "recover";
+    case Capability::kSeal:
+      return "seal";
   }
   return "unknown";
 }
@@ -29,6 +39,19 @@ std::optional<Capability> ParseCapability(std::string_view name) {
     if (CapabilityName(cap) == name) return cap;
   }
   return std::nullopt;
+}
+
+std::string_view CapabilityNames() {
+  return "read, list, write, delete, destroy, rollback, snapshot, admin, sys.read, rotate, reseal, recover, "
+         "seal";
+}
+
+bool IsSysCapability(Capability cap) {
+  if (cap == Capability::kAdmin) return true;
+  for (Capability c : kAdminImplies) {
+    if (c == cap) return true;
+  }
+  return false;
 }
 
 }  // namespace sk::policy

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -52,6 +53,13 @@ bool Allowed(const Policy& p, const Subject& s, Capability cap, std::string_view
 
 class EveryCapabilityTest : public ::testing::TestWithParam<Capability> {};
 
+// What a grant of `granted` allows: itself, and for admin the /v1/sys capabilities too.
+bool Implies(Capability granted, Capability asked) {
+  if (granted == asked) return true;
+  return granted == Capability::kAdmin &&
+         std::find(kAdminImplies.begin(), kAdminImplies.end(), asked) != kAdminImplies.end();
+}
+
 TEST_P(EveryCapabilityTest, IsGrantedOnlyWhereARoleGrantsIt) {
   const Capability cap = GetParam();
   const std::string name(CapabilityName(cap));
@@ -59,7 +67,7 @@ TEST_P(EveryCapabilityTest, IsGrantedOnlyWhereARoleGrantsIt) {
   ASSERT_TRUE(p);
   Subject alice = User(1000, "alice");
   for (Capability other : kAllCapabilities) {
-    EXPECT_EQ(Allowed(*p, alice, other, "caps/" + name + "/x"), other == cap)
+    EXPECT_EQ(Allowed(*p, alice, other, "caps/" + name + "/x"), Implies(cap, other))
         << "granted " << name << ", asked " << CapabilityName(other);
   }
   EXPECT_FALSE(Allowed(*p, alice, cap, "elsewhere/" + name + "/x"));
@@ -68,8 +76,36 @@ TEST_P(EveryCapabilityTest, IsGrantedOnlyWhereARoleGrantsIt) {
 
 INSTANTIATE_TEST_SUITE_P(All, EveryCapabilityTest, ::testing::ValuesIn(kAllCapabilities),
                          [](const ::testing::TestParamInfo<Capability>& p) {
-                           return std::string(CapabilityName(p.param));
+                           std::string name(CapabilityName(p.param));
+                           std::replace(name.begin(), name.end(), '.',
+                                        '_');  // "sys.read": no '.' in test names
+                           return name;
                          });
+
+TEST(PolicyEvalTest, AdminGrantsEverySysCapabilityAndNoneOfThemGrantsAnother) {
+  auto p = MustParse(
+      "version = 1\n"
+      "[roles.legacy]\ngrants = [ { capabilities = [\"admin\"], paths = [\"sys\"] } ]\n"
+      "[roles.monitor]\ngrants = [ { capabilities = [\"sys.read\"], paths = [\"sys\"] } ]\n"
+      "[[bindings]]\nname = \"legacy\"\nroles = [\"legacy\"]\nmatch = { uid = 1000 }\n"
+      "[[bindings]]\nname = \"monitor\"\nroles = [\"monitor\"]\nmatch = { uid = 1001 }\n");
+  ASSERT_TRUE(p);
+  for (Capability c : {Capability::kAdmin, Capability::kSysRead, Capability::kRotate, Capability::kReseal,
+                       Capability::kRecover, Capability::kSeal}) {
+    EXPECT_TRUE(Allowed(*p, User(1000), c, "sys")) << "admin, as before: " << CapabilityName(c);
+    EXPECT_EQ(Allowed(*p, User(1001), c, "sys"), c == Capability::kSysRead)
+        << "sys.read is only itself: " << CapabilityName(c);
+  }
+  EXPECT_FALSE(Allowed(*p, User(1000), Capability::kRead, "sys")) << "admin is no secret capability";
+  for (Capability c : kAllCapabilities) {
+    EXPECT_EQ(ParseCapability(CapabilityName(c)), c) << "names round-trip";
+    EXPECT_NE(CapabilityNames().find(CapabilityName(c)), std::string_view::npos);
+  }
+  CapabilitySet set;
+  set.Add(Capability::kSeal);
+  EXPECT_TRUE(set.Has(Capability::kSeal));
+  EXPECT_FALSE(set.Has(Capability::kAdmin)) << "a sys capability does not make an admin";
+}
 
 TEST(PolicyEvalTest, DefaultDenyNamesWhy) {
   auto p = MustParse(OneRole("\"read\"", "\"apps/web/**\"") + Binding("{ uid = 1000 }"));

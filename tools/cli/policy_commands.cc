@@ -66,8 +66,8 @@ std::string PolicyFromConfig(std::string config_path) {
   auto cfg = config::LoadConfig(config_path);
   if (!cfg.ok()) Fail(cfg.status().WithContext("finding the agent's policy (or pass FILE)"));
   if (cfg->policy_file.empty()) {
-    Fail(NotFound(config_path + " names no policy file ([policy] file): the agent runs with the built-in "
-                                "rule (root and its own user); pass FILE",
+    Fail(NotFound(config_path + " turns the policy file off ([policy] file = \"\"): the agent runs with the "
+                                "built-in rule (root and its own user); pass FILE",
                   "no_policy_file"));
   }
   return cfg->policy_file;
@@ -147,8 +147,8 @@ void RunExplain() {
   auto p = LoadOrFail(f.file);
   std::optional<Capability> cap = policy::ParseCapability(f.op);
   if (!cap) {
-    Fail(InvalidArgument("unknown operation '" + f.op +
-                         "' (read, list, write, delete, destroy, rollback, snapshot, admin)"));
+    Fail(
+        InvalidArgument("unknown operation '" + f.op + "' (" + std::string(policy::CapabilityNames()) + ")"));
   }
   policy::Subject subject = policy::SubjectForUser(f.uid, f.gid);
   for (const std::string& g : f.groups) {
@@ -220,8 +220,9 @@ void Add(CLI::App& app) {
   explain
       ->add_option(
           "[FILE] OP PATH", f.args,
-          "Policy file (default: the agent's, from its config); OP: read, list, write, delete, destroy, "
-          "rollback, snapshot or admin; PATH: a secret path such as apps/web/db")
+          "Policy file (default: the agent's, from its config); OP: a capability (read, list, write, "
+          "delete, destroy, rollback, snapshot, admin, sys.read, rotate, reseal, recover, seal); PATH: a "
+          "secret path such as apps/web/db, or sys for the /v1/sys capabilities")
       ->expected(2, 3)
       ->required();
   explain->add_option("--config", f.config,
