@@ -27,6 +27,13 @@ class TableReader {
     out = **n->as_string();
     return OkStatus();
   }
+  Status Bool(const char* key, bool& out) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return OkStatus();
+    if (!n->is_boolean()) return Bad(source_, n->source(), name_ + "." + key + " must be true or false");
+    out = **n->as_boolean();
+    return OkStatus();
+  }
   template <typename T>
   Status Int(const char* key, T& out, std::int64_t lo, std::int64_t hi) {
     const toml::node* n = Take(key);
@@ -108,6 +115,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(a.Int("worker_threads", c.worker_threads, 1, 256));
   SK_RETURN_IF_ERROR(a.Int("io_spin_us", c.io_spin_us, 0, 1000));
   SK_RETURN_IF_ERROR(a.Str("creds_socket", c.creds_socket));
+  SK_RETURN_IF_ERROR(a.Bool("metrics_require_auth", c.metrics_require_auth));
   SK_RETURN_IF_ERROR(a.Finish());
   if (mode.size() != 4 || mode[0] != '0' || mode.find_first_not_of("01234567") != std::string::npos) {
     return InvalidArgument(c.source + ": agent.socket_mode must be octal like \"0660\"", "bad_config");
@@ -195,12 +203,16 @@ Status Apply(const toml::table& root, AgentConfig& c) {
 
   SK_ASSIGN_OR_RETURN(const toml::table* policy, table("policy"));
   TableReader po(*policy, "policy", c.source);
+  // The safe defaults (docs/config.md): a policy file and an audit log, each turned off
+  // only by an explicit "".
+  c.policy_file = "policy.toml";
   SK_RETURN_IF_ERROR(po.Str("file", c.policy_file));
   SK_RETURN_IF_ERROR(po.Finish());
   c.policy_file = Under(c.state_dir, c.policy_file);
 
   SK_ASSIGN_OR_RETURN(const toml::table* audit, table("audit"));
   TableReader au(*audit, "audit", c.source);
+  c.audit_dir = "audit";
   SK_RETURN_IF_ERROR(au.Str("dir", c.audit_dir));
   SK_RETURN_IF_ERROR(au.Int("segment_bytes", c.audit_segment_bytes, 4096, std::int64_t{1} << 40));
   SK_RETURN_IF_ERROR(au.Finish());
@@ -222,6 +234,17 @@ Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source
         "bad_config");
   }
   return c;
+}
+
+std::vector<std::string> StartupWarnings(const AgentConfig& c) {
+  std::vector<std::string> out;
+  if (c.audit_dir.empty()) {
+    out.push_back("no audit log: " + (c.source.empty() ? std::string("the config") : c.source) +
+                  " sets [audit] dir = \"\", so requests, denials and changes are not recorded "
+                  "(docs/audit.md); remove the key to log under " +
+                  c.state_dir + "/audit");
+  }
+  return out;
 }
 
 Result<AgentConfig> LoadConfig(const std::string& path) {

@@ -3,7 +3,7 @@
 // must not silently fall back to a default), reported with file and line.
 //
 //   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads,
-//              io_spin_us, creds_socket
+//              io_spin_us, creds_socket, metrics_require_auth
 //   [store]    path, anchor_mode ("epoch" | "strict"), epoch_seconds, max_versions,
 //              max_value_bytes, verify_threads
 //   [backend]  kind ("pkcs11" | "tpm")
@@ -13,13 +13,17 @@
 //   [limits]   max_header_bytes, max_body_bytes, max_connections, max_connections_per_uid,
 //              idle_timeout_ms, request_timeout_ms
 //   [cache]    dek_entries, dek_ttl_seconds
-//   [policy]   file ("" = only root and the agent's own user may call it)
-//   [audit]    dir ("" = no audit log), segment_bytes
-// Relative paths are relative to state_dir. docs/config.md has a full example.
+//   [policy]   file (default "policy.toml"; "" = only root and the agent's own user may call it)
+//   [audit]    dir (default "audit"; "" = no audit log), segment_bytes
+// Relative paths are relative to state_dir. The defaults are the safe ones: a policy file
+// (which must then exist: the agent does not start without it) and an audit log; going
+// without either takes an explicit "" (StartupWarnings says so for the audit log). docs/config.md
+// has a full example.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/secrets/service.h"
 #include "crypto/status.h"
@@ -50,11 +54,14 @@ struct AgentConfig {
   // systemd's credential socket (LoadCredential=ID:PATH; docs/api.md): "" = none. Only the
   // service manager (uid 0) is answered, with what the policy's [[credentials]] name.
   std::string creds_socket;
+  // GET /metrics needs sys.read on `sys` (false: anyone who reaches the socket may read it).
+  bool metrics_require_auth = false;
   secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
   hsm::BackendConfig backend;
   Limits limits;
-  std::string policy_file;  // "" = built-in policy (root and the agent's own uid)
-  std::string audit_dir;    // "" = no audit log
+  // ParseConfig sets both to their default under state_dir unless the file says otherwise.
+  std::string policy_file;  // "" = built-in policy (root and the agent's own uid), only when asked for
+  std::string audit_dir;    // "" = no audit log, only when asked for
   std::size_t audit_segment_bytes = 16 * 1024 * 1024;
 };
 
@@ -62,6 +69,9 @@ struct AgentConfig {
 Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source);
 // Reads and parses a file (at most 1 MiB). reason config_missing when it does not exist.
 Result<AgentConfig> LoadConfig(const std::string& path);
+// What the agent must say at start about a config that turns a safeguard off (today: no
+// audit log), one warning each; empty when there is nothing to say.
+std::vector<std::string> StartupWarnings(const AgentConfig& config);
 
 inline constexpr const char* kDefaultConfigPath = "/etc/sealkeep/sealkeep.toml";
 

@@ -135,9 +135,10 @@ TEST_F(PolicyCliTest, WithoutAFileExplainAndCheckUseTheAgentsPolicyFromItsConfig
   out = Run("policy check --config sealkeep.toml", &status);
   EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("policy.toml: ok: 1 roles, 2 bindings"), std::string::npos) << out;
-  // A config without a [policy] file: say so, and how to name one.
+  // A config that turns the policy file off: say so, and how to name one.
   testing::WriteFile(dir_.Join("nopolicy.toml"),
-                     "[agent]\nstate_dir = \"" + dir_.path() + "\"\n\n[backend]\nkind = \"pkcs11\"\n");
+                     "[agent]\nstate_dir = \"" + dir_.path() +
+                         "\"\n\n[backend]\nkind = \"pkcs11\"\n\n[policy]\nfile = \"\"\n");
   out = Run("policy explain --config nopolicy.toml --uid 1 read apps/web/x", &status, true);
   EXPECT_EQ(status, 3) << out;
   EXPECT_NE(out.find("no_policy_file"), std::string::npos) << out;

@@ -32,7 +32,8 @@ class AgentResealTest : public TpmTest {
     ASSERT_EQ(::mkdir(agent_dir.c_str(), 0700), 0);
     std::string toml = "[agent]\nstate_dir = \"" + agent_dir + "\"\nsocket = \"" + agent_dir +
                        "/api.sock\"\n\n[backend]\nkind = \"tpm\"\n\n[tpm]\ntcti = \"" + config_.tcti +
-                       "\"\nstate_dir = \"" + config_.state_dir + "\"\npcrs = [7]\n";
+                       "\"\nstate_dir = \"" + config_.state_dir + "\"\npcrs = [7]\n" +
+                       "\n[policy]\nfile = \"\"\n\n[audit]\ndir = \"\"\n";  // root's built-in rule, no log
     auto config = config::ParseConfig(toml, "agent_reseal_test");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config->store.vfs = store::kFaultVfsName;
