@@ -57,7 +57,9 @@ Status Agent::Unseal() {
   if (service()) return OkStatus();  // a concurrent unseal got there first
   Result<Opened> opened = Open();
   if (!opened.ok()) return StaySealed(opened.status());
-  return Publish(std::move(opened).value());
+  SK_RETURN_IF_ERROR(Publish(std::move(opened).value()));
+  if (on_unsealed_) on_unsealed_();
+  return OkStatus();
 }
 
 Result<Agent::Opened> Agent::Open() const {
@@ -167,6 +169,7 @@ Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
   Result<Opened> opened = Open();
   if (!opened.ok()) return StaySealed(opened.status());
   SK_RETURN_IF_ERROR(Publish(std::move(opened).value()));
+  if (on_unsealed_) on_unsealed_();
   return accepted;
 }
 

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,6 +52,9 @@ class Agent {
 
   Status Unseal();
   void Seal(const std::string& why);
+  // Called once each time the agent becomes unsealed (Unseal, AcceptRollback), on the
+  // thread that unsealed it, after the service is published. Set before serving starts.
+  void SetOnUnsealed(std::function<void()> callback) { on_unsealed_ = std::move(callback); }
   // When the open service has fenced itself (the store changed behind its back:
   // SecretService::Fenced), seals the agent with that reason (replay_detected), raises the
   // alert and returns true, so /v1/health, /metrics and sys/recover see what start-up
@@ -100,6 +104,7 @@ class Agent {
 
   const config::AgentConfig config_;
   const std::uint32_t own_uid_;
+  std::function<void()> on_unsealed_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<alerts::Alerts> alerts_;
   policy::PolicyHolder policy_;
