@@ -8,8 +8,18 @@
 #include "agent/daemon/systemd.h"
 #include "agent/policy/policy.h"
 #include "agent/secrets/path.h"
+#include "crypto/aead.h"
+#include "crypto/locked_pool.h"
+#include "crypto/random.h"
 
 namespace sk::api {
+
+Api::Api(daemon::Agent& agent) : agent_(agent) {
+  for (const std::string& w : config::StartupWarnings(agent_.config()))
+    daemon::Log(daemon::LogLevel::kWarning, w);
+  auto key = RandomSecret(kAeadKeySize);
+  if (key.ok()) cursor_key_ = std::move(key).value();  // else listing cursors fail: internal
+}
 
 unsigned HttpStatusFor(const Status& st) {
   switch (st.code()) {
@@ -66,6 +76,11 @@ namespace {
 
 using policy::Capability;
 
+// Idempotency keys are the caller's own: its uid and systemd unit scope them.
+std::string IdempotencyScope(const policy::Subject& s) {
+  return "uid=" + std::to_string(s.uid) + " unit=" + s.unit;
+}
+
 std::string ActorText(const ApiRequest& req) {
   const policy::Subject& s = req.subject;
   std::ostringstream out;
@@ -77,28 +92,40 @@ std::string ActorText(const ApiRequest& req) {
   return out.str().substr(0, 500);
 }
 
+// Whose labels a policy check of a secret path is evaluated with.
+enum class LabelsOf : std::uint8_t {
+  kNone,          // /v1/sys: no secret
+  kHead,          // the path's latest version
+  kQueryVersion,  // the version ?version=n names (the head without it)
+};
+
 // The capability and path the request as a whole needs; nullopt when the handler checks
-// per item (list, txn, snapshots) or nothing is needed (health).
+// per item (list, versions, put, txn, snapshots: their labels or paths come from the body
+// or the store) or nothing is needed (health; metrics unless the config protects it).
 struct Need {
   Capability cap;
   std::string path;
+  LabelsOf labels = LabelsOf::kHead;
 };
 
-std::optional<Need> NeedFor(const RouteMatch& m) {
+Need Sys(Capability cap) { return Need{cap, std::string(policy::kAdminPath), LabelsOf::kNone}; }
+
+std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
   switch (m.route) {
     case Route::kHealth:
-    case Route::kMetrics:
     case Route::kSecretList:
+    case Route::kSecretVersions:
+    case Route::kSecretPut:
     case Route::kTxn:
     case Route::kSnapshotCreate:
     case Route::kSnapshotGet:
     case Route::kSnapshotRestore:
       return std::nullopt;
+    case Route::kMetrics:
+      if (!metrics_require_auth) return std::nullopt;
+      return Sys(Capability::kSysRead);
     case Route::kSecretGet:
-    case Route::kSecretVersions:
-      return Need{Capability::kRead, m.path};
-    case Route::kSecretPut:
-      return Need{Capability::kWrite, m.path};
+      return Need{Capability::kRead, m.path, LabelsOf::kQueryVersion};
     case Route::kSecretDelete:
     case Route::kSecretUndelete:
       return Need{Capability::kDelete, m.path};
@@ -108,23 +135,31 @@ std::optional<Need> NeedFor(const RouteMatch& m) {
     case Route::kSecretFloor:
       return Need{Capability::kRollback, m.path};
     case Route::kStatus:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kRotate:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kSeal:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kUnseal:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kRecover:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
-    case Route::kReseal:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
     case Route::kJournalVerify:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
     case Route::kAuditVerify:
-      return Need{Capability::kAdmin, std::string(policy::kAdminPath)};
+      return Sys(Capability::kSysRead);
+    case Route::kRotate:
+      return Sys(Capability::kRotate);
+    case Route::kSeal:
+    case Route::kUnseal:
+      return Sys(Capability::kSeal);
+    case Route::kRecover:
+      return Sys(Capability::kRecover);
+    case Route::kReseal:
+      return Sys(Capability::kReseal);
   }
   return std::nullopt;
+}
+
+// The version ?version=n asks for, when it is a well-formed number (the handler refuses
+// anything else with 400); nullopt otherwise.
+std::optional<std::uint64_t> QueriedVersion(const RouteMatch& m) {
+  auto it = m.query.find("version");
+  if (it == m.query.end()) return std::nullopt;
+  const std::string& v = it->second;
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoull(v);
 }
 
 bool NeedsService(Route r) {
@@ -158,9 +193,9 @@ bool IsSecretRoute(Route r) {
 }
 
 // Routes whose handler writes the pre-change record itself (Context::record_change), once
-// its own per-op or per-path policy checks have passed.
+// its own per-op or per-path policy checks have passed: every change to secrets.
 bool DefersChangeRecord(Route r) {
-  return r == Route::kTxn || r == Route::kSnapshotCreate || r == Route::kSnapshotRestore;
+  return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate || r == Route::kSnapshotRestore;
 }
 
 // For a verify report that says ok:false, the first problem's reason ("seal_invalid",
@@ -203,22 +238,19 @@ void RaiseAuditUnavailable(daemon::Agent& agent, const Status& st, const std::st
 }  // namespace
 
 struct Api::Impl {
-  // Decides (cap, path) for this caller: the policy when one is configured, else the
-  // built-in rule (root and the agent's own user may do everything).
-  static Status Authorize(daemon::Agent& agent, const std::shared_ptr<secrets::SecretService>& svc,
-                          const ApiRequest& req, Capability cap, const std::string& path) {
-    std::shared_ptr<const policy::Policy> pol = agent.policy();
-    if (!pol) {
+  // Decides (cap, path) for this caller under `labels` (nullptr: unknown): `pol` when a
+  // policy is configured, else the built-in rule (root and the agent's own user may do
+  // everything).
+  static Status Authorize(const daemon::Agent& agent, const policy::Policy* pol, const ApiRequest& req,
+                          Capability cap, const std::string& path, const secrets::Labels* labels) {
+    if (pol == nullptr) {
       if (req.subject.uid == 0 || req.subject.uid == agent.own_uid()) return OkStatus();
       return Status(Code::kForbidden, "forbidden",
                     "only root and the agent's own user may call sealkeepd when no policy is configured");
     }
-    std::optional<policy::Labels> labels;
-    if (svc && cap != Capability::kAdmin && secrets::ValidatePath(path).ok()) {
-      auto l = svc->PathLabels(path);
-      if (l.ok()) labels = policy::Labels(l->begin(), l->end());
-    }
-    policy::Request pr{req.subject, cap, path, labels ? &*labels : nullptr};
+    std::optional<policy::Labels> converted;
+    if (labels != nullptr) converted.emplace(labels->begin(), labels->end());
+    policy::Request pr{req.subject, cap, path, converted ? &*converted : nullptr};
     policy::Decision d = pol->Evaluate(pr);
     if (d.allowed) return OkStatus();
     // The same answer whether or not the path exists: nothing is revealed to a caller
@@ -226,6 +258,22 @@ struct Api::Impl {
     return Status(Code::kForbidden, "forbidden",
                   "not allowed to " + std::string(policy::CapabilityName(cap)) + " " + path + " (" +
                       std::string(d.Reason()) + ")");
+  }
+
+  // The labels a check of `path` is evaluated with: the head's (or version `version`'s,
+  // falling back to the head's when there is no such version); nullopt when the path has
+  // none or the check is about /v1/sys.
+  static std::optional<secrets::Labels> LabelsFor(const std::shared_ptr<secrets::SecretService>& svc,
+                                                  LabelsOf which, const std::string& path,
+                                                  std::optional<std::uint64_t> version) {
+    if (!svc || which == LabelsOf::kNone || !secrets::ValidatePath(path).ok()) return std::nullopt;
+    if (which == LabelsOf::kQueryVersion && version) {
+      auto all = svc->VersionLabels(path);
+      if (all.ok() && *version >= 1 && *version <= all->size()) return std::move((*all)[*version - 1]);
+    }
+    auto head = svc->PathLabels(path);
+    if (!head.ok()) return std::nullopt;
+    return std::move(head).value();
   }
 
   // Records the request. `path` is what the record names (the route's path, or a txn's
@@ -282,11 +330,25 @@ struct Api::Impl {
 ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   ++requests_;
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
+  // One policy for the whole request, even if a reload lands meanwhile.
+  std::shared_ptr<const policy::Policy> pol = agent_.policy();
   const bool changes = IsStateChanging(m.route);
   // Only changes are journaled with who asked; reads skip building the text.
-  Context ctx{agent_, req, m, svc, secrets::Actor{changes ? ActorText(req) : std::string()}, {}, {}, {}};
-  ctx.authorize = [this, &req, svc](Capability cap, const std::string& path) {
-    return Impl::Authorize(agent_, svc, req, cap, path);
+  secrets::Actor actor;
+  if (changes) {
+    actor.text = ActorText(req);
+    actor.idempotency_scope = IdempotencyScope(req.subject);
+  }
+  Context ctx{agent_, req, m, svc, std::move(actor), cursor_key_, {}, {}, {}, {}};
+  ctx.authorize_labels = [this, &req, pol](Capability cap, const std::string& path,
+                                           const secrets::Labels* labels) {
+    return Impl::Authorize(agent_, pol.get(), req, cap, path, labels);
+  };
+  ctx.authorize = [this, &req, svc, pol](Capability cap, const std::string& path) {
+    std::optional<secrets::Labels> labels = Impl::LabelsFor(
+        svc, policy::IsSysCapability(cap) && path == policy::kAdminPath ? LabelsOf::kNone : LabelsOf::kHead,
+        path, std::nullopt);
+    return Impl::Authorize(agent_, pol.get(), req, cap, path, labels ? &*labels : nullptr);
   };
   auto finish = [&](ApiResponse r) {
     if (r.status >= 500)
@@ -307,8 +369,10 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   if (IsSecretRoute(m.route)) {
     if (Status st = secrets::ValidatePath(m.path); !st.ok()) return failed(st);
   }
-  if (std::optional<Need> need = NeedFor(m)) {
-    Status allowed = ctx.authorize(need->cap, need->path);
+  if (std::optional<Need> need = NeedFor(m, agent_.config().metrics_require_auth)) {
+    std::optional<secrets::Labels> labels = Impl::LabelsFor(svc, need->labels, need->path, QueriedVersion(m));
+    Status allowed =
+        Impl::Authorize(agent_, pol.get(), req, need->cap, need->path, labels ? &*labels : nullptr);
     if (!allowed.ok()) {
       ++denied_;
       Impl::Audit(agent_, req, m, m.path, audit::AuditOutcome::kDenied, allowed.message(), changes, true,
@@ -324,8 +388,8 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   if (changes) {
     if (DefersChangeRecord(m.route)) {
       // These check the policy per op or per path first; the record follows those checks.
-      ctx.record_change = [this, &req, &m, &ctx] {
-        return Impl::RecordChange(agent_, req, m, ctx.audit_path);
+      ctx.record_change = [this, &req, &m, &audit_path] {
+        return Impl::RecordChange(agent_, req, m, audit_path());
       };
     } else if (Status st = Impl::RecordChange(agent_, req, m, m.path); !st.ok()) {
       return finish(ErrorResponse(ctx, st));
@@ -411,7 +475,15 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
                     " does not verify: " + *tamper,
                 *tamper);
   } else if (!changes && m.route != Route::kMetrics) {
-    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "ok", false, true, nullptr);
+    Status failure;
+    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "ok", false, true, &failure);
+    // A value is given only once its read is on record (DESIGN.md §7: fail closed).
+    if (!failure.ok() && m.route == Route::kSecretGet) {
+      SecureWipe(r.body.data(), r.body.size());
+      return finish(ErrorResponse(ctx, Status(Code::kUnavailable, "audit_unavailable",
+                                              "the audit log cannot be written, so no value is served: " +
+                                                  std::string(failure.message()))));
+    }
   }
   return finish(std::move(r));
 }
@@ -420,9 +492,11 @@ namespace {
 
 // One creds.sock answer on the audit record: the route names what was asked for, the peer
 // is who asked (its real unit, from its cgroup). Denials also raise the denied alert.
-void RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const std::string& asked,
-                      const std::string& path, audit::AuditOutcome outcome, std::string_view reason,
-                      const std::string& request_id, const std::string& message) {
+// Returns why the record could not be written (the value must not be given then).
+Status RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const std::string& asked,
+                        const std::string& path, audit::AuditOutcome outcome, std::string_view reason,
+                        const std::string& request_id, const std::string& message) {
+  Status recorded;
   if (agent.audit_enabled()) {
     audit::AuditRecord rec;
     rec.request_id = request_id;
@@ -431,8 +505,8 @@ void RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const s
     rec.path = path.substr(0, 512);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
-    Status st = agent.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
-    if (!st.ok()) RaiseAuditUnavailable(agent, st, request_id);
+    recorded = agent.Audit(rec, audit::AuditWriter::Durability::kBuffered, /*may_queue=*/true);
+    if (!recorded.ok()) RaiseAuditUnavailable(agent, recorded, request_id);
   }
   if (outcome == audit::AuditOutcome::kDenied) {
     alerts::Alert a;
@@ -446,6 +520,7 @@ void RecordCredential(daemon::Agent& agent, const policy::Subject& peer, const s
     a.reason = std::string(reason);
     agent.alerts().Raise(std::move(a));
   }
+  return recorded;
 }
 
 }  // namespace
@@ -462,8 +537,8 @@ Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std:
     Status st(Code::kForbidden, "unit_mismatch",
               "the caller is in unit '" + (peer.unit.empty() ? std::string("(none)") : peer.unit) +
                   "', not '" + unit + "'");
-    RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "unit_mismatch", request_id,
-                     std::string(st.message()));
+    (void)RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "unit_mismatch", request_id,
+                           std::string(st.message()));
     return st;
   }
   std::shared_ptr<const policy::Policy> pol = agent_.policy();
@@ -473,26 +548,34 @@ Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std:
     ++errors_4xx_;
     Status st(Code::kForbidden, "no_credential",
               "no [[credentials]] entry in the policy gives credential '" + id + "' to unit '" + unit + "'");
-    RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "no_credential", request_id,
-                     std::string(st.message()));
+    (void)RecordCredential(agent_, peer, asked, "", audit::AuditOutcome::kDenied, "no_credential", request_id,
+                           std::string(st.message()));
     return st;
   }
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   if (!svc) {
     ++errors_5xx_;
     Status st = agent_.sealed_status();
-    RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed, st.reason(), request_id,
-                     "");
+    (void)RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed, st.reason(),
+                           request_id, "");
     return st;
   }
   auto got = svc->Get(grant->path, std::nullopt);
   if (!got.ok()) {
     (HttpStatusFor(got.status()) >= 500 ? errors_5xx_ : errors_4xx_)++;
-    RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed, got.status().reason(),
-                     request_id, "");
+    (void)RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kFailed,
+                           got.status().reason(), request_id, "");
     return got.status();
   }
-  RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kAllowed, "ok", request_id, "");
+  // The value goes out only once its record is in the log (DESIGN.md §7: fail closed).
+  if (Status recorded = RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kAllowed,
+                                         "ok", request_id, "");
+      !recorded.ok()) {
+    ++errors_5xx_;
+    return Status(
+        Code::kUnavailable, "audit_unavailable",
+        "the audit log cannot be written, so no credential is given: " + std::string(recorded.message()));
+  }
   return std::move(got->value);
 }
 
@@ -505,9 +588,9 @@ void Api::RefuseCredential(const policy::Subject& peer, const std::string& reque
     ++errors_4xx_;
   }
   daemon::Log(daemon::LogLevel::kWarning, "creds.sock: request " + request_id + " refused: " + message);
-  RecordCredential(agent_, peer, asked, "",
-                   denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, request_id,
-                   message);
+  (void)RecordCredential(agent_, peer, asked, "",
+                         denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason,
+                         request_id, message);
 }
 
 std::string Api::MetricsText() const {

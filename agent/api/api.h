@@ -1,10 +1,11 @@
 // Api: one request in, one response out, with no knowledge of sockets or Beast. It
 // authorises the caller (policy, or the built-in rule: root and the agent's own user),
-// audits the request (state changes: written and synced before the change, and for txn
-// and snapshots only once every op's policy check passed; the agent changes nothing when
-// that fails; while sealed, records wait in the Agent's queue for the next unseal), runs
-// it against the Agent, and maps every Status to the documented error body (docs/api.md).
-// GET /v1/health and GET /metrics are not audited.
+// audits the request (state changes: written and synced before the change, once every
+// policy check of the request passed; the agent changes nothing when that fails; while
+// sealed, records wait in the Agent's queue for the next unseal), runs it against the
+// Agent, and maps every Status to the documented error body (docs/api.md). A value read
+// or a credential is given only once its record is in the log (503 audit_unavailable
+// while the log cannot be written). GET /v1/health and allowed GET /metrics are not audited.
 //
 // Thread-safe. Handle() may block for blocking routes (IsBlockingRoute): the server runs
 // those on its worker pool.
@@ -44,7 +45,8 @@ struct ApiResponse {
 
 class Api {
  public:
-  explicit Api(daemon::Agent& agent) : agent_(agent) {}
+  // Logs the config's start-up warnings (config::StartupWarnings).
+  explicit Api(daemon::Agent& agent);
 
   ApiResponse Handle(ApiRequest& req, const RouteMatch& match);
   // Errors found before routing (malformed HTTP, too large...).
@@ -72,6 +74,9 @@ class Api {
  private:
   struct Impl;
   daemon::Agent& agent_;
+  // Seals listing cursors that point past rows the caller may not see (docs/api.md): fresh
+  // for each run of the agent, so such a cursor names nothing and dies with the process.
+  SecretBytes cursor_key_;
   std::atomic<std::uint64_t> requests_{0}, errors_4xx_{0}, errors_5xx_{0}, denied_{0};
   std::atomic<std::uint64_t> refused_connections_{0};
   std::atomic<std::int64_t> open_connections_{0};

@@ -1,6 +1,11 @@
 // Route handlers: parse the body, call the service, shape the JSON answer.
 #include "agent/api/handlers.h"
 
+#include <map>
+
+#include "agent/policy/policy.h"
+#include "agent/secrets/path.h"
+#include "crypto/aead.h"
 #include "crypto/locked_pool.h"
 #include "sealkeep_version.h"
 
@@ -72,6 +77,45 @@ Result<std::uint64_t> QueryVersion(const Context& ctx) {
   std::uint64_t n = std::stoull(v);
   if (n == 0) return BadRequest("'version' must be a positive integer");
   return n;
+}
+
+const secrets::Labels kNoLabels;
+
+// The policy checks of one change, beyond the route's own gate: the op's capability under
+// the labels of the head it replaces and of the version it touches or writes (a put's
+// labels, or the path's it inherits; a rollback's source), and the OpGuard the committer
+// applies in the op's batch: the same label checks against what the batch sees, `destroy`
+// for a prune, `admin` for lowering max_versions.
+Status AuthorizeOp(Context& ctx, Op& op) {
+  const policy::Capability cap = CapabilityFor(op.type);
+  std::optional<secrets::Labels> head;
+  if (auto l = ctx.svc->PathLabels(op.path); l.ok()) head = std::move(l).value();
+  const secrets::Labels* head_labels = head ? &*head : nullptr;
+  auto check = ctx.authorize_labels;
+  // A put that creates the path replaces nothing; everything else acts on the head.
+  if (op.type != Op::Type::kPut || head) SK_RETURN_IF_ERROR(check(cap, op.path, head_labels));
+  if (op.type == Op::Type::kPut) {
+    // The labels the new version carries: those asked for, else the path's (none for a create).
+    const secrets::Labels* written = !op.labels.empty() ? &op.labels : head ? head_labels : &kNoLabels;
+    SK_RETURN_IF_ERROR(check(cap, op.path, written));
+  } else if (op.version && op.type != Op::Type::kCheckVersion) {
+    // The version a rollback copies, or a delete, undelete or destroy touches.
+    auto all = ctx.svc->VersionLabels(op.path);
+    if (all.ok() && *op.version >= 1 && *op.version <= all->size()) {
+      SK_RETURN_IF_ERROR(check(cap, op.path, &(*all)[*op.version - 1]));
+    }
+  }
+  if (op.type == Op::Type::kPut || op.type == Op::Type::kRollback) {
+    const secrets::Labels* basis = head_labels != nullptr ? head_labels : &op.labels;
+    op.guard.may_prune = check(policy::Capability::kDestroy, op.path, basis).ok();
+    op.guard.may_lower_retention = check(policy::Capability::kAdmin, op.path, basis).ok();
+    op.guard.labels = [check, cap, path = op.path](const secrets::Labels* now,
+                                                   const secrets::Labels& written) {
+      if (now != nullptr) SK_RETURN_IF_ERROR(check(cap, path, now));
+      return check(cap, path, &written);
+    };
+  }
+  return OkStatus();
 }
 
 ApiResponse WithTxn(const Context& ctx, const Result<secrets::TxnResult>& r, std::string path = "") {
@@ -148,6 +192,13 @@ ApiResponse HandleStatus(Context& ctx) {
   return Json200(j);
 }
 
+// A one-op change to the route's path: its policy checks, its record, then the commit.
+ApiResponse CommitOne(Context& ctx, std::vector<Op> ops) {
+  if (Status allowed = AuthorizeOp(ctx, ops[0]); !allowed.ok()) return ErrorResponse(ctx, allowed);
+  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
+  return WithTxn(ctx, ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
+}
+
 ApiResponse HandleSecretGet(Context& ctx) {
   auto version = QueryVersion(ctx);
   if (!version.ok()) return ErrorResponse(ctx, version.status());
@@ -159,6 +210,12 @@ ApiResponse HandleSecretGet(Context& ctx) {
   auto got =
       ctx.svc->Get(ctx.match.path, *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
   if (!got.ok()) return ErrorResponse(ctx, got.status());
+  // The labels of the version actually read: a put may have moved the head since the
+  // route's check, which was made on the labels of the version asked for.
+  if (Status allowed = ctx.authorize_labels(policy::Capability::kRead, ctx.match.path, &got->labels);
+      !allowed.ok()) {
+    return ErrorResponse(ctx, allowed);
+  }
   ByteView value = got->value.Expose();
   b64 = b64 || !IsValidUtf8(value);
   // Built by hand into one pre-sized buffer, wiped by the server after sending.
@@ -193,8 +250,60 @@ ApiResponse HandleSecretPut(Context& ctx) {
   ops[0].path = ctx.match.path;
   if (st.ok()) st = FillPut(*body, ops[0]);
   if (!st.ok()) return ErrorResponse(ctx, st);
-  return WithTxn(ctx, ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
+  return CommitOne(ctx, std::move(ops));
 }
+
+namespace {
+
+// Rows a listing examines beyond its limit, at most: the work of one request stays
+// bounded even when the caller may see none of the rows (docs/api.md).
+constexpr std::size_t kListSlack = 256;
+constexpr std::string_view kCursorAad = "sealkeep list cursor v1";
+
+std::string Base64Url(ByteView bytes) {
+  std::string s = Base64Encode(bytes);
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  for (char& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return s;
+}
+
+std::optional<Bytes> Base64UrlDecode(std::string s) {
+  if (s.find_first_of("+/=") != std::string::npos) return std::nullopt;
+  for (char& c : s) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (s.size() % 4 != 0) s += '=';
+  return Base64Decode(s);
+}
+
+// A cursor that continues after `path` without naming it: "~" and the path sealed
+// (AES-256-GCM) under the agent's per-run cursor key.
+Result<std::string> SealCursor(const SecretBytes& key, const std::string& path) {
+  if (key.size() != kAeadKeySize)
+    return Internal("no key for listing cursors (the random source failed at start)");
+  SK_ASSIGN_OR_RETURN(Bytes blob, AeadSeal(key, AsBytes(kCursorAad), AsBytes(path)));
+  return "~" + Base64Url(blob);
+}
+
+// `after` as the path a listing continues after: a path as is, or a sealed cursor.
+Result<std::string> CursorPath(const SecretBytes& key, const std::string& after) {
+  auto bad = [] {
+    return InvalidArgument(
+        "'after' is a path or the 'next' of an earlier answer from this run of the agent; list again "
+        "without it",
+        "bad_cursor");
+  };
+  if (after.empty()) return after;
+  if (after[0] != '~') {
+    if (!secrets::ValidatePath(after).ok()) return bad();
+    return after;
+  }
+  std::optional<Bytes> blob = Base64UrlDecode(after.substr(1));
+  if (!blob || key.size() != kAeadKeySize) return bad();
+  auto opened = AeadOpen(key, AsBytes(kCursorAad), *blob);
+  if (!opened.ok()) return bad();
+  return std::string(AsChars(opened->Expose()));
+}
+
+}  // namespace
 
 ApiResponse HandleSecretList(Context& ctx) {
   std::string prefix;
@@ -208,15 +317,28 @@ ApiResponse HandleSecretList(Context& ctx) {
     }
     limit = std::stoul(l->second);
   }
-  // Ask for one more than the limit, so "truncated" is exact for what this caller may see.
-  auto listed = ctx.svc->List(prefix, 100000);
+  std::string after;
+  if (auto a = ctx.match.query.find("after"); a != ctx.match.query.end()) {
+    auto path = CursorPath(ctx.cursor_key, a->second);
+    if (!path.ok()) return ErrorResponse(ctx, path.status());
+    after = std::move(path).value();
+  }
+  // At most limit + kListSlack rows are examined: `limit` visible ones and one more (so
+  // "truncated" is exact when they are there), past up to kListSlack this caller may not see.
+  const std::size_t budget = limit + kListSlack;
+  auto listed = ctx.svc->List(prefix, budget, after);
   if (!listed.ok()) return ErrorResponse(ctx, listed.status());
   Json paths = Json::array();
   bool truncated = false;
+  std::string next, last_examined, last_shown;
   for (const auto& p : *listed) {
-    if (!ctx.authorize(policy::Capability::kList, p.path).ok()) continue;  // invisible to this caller
+    if (!ctx.authorize_labels(policy::Capability::kList, p.path, &p.labels).ok()) {
+      last_examined = p.path;  // invisible to this caller
+      continue;
+    }
     if (paths.size() == limit) {
       truncated = true;
+      next = last_shown;
       break;
     }
     paths.push_back({{"path", p.path},
@@ -225,15 +347,56 @@ ApiResponse HandleSecretList(Context& ctx) {
                      {"floor", p.floor},
                      {"updated_ms", p.updated_ms},
                      {"labels", p.labels}});
+    last_examined = last_shown = p.path;
   }
-  return Json200({{"paths", paths}, {"truncated", truncated}});
+  if (!truncated && listed->size() == budget) {
+    // The budget ran out: more may follow. A cursor past a row the caller may not see must
+    // not name it.
+    truncated = true;
+    if (last_examined == last_shown) {
+      next = last_shown;
+    } else {
+      auto sealed = SealCursor(ctx.cursor_key, last_examined);
+      if (!sealed.ok()) return ErrorResponse(ctx, sealed.status());
+      next = std::move(sealed).value();
+    }
+  }
+  Json j = {{"paths", paths}, {"truncated", truncated}};
+  if (truncated) j["next"] = next;
+  return Json200(j);
 }
 
 ApiResponse HandleSecretVersions(Context& ctx) {
-  auto versions = ctx.svc->Versions(ctx.match.path);
+  const std::string& path = ctx.match.path;
+  // Which versions this caller may see: those whose own labels its read allows.
+  auto labels = ctx.svc->VersionLabels(path);
+  if (!labels.ok()) {
+    if (labels.status().code() == Code::kNotFound) {
+      // A missing path answers as the caller's read decides for unknown labels.
+      if (Status allowed = ctx.authorize_labels(policy::Capability::kRead, path, nullptr); !allowed.ok())
+        return ErrorResponse(ctx, allowed);
+    }
+    return ErrorResponse(ctx, labels.status());
+  }
+  std::vector<bool> may(labels->size(), false);
+  Status denial;
+  bool any = false;
+  for (std::size_t i = 0; i < labels->size(); ++i) {
+    if (i > 0 && (*labels)[i] == (*labels)[i - 1]) {
+      may[i] = may[i - 1];
+    } else {
+      Status allowed = ctx.authorize_labels(policy::Capability::kRead, path, &(*labels)[i]);
+      may[i] = allowed.ok();
+      if (!allowed.ok()) denial = allowed;
+    }
+    any = any || may[i];
+  }
+  if (!any) return ErrorResponse(ctx, denial);
+  auto versions = ctx.svc->Versions(path);
   if (!versions.ok()) return ErrorResponse(ctx, versions.status());
   Json list = Json::array();
   for (const auto& v : *versions) {
+    if (v.version == 0 || v.version > may.size() || !may[v.version - 1]) continue;
     Json e = {{"version", v.version},
               {"state", v.state},
               {"kind", v.kind},
@@ -245,7 +408,7 @@ ApiResponse HandleSecretVersions(Context& ctx) {
     if (!v.verifies) e["reason"] = v.reason;
     list.push_back(std::move(e));
   }
-  return Json200({{"path", ctx.match.path}, {"versions", list}});
+  return Json200({{"path", path}, {"versions", list}});
 }
 
 ApiResponse HandleSecretChange(Context& ctx) {
@@ -309,7 +472,7 @@ ApiResponse HandleSecretChange(Context& ctx) {
     }
   }
   if (!st.ok()) return ErrorResponse(ctx, st);
-  return WithTxn(ctx, ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
+  return CommitOne(ctx, std::move(ops));
 }
 
 ApiResponse HandleTxn(Context& ctx) {
@@ -387,8 +550,7 @@ ApiResponse HandleTxn(Context& ctx) {
       st = BadRequest("unknown op '" + k.substr(0, 32) + "'");
     }
     if (!st.ok()) return fail(st);
-    Status allowed = ctx.authorize(CapabilityFor(op.type), op.path);
-    if (!allowed.ok()) return fail(allowed);
+    if (Status allowed = AuthorizeOp(ctx, op); !allowed.ok()) return fail(allowed);
     ops.push_back(std::move(op));
   }
   ctx.audit_path = AuditPaths(paths);
@@ -407,6 +569,36 @@ Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& 
   while (!p.empty() && p.back() == '/') p.pop_back();
   if (p.empty()) return ctx.authorize(policy::Capability::kAdmin, std::string(policy::kAdminPath));
   return ctx.authorize(cap, p);
+}
+
+// The answer to a caller who may not see snapshot `name`, the same whether or not it exists.
+Status SnapshotHidden(const std::string& verb, const std::string& name) {
+  return Status(Code::kForbidden, "forbidden",
+                "not allowed to " + verb + " snapshot " + name + " (or there is no such snapshot)");
+}
+
+// The snapshot the route names, for a caller holding `cap` on its prefix. A caller who may
+// not look at every snapshot (list everything: `admin`) gets SnapshotHidden for a missing
+// or unreadable snapshot as for one outside its reach, so a name's existence leaks nothing.
+Result<secrets::SnapshotInfo> VisibleSnapshot(Context& ctx, policy::Capability cap, const std::string& verb) {
+  const std::string& name = ctx.match.path;
+  auto info = ctx.svc->GetSnapshot(name);
+  if (!info.ok()) {
+    // Missing or not verifying: which, only a caller who may look at every snapshot learns.
+    const Code code = info.status().code();
+    if ((code == Code::kNotFound || code == Code::kConflict) &&
+        !AuthorizePrefix(ctx, policy::Capability::kList, "").ok()) {
+      return SnapshotHidden(verb, name);
+    }
+    return info.status();
+  }
+  if (!AuthorizePrefix(ctx, cap, info->prefix).ok()) return SnapshotHidden(verb, name);
+  return info;
+}
+
+// Whether this caller may learn that `path` exists (`list` on it).
+bool Listable(Context& ctx, const std::string& path) {
+  return ctx.authorize(policy::Capability::kList, path).ok();
 }
 
 }  // namespace
@@ -429,41 +621,64 @@ ApiResponse HandleSnapshotCreate(Context& ctx) {
   if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
   auto r = ctx.svc->CreateSnapshot(**name, prefix->value_or(""), ctx.actor);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
+  // The snapshot holds the whole subtree; the answer names only what the caller may list.
   Json versions = Json::object();
-  for (const auto& o : r->results) versions[o.path] = o.version;
+  for (const auto& o : r->results) {
+    if (Listable(ctx, o.path)) versions[o.path] = o.version;
+  }
   return Json200({{"name", **name}, {"txn_id", r->txn_id}, {"seq", r->seq}, {"versions", versions}});
 }
 
 ApiResponse HandleSnapshotGet(Context& ctx) {
-  auto info = ctx.svc->GetSnapshot(ctx.match.path);
+  auto info = VisibleSnapshot(ctx, policy::Capability::kList, "read");
   if (!info.ok()) return ErrorResponse(ctx, info.status());
-  Status allowed = AuthorizePrefix(ctx, policy::Capability::kList, info->prefix);
-  if (!allowed.ok()) return ErrorResponse(ctx, allowed);
+  Json versions = Json::object();
+  for (const auto& [path, version] : info->versions) {
+    if (Listable(ctx, path)) versions[path] = version;
+  }
   return Json200({{"name", info->name},
                   {"prefix", info->prefix},
                   {"created_ms", info->created_ms},
-                  {"versions", info->versions},
+                  {"versions", versions},
                   {"verifies", info->verifies}});
 }
 
 ApiResponse HandleSnapshotRestore(Context& ctx) {
-  auto info = ctx.svc->GetSnapshot(ctx.match.path);
+  auto info = VisibleSnapshot(ctx, policy::Capability::kSnapshot, "restore");
   if (!info.ok()) return ErrorResponse(ctx, info.status());
   std::vector<std::string> paths;
   paths.reserve(info->versions.size());
   for (const auto& [path, version] : info->versions) paths.push_back(path);
   ctx.audit_path = ctx.match.path + ": " + AuditPaths(paths);
-  Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, info->prefix);
-  for (auto it = info->versions.begin(); allowed.ok() && it != info->versions.end(); ++it) {
-    allowed = ctx.authorize(policy::Capability::kSnapshot, it->first);
+  // Every path it restores needs `snapshot`; a refusal names none of them (the caller may
+  // not be allowed to learn they exist).
+  std::map<std::string, bool> may_prune;
+  for (const std::string& path : paths) {
+    if (!ctx.authorize(policy::Capability::kSnapshot, path).ok()) {
+      return ErrorResponse(ctx, Status(Code::kForbidden, "forbidden",
+                                       "not allowed to restore snapshot " + ctx.match.path +
+                                           ": it holds paths the caller may not snapshot"));
+    }
+    may_prune[path] = ctx.authorize(policy::Capability::kDestroy, path).ok();
   }
-  if (!allowed.ok()) return ErrorResponse(ctx, allowed);
   if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
-  auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor);
+  auto check = ctx.authorize_labels;
+  auto guard_for = [&may_prune, check](const std::string& path) {
+    secrets::OpGuard g;
+    auto it = may_prune.find(path);
+    g.may_prune = it != may_prune.end() && it->second;
+    g.labels = [check, path](const secrets::Labels* now, const secrets::Labels& written) {
+      if (now != nullptr) SK_RETURN_IF_ERROR(check(policy::Capability::kSnapshot, path, now));
+      return check(policy::Capability::kSnapshot, path, &written);
+    };
+    return g;
+  };
+  auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor, guard_for);
   if (!r.ok()) return ErrorResponse(ctx, r.status());
   if (!r->applied) {
     Json failures = Json::array();
     for (const auto& f : r->failures) {
+      if (!Listable(ctx, f.path)) continue;
       failures.push_back(
           {{"path", f.path}, {"version", f.version}, {"reason", f.reason}, {"message", f.message}});
     }
@@ -475,7 +690,9 @@ ApiResponse HandleSnapshotRestore(Context& ctx) {
                  "restore_refused"),
         &extra);
   }
-  Json j = TxnJson(r->result);
+  secrets::TxnResult shown = r->result;
+  std::erase_if(shown.results, [&](const secrets::OpResult& o) { return !Listable(ctx, o.path); });
+  Json j = TxnJson(shown);
   j["applied"] = true;
   return Json200(j);
 }

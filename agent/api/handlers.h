@@ -18,15 +18,23 @@ struct Context {
   const RouteMatch& match;
   std::shared_ptr<secrets::SecretService> svc;  // null when sealed
   secrets::Actor actor;
-  // Checks one more capability on one more path (a txn's ops, a snapshot's paths);
-  // a denial comes back as kForbidden and is audited by the caller.
+  const SecretBytes& cursor_key;  // Api::cursor_key_
+  // Checks one more capability on one more path (a txn's ops, a snapshot's paths), under
+  // the labels of the path's head (none for the /v1/sys capabilities); a denial comes back
+  // as kForbidden and is audited by the caller. Thread-safe: an OpGuard calls it from the
+  // committer while the handler waits.
   std::function<Status(policy::Capability, const std::string& path)> authorize;
+  // The same under given labels (nullptr: unknown, so label conditions fail): those of the
+  // version a request reads, lists or writes.
+  std::function<Status(policy::Capability, const std::string& path, const secrets::Labels* labels)>
+      authorize_labels;
   // What this request's audit records name when the route's path does not say it: a
   // txn's op paths, a snapshot's name with its prefix or paths (AuditPaths, no values).
   std::string audit_path;
-  // Set for txn and snapshot create/restore: the handler calls it once its own policy
-  // checks pass and before it changes anything; it writes (and syncs) the "allowed"
-  // record naming audit_path. A failure is the answer (503), and nothing is changed.
+  // Set for every change to secrets (put, delete..., txn, snapshot create/restore): the
+  // handler calls it once its own policy checks pass and before it changes anything; it
+  // writes (and syncs) the "allowed" record naming audit_path (the route's path when
+  // empty). A failure is the answer (503), and nothing is changed.
   std::function<Status()> record_change;
 };
 

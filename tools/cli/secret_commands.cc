@@ -3,6 +3,7 @@
 // a file, never from the command line, and are written out byte for byte.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -139,15 +140,34 @@ void RunGet() {
     Fail(Unavailable(std::string("cannot write the value to stdout: ") + std::strerror(err), "write_failed"));
 }
 
+// Pages through GET /v1/secrets with the answer's `next` cursor until --limit paths are
+// in hand or the agent says there are no more (a page may be empty: the agent examines a
+// bounded number of rows per request, and skips those this caller may not list).
 void RunList() {
   auto& f = Flags();
-  std::string target =
-      "/v1/secrets?prefix=" + QueryEscape(CheckedPrefix(f.prefix)) + "&limit=" + std::to_string(f.limit);
-  HttpResponse r = CallOrFail({"GET", target});
-  if (Globals().json) return PrintBody(r);
-  Json j = ParseBody(r);
+  const std::string base = "/v1/secrets?prefix=" + QueryEscape(CheckedPrefix(f.prefix));
+  Json paths = Json::array();
+  bool truncated = false;
+  std::string after;
+  do {
+    const std::uint64_t want = std::min<std::uint64_t>(f.limit - paths.size(), 1000);
+    std::string target = base + "&limit=" + std::to_string(want);
+    if (!after.empty()) target += "&after=" + QueryEscape(after);
+    Json j = ParseBody(CallOrFail({"GET", target}));
+    for (const auto& p : j.value("paths", Json::array())) paths.push_back(p);
+    truncated = j.value("truncated", false);
+    std::string next = truncated ? j.value("next", "") : "";
+    if (next == after) break;  // no progress: never loop on an agent that does not page
+    after = std::move(next);
+  } while (!after.empty() && paths.size() < f.limit);
+  if (Globals().json) {
+    Json out = {{"paths", paths}, {"truncated", truncated}};
+    if (truncated && !after.empty()) out["next"] = after;
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
   std::vector<std::vector<std::string>> rows = {{"PATH", "HEAD", "STATE", "FLOOR", "UPDATED", "LABELS"}};
-  for (const auto& p : j.value("paths", Json::array())) {
+  for (const auto& p : paths) {
     std::string labels;
     const Json path_labels = p.value("labels", Json::object());
     for (const auto& [k, v] : path_labels.items()) {
@@ -162,8 +182,8 @@ void RunList() {
     return;
   }
   PrintTable(rows);
-  if (j.value("truncated", false)) {
-    std::fprintf(stderr, "sealkeep: the list stops at %llu paths; raise --limit (at most 10000)\n",
+  if (truncated) {
+    std::fprintf(stderr, "sealkeep: the list stops at %llu paths; raise --limit\n",
                  static_cast<unsigned long long>(f.limit));
   }
 }
@@ -260,11 +280,11 @@ void Add(CLI::App& app) {
   auto* ls =
       app.add_subcommand("ls",
                          "List paths under PREFIX with head version, state, floor, labels; never values "
-                         "(GET /v1/secrets?prefix=PREFIX&limit=N)");
+                         "(GET /v1/secrets?prefix=PREFIX&limit=N&after=NEXT, page by page)");
   ls->add_option("PREFIX", f.prefix, "Only paths under this prefix (default: all)");
-  ls->add_option("--limit", f.limit, "At most N paths (1-10000)")
+  ls->add_option("--limit", f.limit, "At most N paths (fetched in pages of up to 1000)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(CLI::Range(1, 100000000));
   ls->callback(RunList);
 
   Sub(app, "versions",
