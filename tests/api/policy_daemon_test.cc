@@ -76,6 +76,14 @@ name = "stranger-dev"
 roles = ["dev-reader"]
 match = { uid = 4242 }
 when.labels = { env = ["dev"] }
+
+[roles.user-web]
+grants = [{ capabilities = ["read"], paths = ["apps/userweb/*"] }]
+
+[[bindings]]
+name = "nobody-user-web"
+roles = ["user-web"]
+match = { uid = 65534, user_unit = "web.service" }
 )";
 
 std::string Body(const json& j) { return j.dump(); }
@@ -147,8 +155,6 @@ bool WaitForLog(const AgentProcess& agent, const std::string& what, int count) {
   return false;
 }
 
-// Every record of the audit log, in order.
-
 class PolicyDaemonTest : public ::testing::Test {
  protected:
   virtual std::string PolicyText() { return kPolicy; }
@@ -183,22 +189,24 @@ class PolicyDaemonTest : public ::testing::Test {
       agent_->Stop();
       ::umount2(mounted_.c_str(), MNT_DETACH);
     }
-    if (!cgroup_.empty()) {
-      ::rmdir(cgroup_.c_str());
-      ::rmdir(std::filesystem::path(cgroup_).parent_path().c_str());
+    for (auto it = cgroups_.rbegin(); it != cgroups_.rend(); ++it) ::rmdir(it->c_str());
+  }
+  // A cgroup at `rel` below a slice of this test's own in the host's name=systemd
+  // hierarchy ("web.service", "user-65534.slice/user@65534.service/app.slice/web.service").
+  std::string MakeCgroup(const std::string& rel) {
+    std::string at = "/sys/fs/cgroup/systemd/sk-test-" + std::to_string(::getpid()) + ".slice";
+    if (::mkdir(at.c_str(), 0755) == 0) cgroups_.push_back(at);
+    for (const auto& part : std::filesystem::path(rel)) {
+      at += "/" + part.string();
+      if (::mkdir(at.c_str(), 0755) == 0) cgroups_.push_back(at);
     }
+    EXPECT_TRUE(std::filesystem::is_directory(at)) << "cannot make the cgroup " << at;
+    return at;
   }
-  std::string MakeUnitCgroup() {
-    std::string slice = "/sys/fs/cgroup/systemd/sk-test-" + std::to_string(::getpid()) + ".slice";
-    cgroup_ = slice + "/web.service";
-    std::error_code ec;
-    std::filesystem::create_directories(cgroup_, ec);
-    if (ec) cgroup_.clear();
-    return cgroup_;
-  }
+  std::string MakeUnitCgroup() { return MakeCgroup("web.service"); }
+  std::vector<std::string> cgroups_;
   TempDir dir_{"policyd"};
   std::unique_ptr<AgentProcess> agent_;
-  std::string cgroup_;
   std::string mounted_;
 };
 
@@ -254,7 +262,6 @@ TEST_F(PolicyDaemonTest, EachCallerGetsExactlyWhatThePolicyGrants) {
 
 TEST_F(PolicyDaemonTest, AServiceIsRecognisedByItsSystemdUnit) {
   std::string cg = MakeUnitCgroup();
-  if (cg.empty()) GTEST_SKIP() << "no writable name=systemd cgroup hierarchy on this machine";
   auto web = AsUser(kStranger, kNogroup, cg, agent_->socket(),
                     {{"GET", "/v1/secrets/apps/web/db", ""},        // * matches one segment
                      {"GET", "/v1/secrets/apps/web/deep/key", ""},  // ... not two
@@ -266,6 +273,41 @@ TEST_F(PolicyDaemonTest, AServiceIsRecognisedByItsSystemdUnit) {
   // The same uid outside the unit gets none of it.
   auto outside = AsUser(kStranger, kNogroup, "", agent_->socket(), {{"GET", "/v1/secrets/apps/web/db", ""}});
   EXPECT_EQ(outside[0].status, 403);
+}
+
+// Any user can run `systemd-run --user --unit=web.service`, and a Delegate=yes service or
+// a container may build any tree below itself: neither is the system's web.service.
+TEST_F(PolicyDaemonTest, NoUserOrDelegatedCgroupPassesForASystemUnit) {
+  ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/apps/userweb/key", Body({{"value", "u"}})).status, 200);
+  const std::string user_web = MakeCgroup("user-65534.slice/user@65534.service/app.slice/web.service");
+  auto as_user_unit =
+      AsUser(kNobody, kNogroup, user_web, agent_->socket(),
+             {{"GET", "/v1/secrets/apps/web/db", ""}, {"GET", "/v1/secrets/apps/userweb/key", ""}});
+  ASSERT_EQ(as_user_unit.size(), 2u);
+  EXPECT_EQ(as_user_unit[0].status, 403) << "a user unit named web.service read the system unit's secret";
+  EXPECT_EQ(as_user_unit[1].status, 200)
+      << "a user_unit binding with its uid matches: " << as_user_unit[1].body;
+  // The same user unit under another uid's manager is not this uid's.
+  auto other_uid =
+      AsUser(kStranger, kNogroup, user_web, agent_->socket(), {{"GET", "/v1/secrets/apps/web/db", ""}});
+  EXPECT_EQ(other_uid[0].status, 403);
+  const std::string delegated = MakeCgroup("deleg.service/payload/system.slice/web.service");
+  auto in_delegated =
+      AsUser(kStranger, kNogroup, delegated, agent_->socket(), {{"GET", "/v1/secrets/apps/web/db", ""}});
+  EXPECT_EQ(in_delegated[0].status, 403) << "a delegated subtree passed for web.service";
+  // Its record names the unit the caller really is in (read records reach the disk
+  // within a second).
+  bool recorded = false;
+  for (int i = 0; i < 500 && !recorded; ++i) {
+    for (const json& rec : ReadAuditRecords(agent_->state_dir() + "/audit")) {
+      if (rec["uid"] == kStranger && rec["outcome"] == "denied" && rec["path"] == "apps/web/db" &&
+          rec.value("unit", "") == "deleg.service") {
+        recorded = true;
+      }
+    }
+    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(recorded) << "no denied record naming unit deleg.service";
 }
 
 TEST_F(PolicyDaemonTest, ABrokenPolicyOnReloadKeepsTheRunningOne) {
@@ -367,7 +409,7 @@ TEST_F(PolicyDaemonTest, AFullDiskUnderTheAuditLogFailsChangesClosed) {
   std::filesystem::rename(audit, audit + ".old");
   std::filesystem::create_directories(audit);
   if (::mount("tmpfs", audit.c_str(), "tmpfs", 0, "size=128k,mode=0700") != 0) {
-    GTEST_SKIP() << "cannot mount a tmpfs here (not root in this namespace)";
+    FAIL() << "cannot mount a tmpfs here (not root in this namespace)";
   }
   mounted_ = audit;
   agent_->Start();
