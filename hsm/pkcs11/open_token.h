@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "crypto/secret_bytes.h"
 #include "crypto/status.h"
 #include "hsm/backend_config.h"
 #include "hsm/pkcs11/module.h"
@@ -24,6 +25,8 @@ struct OpenToken {
 };
 
 // Errors: those of LoadModule, FindToken, ReadCredential, CheckUserPinUsable, Login.
-Result<OpenToken> OpenAndLogin(const Pkcs11Config& config);
+// `pin`, when given, is used instead of reading one (sealkeep setup holds the PIN it
+// generated in locked memory only).
+Result<OpenToken> OpenAndLogin(const Pkcs11Config& config, const SecretBytes* pin = nullptr);
 
 }  // namespace sk::hsm::pkcs11

@@ -21,18 +21,36 @@ Status PinRangeOr(ck_rv_t rv, const char* step) {
 
 }  // namespace
 
+Result<bool> TokenExists(const Pkcs11Config& config) {
+  SK_ASSIGN_OR_RETURN(auto module, LoadModule(config.module));
+  auto found = FindToken(*module, config.token_label);
+  if (found.ok()) return true;
+  if (found.status().reason() == "token_not_found") return false;
+  return found.status();
+}
+
 Result<bool> InitToken(const ProvisionOptions& o) {
   const std::string& label = o.config.token_label;
   SK_ASSIGN_OR_RETURN(auto module, LoadModule(o.config.module));
   auto existing = FindToken(*module, label);
   if (existing.ok()) return false;
   if (existing.status().reason() != "token_not_found") return existing.status();
-  if (o.so_pin_file.empty()) {
+  if (o.so_pin_file.empty() && o.so_pin == nullptr) {
     return Status(Code::kInvalidArgument, "so_pin_missing", "initialising a token needs the SO PIN file");
   }
   SK_ASSIGN_OR_RETURN(std::string padded, PaddedLabel(label));
-  SK_ASSIGN_OR_RETURN(SecretBytes so_pin, ReadCredentialFile(o.so_pin_file));
-  SK_ASSIGN_OR_RETURN(SecretBytes user_pin, ReadCredential(o.config.pin_file, kPinCredentialName));
+  SecretBytes so_pin;
+  SecretBytes user_pin;
+  if (o.so_pin != nullptr) {
+    so_pin = o.so_pin->Clone();
+  } else {
+    SK_ASSIGN_OR_RETURN(so_pin, ReadCredentialFile(o.so_pin_file));
+  }
+  if (o.user_pin != nullptr) {
+    user_pin = o.user_pin->Clone();
+  } else {
+    SK_ASSIGN_OR_RETURN(user_pin, ReadCredential(o.config.pin_file, kPinCredentialName));
+  }
   SK_ASSIGN_OR_RETURN(ck_slot_id_t slot, FindFreeSlot(*module));
   auto so = so_pin.Expose();
   ck_rv_t rv =
@@ -115,7 +133,7 @@ Result<ProvisionReport> Provision(const ProvisionOptions& options) {
   if (options.init) {
     SK_ASSIGN_OR_RETURN(report.token_initialised, InitToken(options));
   }
-  SK_ASSIGN_OR_RETURN(OpenToken t, OpenAndLogin(options.config));
+  SK_ASSIGN_OR_RETURN(OpenToken t, OpenAndLogin(options.config, options.user_pin));
   SK_ASSIGN_OR_RETURN(auto keys, ListMasterKeys(t.session));
   if (keys.empty()) {
     KeysetId keyset{};

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/secret_bytes.h"
 #include "crypto/status.h"
 #include "hsm/backend_config.h"
 #include "hsm/key_backend.h"
@@ -36,6 +37,9 @@ struct ProvisionOptions {
   Pkcs11Config config;      // module, token label, user PIN file
   bool init = false;        // initialise a free slot when the label is absent
   std::string so_pin_file;  // SO PIN, needed with `init`
+  // PINs held in memory by the caller (borrowed), used instead of the files when set.
+  const SecretBytes* user_pin = nullptr;
+  const SecretBytes* so_pin = nullptr;
 };
 
 struct MasterKeyStatus {
@@ -90,5 +94,8 @@ Result<ProvisionReport> Provision(const ProvisionOptions& options);
 Result<bool> InitToken(const ProvisionOptions& options);
 
 Result<TokenStatus> InspectToken(const Pkcs11Config& config);
+
+// Whether a token carries config.token_label (no login; the module is loaded and released).
+Result<bool> TokenExists(const Pkcs11Config& config);
 
 }  // namespace sk::hsm::pkcs11
