@@ -5,12 +5,14 @@
 set -euo pipefail
 src=$1
 bin=$2
+cli=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# verify resolves ExecStart: point it at the built binary.
-sed "s|/usr/sbin/sealkeepd|$bin|" "$src/systemd/sealkeepd.service" >"$work/sealkeepd.service"
+# verify resolves ExecStart and ExecReload: point them at the built binaries.
+sed -e "s|/usr/sbin/sealkeepd|$bin|" -e "s|/usr/bin/sealkeep |$cli |" "$src/systemd/sealkeepd.service" >"$work/sealkeepd.service"
 cp "$src/systemd/sealkeepd.socket" "$work/"
-out=$(cd "$work" && systemd-analyze verify sealkeepd.service sealkeepd.socket 2>&1 || true)
+# --man=no: the man page named in Documentation= is installed by the package, not here.
+out=$(cd "$work" && systemd-analyze verify --man=no sealkeepd.service sealkeepd.socket 2>&1 || true)
 if [ -n "$out" ]; then
   echo "systemd-analyze verify complained:"
   echo "$out"
