@@ -70,7 +70,8 @@ LANE_START=$EPOCHREALTIME
 CACHE=${SK_SYSTEM_CACHE:-/var/cache/sealkeep-test-system}
 MIRROR=${SK_SYSTEM_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-INCLUDE=systemd,systemd-sysv,dbus,curl,ca-certificates,procps,python3
+# swtpm and tpm2-tools: the TPM checks run a software TPM as a unit of the container.
+INCLUDE=systemd,systemd-sysv,dbus,curl,ca-certificates,procps,python3,swtpm,swtpm-tools,tpm2-tools,libtss2-tcti-swtpm0
 BOOT_TIMEOUT=${SK_SYSTEM_BOOT_TIMEOUT:-120}
 POWEROFF_TIMEOUT=${SK_SYSTEM_POWEROFF_TIMEOUT:-60}
 CT_TIMEOUT=${SK_SYSTEM_CT_TIMEOUT:-300}
