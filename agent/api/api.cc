@@ -78,7 +78,9 @@ using policy::Capability;
 
 // Idempotency keys are the caller's own: its uid and systemd unit scope them.
 std::string IdempotencyScope(const policy::Subject& s) {
-  return "uid=" + std::to_string(s.uid) + " unit=" + s.unit;
+  // Two user units of one uid are two callers too; without one the scope is as before.
+  return "uid=" + std::to_string(s.uid) + " unit=" + s.unit +
+         (s.user_unit.empty() ? std::string() : " user_unit=" + s.user_unit);
 }
 
 std::string ActorText(const ApiRequest& req) {
@@ -87,6 +89,7 @@ std::string ActorText(const ApiRequest& req) {
   out << "uid=" << s.uid << " gid=" << s.gid << " pid=" << s.pid;
   if (!s.user.empty()) out << " user=" << s.user;
   if (!s.unit.empty()) out << " unit=" << s.unit;
+  if (!s.user_unit.empty()) out << " user_unit=" << s.user_unit;
   if (!s.exe.empty()) out << " exe=" << s.exe;
   out << " req=" << req.request_id;
   return out.str().substr(0, 500);

@@ -19,6 +19,7 @@
 #include "agent/api/router.h"
 #include "agent/policy/subject.h"
 #include "crypto/secret_bytes.h"
+#include "crypto/wiping_allocator.h"
 
 namespace sk::daemon {
 class Agent;
@@ -29,7 +30,7 @@ namespace sk::api {
 struct ApiRequest {
   std::string method;
   std::string target;
-  std::string body;             // wiped by the server after Handle()
+  WipingString body;            // may hold a value: wiped by the server after Handle()
   std::string idempotency_key;  // the Idempotency-Key header
   policy::Subject subject;
   std::string request_id;

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "agent/api/request_body.h"
 #include "agent/policy/policy.h"
 #include "agent/secrets/path.h"
 #include "crypto/aead.h"
@@ -35,8 +36,8 @@ Result<secrets::Labels> LabelsField(const Json& obj) {
 }
 
 // A put op from {"value"|"value_b64", "cas", "expires_in", "labels", "max_versions"}.
-Status FillPut(Json& obj, Op& op) {
-  SK_ASSIGN_OR_RETURN(op.value, ValueField(obj));
+Status FillPut(RequestBody& body, const Json& obj, Op& op) {
+  SK_ASSIGN_OR_RETURN(op.value, ValueField(body, obj));
   SK_ASSIGN_OR_RETURN(op.cas, U64Field(obj, "cas"));
   SK_ASSIGN_OR_RETURN(auto expires, U64Field(obj, "expires_in"));
   op.expires_in_s = expires.value_or(0);
@@ -242,13 +243,14 @@ ApiResponse HandleSecretGet(Context& ctx) {
 }
 
 ApiResponse HandleSecretPut(Context& ctx) {
-  auto body = ParseJsonObject(ctx.req.body);
-  if (!body.ok()) return ErrorResponse(ctx, body.status());
-  Status st = OnlyFields(*body, {"value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
+  auto parsed = ParseRequestBody(ctx.req.body);
+  if (!parsed.ok()) return ErrorResponse(ctx, parsed.status());
+  const Json& body = parsed->json;
+  Status st = OnlyFields(body, {"value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
   std::vector<Op> ops(1);
   ops[0].type = Op::Type::kPut;
   ops[0].path = ctx.match.path;
-  if (st.ok()) st = FillPut(*body, ops[0]);
+  if (st.ok()) st = FillPut(*parsed, body, ops[0]);
   if (!st.ok()) return ErrorResponse(ctx, st);
   return CommitOne(ctx, std::move(ops));
 }
@@ -476,8 +478,9 @@ ApiResponse HandleSecretChange(Context& ctx) {
 }
 
 ApiResponse HandleTxn(Context& ctx) {
-  auto body = ParseJsonObject(ctx.req.body);
-  if (!body.ok()) return ErrorResponse(ctx, body.status());
+  auto parsed = ParseRequestBody(ctx.req.body);
+  if (!parsed.ok()) return ErrorResponse(ctx, parsed.status());
+  Json* body = &parsed->json;
   Status st = OnlyFields(*body, {"ops", "idempotency_key"});
   if (!st.ok()) return ErrorResponse(ctx, st);
   auto key = StringField(*body, "idempotency_key");
@@ -509,7 +512,7 @@ ApiResponse HandleTxn(Context& ctx) {
     if (k == "put") {
       op.type = Op::Type::kPut;
       st = OnlyFields(j, {"op", "path", "value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
-      if (st.ok()) st = FillPut(j, op);
+      if (st.ok()) st = FillPut(*parsed, j, op);
     } else if (k == "delete" || k == "undelete" || k == "destroy" || k == "check") {
       op.type = k == "delete"     ? Op::Type::kDelete
                 : k == "undelete" ? Op::Type::kUndelete

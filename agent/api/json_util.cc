@@ -1,5 +1,7 @@
 #include "agent/api/json_util.h"
 
+#include "agent/api/request_body.h"
+
 #include <set>
 #include <vector>
 
@@ -8,7 +10,6 @@
 namespace sk::api {
 namespace {
 
-Status BadJson(const std::string& why) { return InvalidArgument(why, "bad_json"); }
 Status BadRequest(const std::string& why) { return InvalidArgument(why, "bad_request"); }
 
 }  // namespace
@@ -49,52 +50,8 @@ bool IsValidUtf8(ByteView b) {
 }
 
 Result<Json> ParseJsonObject(std::string_view body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Json::object();
-  if (!IsValidUtf8(AsBytes(body))) return BadJson("the body is not valid UTF-8");
-  // Depth and duplicate keys are checked while parsing, so a hostile body never builds a
-  // deep tree: the callback aborts at the first violation.
-  std::vector<std::set<std::string>> keys;
-  std::string problem;
-  auto cb = [&](int depth, Json::parse_event_t ev, Json& parsed) -> bool {
-    if (!problem.empty()) return false;
-    if (depth > kMaxJsonDepth) {
-      problem = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
-      throw std::runtime_error(problem);
-    }
-    switch (ev) {
-      case Json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case Json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!keys.back().insert(parsed.get<std::string>()).second) {
-          problem = "duplicate key '" + parsed.get<std::string>().substr(0, 64) + "'";
-          throw std::runtime_error(problem);
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    Json j = Json::parse(body.begin(), body.end(), cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    if (!j.is_object()) return BadJson("the body must be a JSON object");
-    return j;
-  } catch (const Json::parse_error& e) {
-    if (!problem.empty()) return BadJson(problem);
-    // Only the offset: nlohmann's what() quotes the token it stopped in ("last read:
-    // '...'"), which for an unterminated or control-character-bearing string is the
-    // secret value itself.
-    // e.byte counts from 1 (and counts the end of input as a byte): report the offset,
-    // from 0, of the byte the parser stopped at.
-    return BadJson("malformed JSON at byte " + std::to_string(e.byte > 0 ? e.byte - 1 : 0));
-  } catch (const std::exception&) {
-    if (!problem.empty()) return BadJson(problem);
-    return BadJson("malformed JSON");  // e.g. a number out of range; what() quotes it
-  }
+  SK_ASSIGN_OR_RETURN(RequestBody parsed, ParseRequestBody(body));
+  return std::move(parsed.json);
 }
 
 Status OnlyFields(const Json& obj, std::initializer_list<std::string_view> allowed) {
@@ -120,29 +77,6 @@ Result<std::optional<std::string>> StringField(const Json& obj, std::string_view
   if (it == obj.end() || it->is_null()) return std::optional<std::string>();
   if (!it->is_string()) return BadRequest("'" + std::string(key) + "' must be a string");
   return std::optional<std::string>(it->get<std::string>());
-}
-
-Result<SecretBytes> ValueField(Json& obj) {
-  auto v = obj.find("value");
-  auto b = obj.find("value_b64");
-  if ((v == obj.end()) == (b == obj.end())) return BadRequest("give exactly one of 'value' and 'value_b64'");
-  Json& field = v != obj.end() ? *v : *b;
-  if (!field.is_string()) return BadRequest("the value must be a JSON string");
-  std::string& text = field.get_ref<std::string&>();
-  Result<SecretBytes> out = SecretBytes();
-  if (v != obj.end()) {
-    out = SecretBytes::CopyFrom(AsBytes(text));
-  } else {
-    auto decoded = Base64Decode(text);
-    if (!decoded) {
-      out = BadRequest("'value_b64' is not valid base64");
-    } else {
-      out = SecretBytes::CopyFrom(*decoded);
-      SecureWipe(decoded->data(), decoded->size());
-    }
-  }
-  SecureWipe(text.data(), text.size());
-  return out;
 }
 
 void AppendJsonString(std::string& out, std::string_view s) {

@@ -26,6 +26,7 @@
 #include "agent/policy/peer_identity.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
+#include "crypto/wiping_allocator.h"
 
 namespace sk::api {
 
@@ -36,29 +37,16 @@ using Local = net::local::stream_protocol;
 
 namespace {
 
-void Wipe(std::string& s) {
+template <class String>
+void Wipe(String& s) {
   if (!s.empty()) SecureWipe(s.data(), s.size());
   s.clear();
 }
 
-// Request bytes may hold a secret (a PUT's value): the read buffer's storage is wiped
-// when it is given back (on growth and when the connection closes).
-template <class T>
-struct WipingAllocator {
-  using value_type = T;
-  WipingAllocator() = default;
-  template <class U>
-  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
-  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
-  void deallocate(T* p, std::size_t n) noexcept {
-    SecureWipe(p, n * sizeof(T));
-    std::allocator<T>().deallocate(p, n);
-  }
-  template <class U>
-  bool operator==(const WipingAllocator<U>&) const noexcept {
-    return true;
-  }
-};
+// A request body may hold a secret (a PUT's value): it grows in memory that is wiped when
+// given back (chunked bodies grow as they arrive), and is moved, never copied, into the
+// ApiRequest the server wipes after answering.
+using RequestBody = http::basic_string_body<char, std::char_traits<char>, WipingAllocator<char>>;
 
 Status Errno(const std::string& what) {
   return Unavailable(what + ": " + std::strerror(errno), "socket_error");
@@ -373,9 +361,13 @@ class Session : public std::enable_shared_from_this<Session> {
       Write(Api::Error(411, "length_required", "a PUT needs Content-Length or chunked encoding", id), id);
       return false;
     }
+    // A length given: one allocation, no reallocation. Chunked: a first block, then growth
+    // through the wiping allocator. Never the string's inline buffer, which nothing wipes.
+    std::size_t reserve = 1024;
     if (auto len = parser_->content_length(); len && *len <= limits_->max_body_bytes) {
-      req.body().reserve(static_cast<std::size_t>(*len));  // no reallocation copies of a secret body
+      reserve = static_cast<std::size_t>(*len);
     }
+    req.body().reserve(std::max<std::size_t>(reserve, 64));
     if (!parser_->is_done() && buffer_.size() == 0 &&
         beast::iequals(req[http::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -408,7 +400,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRequest() {
     ExpiresNever();
-    http::request<http::string_body> req = parser_->release();
+    http::request<RequestBody> req = parser_->release();
     parser_.reset();
     keep_alive_ = req.keep_alive() && !srv_.stopping;
     auto ar = std::make_shared<ApiRequest>();
@@ -541,7 +533,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Local::socket stream_;
   Clock::time_point deadline_ = Clock::time_point::max();  // checked by the loop's sweep
   beast::basic_flat_buffer<WipingAllocator<char>> buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<RequestBody>> parser_;
   std::string head_;  // the response's status line and headers
   std::string body_;  // the response's body (wiped after sending when it held a value)
   bool keep_open_ = true;

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "agent/api/json_util.h"
+#include "agent/api/request_body.h"
 #include "agent/api/router.h"
 #include "agent/api/server.h"
 #include "agent/config/config.h"
@@ -107,22 +108,56 @@ TEST(StrictJson, AMalformedBodyIsNeverQuotedInTheError) {
   EXPECT_EQ(ParseJsonObject("{\"value\":x}").status().message(), "malformed JSON at byte 9");
 }
 
-TEST(StrictJson, ValueFieldTakesTextOrBase64AndWipesTheSource) {
-  auto j = ParseJsonObject(R"({"value":"hunter2"})");
+// A value goes from the body to locked memory and nowhere else: the parsed JSON holds only
+// a marker (a binary value, which no JSON text can express), so one op cannot point at
+// another's value either.
+TEST(StrictJson, ValuesLandInLockedMemoryAndTheJsonHoldsOnlyAMarker) {
+  auto j = ParseRequestBody(R"({"value":"hunter2"})");
   ASSERT_TRUE(j.ok());
-  auto v = ValueField(*j);
+  EXPECT_TRUE(j->json["value"].is_binary());
+  EXPECT_EQ(j->json.dump().find("hunter2"), std::string::npos);
+  auto v = ValueField(*j, j->json);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(std::string(AsChars(v->Expose())), "hunter2");
-  EXPECT_EQ((*j)["value"].get<std::string>().find("hunter2"), std::string::npos) << "the JSON copy is wiped";
-  auto b = ParseJsonObject(R"({"value_b64":"AAEC/w=="})");
+  auto b = ParseRequestBody(R"({"value_b64":"AAEC/w=="})");
   ASSERT_TRUE(b.ok());
-  auto bv = ValueField(*b);
+  auto bv = ValueField(*b, b->json);
   ASSERT_TRUE(bv.ok());
   EXPECT_EQ(bv->size(), 4u);
-  auto both = ParseJsonObject(R"({"value":"a","value_b64":"YQ=="})");
-  EXPECT_EQ(ValueField(*both).status().reason(), "bad_request");
-  auto bad = ParseJsonObject(R"({"value_b64":"!!"})");
-  EXPECT_EQ(ValueField(*bad).status().reason(), "bad_request");
+  auto both = ParseRequestBody(R"({"value":"a","value_b64":"YQ=="})");
+  EXPECT_EQ(ValueField(*both, both->json).status().reason(), "bad_request");
+  auto bad = ParseRequestBody(R"({"value_b64":"!!"})");
+  EXPECT_EQ(ValueField(*bad, bad->json).status().reason(), "bad_request");
+  auto number = ParseRequestBody(R"({"value":7})");
+  EXPECT_EQ(ValueField(*number, number->json).status().reason(), "bad_request");
+  auto ops = ParseRequestBody(R"({"ops":[{"value":"one"},{"value":{"subtype":0}},{"value_b64":"dHdv"}]})");
+  ASSERT_TRUE(ops.ok());
+  ASSERT_EQ(ops->secrets.size(), 2u);
+  EXPECT_EQ(std::string(AsChars(ValueField(*ops, ops->json["ops"][0])->Expose())), "one");
+  EXPECT_EQ(ValueField(*ops, ops->json["ops"][1]).status().reason(), "bad_request") << "no forged reference";
+  EXPECT_EQ(std::string(AsChars(ValueField(*ops, ops->json["ops"][2])->Expose())), "two");
+}
+
+TEST(StrictJson, StringsNumbersAndLiteralsFollowRfc8259) {
+  auto r = ParseRequestBody(
+      R"({"s":"a\"b\\c\/\b\f\n\r\t\u00e9\ud83d\udd11","u":18446744073709551615,"i":-9223372036854775808,)"
+      R"("f":1.5e3,"z":0,"t":true,"n":null,"a":[],"o":{},"value":"\u0000x"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->json["s"], "a\"b\\c/\b\f\n\r\t\u00e9\U0001F511");
+  EXPECT_TRUE(r->json["u"].is_number_unsigned());
+  EXPECT_EQ(r->json["u"].get<std::uint64_t>(), 18446744073709551615ULL);
+  EXPECT_TRUE(r->json["i"].is_number_integer());
+  EXPECT_EQ(r->json["f"].get<double>(), 1500.0);
+  EXPECT_TRUE(r->json["t"].get<bool>());
+  EXPECT_TRUE(r->json["n"].is_null());
+  EXPECT_EQ(r->secrets.at(0).size(), 2u) << "an escaped NUL is a byte of the value";
+  EXPECT_TRUE(ParseRequestBody(R"({"big":18446744073709551616})")->json["big"].is_number_float());
+  for (const char* bad : {R"({"a":01})", R"({"a":1.})", R"({"a":.5})", R"({"a":-})", R"({"a":1e})",
+                          R"({"a":tru})", R"({"a":"\x"})", R"({"a":"\udc00"})", R"({"a":"\ud800x"})",
+                          R"({"a":"\u12"})", "{\"a\":\"\x1f\"}", R"({"a" 1})", R"({"a":1,})", R"({,})",
+                          R"({"a":[1,]})", R"({"a":1} x)", R"({"a":1e400})", R"("text")", "  {} ,"}) {
+    EXPECT_EQ(ParseRequestBody(bad).status().reason(), "bad_json") << bad;
+  }
 }
 
 TEST(StrictJson, Utf8ValidatorRefusesOverlongsSurrogatesAndTruncation) {

@@ -53,7 +53,7 @@ class AgentResealTest : public TpmTest {
     api::ApiRequest req;
     req.method = method;
     req.target = target;
-    req.body = body;
+    req.body.assign(body.data(), body.size());
     req.subject.uid = ::getuid();  // the agent's own user: allowed by the built-in rule
     req.subject.gid = ::getgid();
     req.subject.pid = ::getpid();

@@ -1,0 +1,361 @@
+#include "agent/api/request_body.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <set>
+#include <string>
+
+#include "crypto/locked_pool.h"
+#include "crypto/wiping_allocator.h"
+
+namespace sk::api {
+namespace {
+
+Status BadJson(const std::string& why) { return InvalidArgument(why, "bad_json"); }
+Status BadRequest(const std::string& why) { return InvalidArgument(why, "bad_request"); }
+
+bool IsSecretKey(std::string_view key) { return key == "value" || key == "value_b64"; }
+
+// Recursive descent over the body. Errors are kept in `problem_` and stop the walk; the
+// offset reported is where the walk stopped.
+class Reader {
+ public:
+  Reader(std::string_view text, RequestBody& out) : s_(text), out_(out) {}
+
+  Status ParseTop() {
+    SkipSpace();
+    Json top;
+    if (!ParseValue(top, /*depth=*/0, /*secret=*/false)) return Failure();
+    SkipSpace();
+    if (at_ != s_.size()) return Malformed();
+    if (!top.is_object()) return BadJson("the body must be a JSON object");
+    out_.json = std::move(top);
+    return OkStatus();
+  }
+
+ private:
+  Status Failure() const { return problem_.empty() ? Malformed() : BadJson(problem_); }
+  Status Malformed() const { return BadJson("malformed JSON at byte " + std::to_string(at_)); }
+  bool Fail() { return false; }
+  bool Fail(const std::string& why) {
+    problem_ = why;
+    return false;
+  }
+
+  void SkipSpace() {
+    while (at_ < s_.size() && (s_[at_] == ' ' || s_[at_] == '\t' || s_[at_] == '\n' || s_[at_] == '\r'))
+      ++at_;
+  }
+  bool Peek(char c) const { return at_ < s_.size() && s_[at_] == c; }
+  bool Literal(std::string_view word) {
+    if (s_.substr(at_, word.size()) != word) return Fail();
+    at_ += word.size();
+    return true;
+  }
+
+  // `secret`: this value is a "value"/"value_b64" member's.
+  bool ParseValue(Json& out, int depth, bool secret) {
+    if (at_ >= s_.size()) return Fail();
+    switch (s_[at_]) {
+      case '{':
+        return ParseObject(out, depth + 1);
+      case '[':
+        return ParseArray(out, depth + 1);
+      case '"':
+        return secret ? ParseSecret(out) : ParsePlainString(out);
+      case 't':
+        out = true;
+        return Literal("true");
+      case 'f':
+        out = false;
+        return Literal("false");
+      case 'n':
+        out = nullptr;
+        return Literal("null");
+      default:
+        return ParseNumber(out);
+    }
+  }
+
+  bool Deeper(int depth) {
+    if (depth > kMaxJsonDepth)
+      return Fail("JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  }
+
+  bool ParseObject(Json& out, int depth) {
+    if (!Deeper(depth)) return false;
+    ++at_;  // '{'
+    out = Json::object();
+    std::set<std::string, std::less<>> keys;
+    SkipSpace();
+    if (Peek('}')) {
+      ++at_;
+      return true;
+    }
+    for (;;) {
+      SkipSpace();
+      if (!Peek('"')) return Fail();
+      WipingBytes raw;
+      if (!DecodeString(raw)) return false;
+      std::string key(raw.begin(), raw.end());
+      if (!keys.insert(key).second) return Fail("duplicate key '" + key.substr(0, 64) + "'");
+      SkipSpace();
+      if (!Peek(':')) return Fail();
+      ++at_;
+      SkipSpace();
+      Json member;
+      if (!ParseValue(member, depth, IsSecretKey(key))) return false;
+      out[key] = std::move(member);
+      SkipSpace();
+      if (Peek(',')) {
+        ++at_;
+        continue;
+      }
+      if (Peek('}')) {
+        ++at_;
+        return true;
+      }
+      return Fail();
+    }
+  }
+
+  bool ParseArray(Json& out, int depth) {
+    if (!Deeper(depth)) return false;
+    ++at_;  // '['
+    out = Json::array();
+    SkipSpace();
+    if (Peek(']')) {
+      ++at_;
+      return true;
+    }
+    for (;;) {
+      SkipSpace();
+      Json element;
+      if (!ParseValue(element, depth, false)) return false;
+      out.push_back(std::move(element));
+      SkipSpace();
+      if (Peek(',')) {
+        ++at_;
+        continue;
+      }
+      if (Peek(']')) {
+        ++at_;
+        return true;
+      }
+      return Fail();
+    }
+  }
+
+  bool ParsePlainString(Json& out) {
+    WipingBytes raw;
+    if (!DecodeString(raw)) return false;
+    out = std::string(raw.begin(), raw.end());
+    return true;
+  }
+
+  // The string goes to locked memory; the member holds the marker.
+  bool ParseSecret(Json& out) {
+    WipingBytes raw;
+    if (!DecodeString(raw)) return false;
+    out_.secrets.push_back(SecretBytes::CopyFrom(raw));
+    out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
+    return true;
+  }
+
+  static void AppendUtf8(WipingBytes& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<std::uint8_t>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<std::uint8_t>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<std::uint8_t>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<std::uint8_t>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<std::uint8_t>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  bool Hex4(std::uint32_t& out) {
+    if (at_ + 4 > s_.size()) {
+      at_ = s_.size();
+      return Fail();
+    }
+    out = 0;
+    for (int i = 0; i < 4; ++i, ++at_) {
+      char c = s_[at_];
+      out <<= 4;
+      if (c >= '0' && c <= '9') {
+        out |= static_cast<std::uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        out |= static_cast<std::uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        out |= static_cast<std::uint32_t>(c - 'A' + 10);
+      } else {
+        return Fail();
+      }
+    }
+    return true;
+  }
+
+  // A string literal at at_ (its opening quote), decoded into `out`.
+  bool DecodeString(WipingBytes& out) {
+    ++at_;  // '"'
+    out.reserve(s_.find('"', at_) == std::string_view::npos ? s_.size() - at_ : s_.find('"', at_) - at_);
+    while (at_ < s_.size()) {
+      auto c = static_cast<unsigned char>(s_[at_]);
+      if (c == '"') {
+        ++at_;
+        return true;
+      }
+      if (c < 0x20) return Fail();
+      if (c != '\\') {
+        out.push_back(c);
+        ++at_;
+        continue;
+      }
+      if (++at_ >= s_.size()) return Fail();
+      char e = s_[at_++];
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out.push_back(static_cast<std::uint8_t>(e));
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'u': {
+          std::uint32_t cp = 0;
+          if (!Hex4(cp)) return false;
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return Fail();  // a low surrogate alone
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            std::uint32_t low = 0;
+            if (s_.substr(at_, 2) != "\\u") return Fail();
+            at_ += 2;
+            if (!Hex4(low)) return false;
+            if (low < 0xDC00 || low > 0xDFFF) return Fail();
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          AppendUtf8(out, cp);
+          break;
+        }
+        default:
+          --at_;
+          return Fail();
+      }
+    }
+    return Fail();  // no closing quote
+  }
+
+  bool ParseNumber(Json& out) {
+    const std::size_t start = at_;
+    if (Peek('-')) ++at_;
+    auto digit = [&] { return at_ < s_.size() && s_[at_] >= '0' && s_[at_] <= '9'; };
+    if (!digit()) return Fail();
+    if (Peek('0')) {
+      ++at_;
+    } else {
+      while (digit()) ++at_;
+    }
+    bool integer = true;
+    if (Peek('.')) {
+      integer = false;
+      ++at_;
+      if (!digit()) return Fail();
+      while (digit()) ++at_;
+    }
+    if (Peek('e') || Peek('E')) {
+      integer = false;
+      ++at_;
+      if (Peek('+') || Peek('-')) ++at_;
+      if (!digit()) return Fail();
+      while (digit()) ++at_;
+    }
+    const std::string_view token = s_.substr(start, at_ - start);
+    if (integer && token.front() != '-') {
+      std::uint64_t u = 0;
+      if (std::from_chars(token.data(), token.data() + token.size(), u).ec == std::errc()) {
+        out = u;
+        return true;
+      }
+    } else if (integer) {
+      std::int64_t i = 0;
+      if (std::from_chars(token.data(), token.data() + token.size(), i).ec == std::errc()) {
+        out = i;
+        return true;
+      }
+    }
+    const std::string copy(token);
+    errno = 0;
+    char* end = nullptr;
+    double d = std::strtod(copy.c_str(), &end);
+    if (end != copy.c_str() + copy.size() || !std::isfinite(d)) {
+      at_ = start;
+      return Fail();
+    }
+    out = d;
+    return true;
+  }
+
+  std::string_view s_;
+  RequestBody& out_;
+  std::size_t at_ = 0;
+  std::string problem_;
+};
+
+}  // namespace
+
+Result<RequestBody> ParseRequestBody(std::string_view body) {
+  RequestBody out;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    out.json = Json::object();
+    return out;
+  }
+  if (!IsValidUtf8(AsBytes(body))) return BadJson("the body is not valid UTF-8");
+  Reader reader(body, out);
+  SK_RETURN_IF_ERROR(reader.ParseTop());
+  return out;
+}
+
+Result<SecretBytes> ValueField(RequestBody& body, const Json& obj) {
+  auto v = obj.find("value");
+  auto b = obj.find("value_b64");
+  if ((v == obj.end()) == (b == obj.end())) return BadRequest("give exactly one of 'value' and 'value_b64'");
+  const Json& field = v != obj.end() ? *v : *b;
+  if (!field.is_binary()) return BadRequest("the value must be a JSON string");
+  const std::uint64_t index = field.get_binary().subtype();
+  if (!field.get_binary().has_subtype() || index >= body.secrets.size()) {
+    return BadRequest("the value must be a JSON string");
+  }
+  SecretBytes& text = body.secrets[index];
+  if (v != obj.end()) return std::move(text);
+  auto t = text.Expose();
+  auto decoded = Base64Decode(std::string_view(reinterpret_cast<const char*>(t.data()), t.size()));
+  if (!decoded) return BadRequest("'value_b64' is not valid base64");
+  SecretBytes out = SecretBytes::CopyFrom(*decoded);
+  SecureWipe(decoded->data(), decoded->size());
+  return out;
+}
+
+}  // namespace sk::api
