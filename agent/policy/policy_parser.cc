@@ -170,8 +170,7 @@ class Parser {
       if (auto parsed = ParseCapability(cap)) {
         grant.capabilities.Add(*parsed);
       } else {
-        Error(LineOf(*c), "unknown capability '" + cap +
-                              "' (read, list, write, delete, destroy, rollback, snapshot, admin)");
+        Error(LineOf(*c), "unknown capability '" + cap + "' (" + std::string(CapabilityNames()) + ")");
       }
     }
     for (const std::string& path : paths) {

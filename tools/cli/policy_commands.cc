@@ -34,6 +34,7 @@ struct ExplainFlags {
   std::optional<std::uint32_t> gid;
   std::vector<std::string> groups;
   std::string unit;
+  std::string user_unit;
   std::string exe;
   std::vector<std::string> labels;
   std::string at;
@@ -127,6 +128,7 @@ std::string SubjectText(const policy::Subject& s) {
   for (std::size_t i = 0; i < s.groups.size(); ++i) out += (i ? "," : "") + s.groups[i];
   if (s.groups.empty()) out += "-";
   out += " unit=" + (s.unit.empty() ? std::string("-") : s.unit);
+  if (!s.user_unit.empty()) out += " user_unit=" + s.user_unit;
   out += " exe=" + (s.exe.empty() ? std::string("-") : s.exe);
   return out;
 }
@@ -155,6 +157,7 @@ void RunExplain() {
     if (!subject.HasGroup(g)) subject.groups.push_back(g);
   }
   subject.unit = f.unit;
+  subject.user_unit = f.user_unit;
   subject.exe = f.exe;
   policy::Labels labels;
   for (const std::string& kv : f.labels) {
@@ -235,6 +238,8 @@ void Add(CLI::App& app) {
   explain->add_option("--group", f.groups, "An extra group name the caller is in (repeatable)")
       ->allow_extra_args(false);
   explain->add_option("--unit", f.unit, "Caller's systemd unit, such as web.service");
+  explain->add_option("--user-unit", f.user_unit,
+                      "Caller's unit in its own user manager (with --unit user@UID.service)");
   explain->add_option("--exe", f.exe, "Caller's executable path");
   explain->add_option("--label", f.labels, "A label of the secret, key=value (repeatable)")
       ->allow_extra_args(false);
