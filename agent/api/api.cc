@@ -15,8 +15,6 @@
 namespace sk::api {
 
 Api::Api(daemon::Agent& agent) : agent_(agent) {
-  for (const std::string& w : config::StartupWarnings(agent_.config()))
-    daemon::Log(daemon::LogLevel::kWarning, w);
   auto key = RandomSecret(kAeadKeySize);
   if (key.ok()) cursor_key_ = std::move(key).value();  // else listing cursors fail: internal
 }

@@ -46,7 +46,6 @@ struct ApiResponse {
 
 class Api {
  public:
-  // Logs the config's start-up warnings (config::StartupWarnings).
   explicit Api(daemon::Agent& agent);
 
   ApiResponse Handle(ApiRequest& req, const RouteMatch& match);

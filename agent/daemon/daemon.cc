@@ -215,9 +215,12 @@ class Ticker {
 }  // namespace
 
 int RunDaemon(const config::AgentConfig& config) {
+  for (const std::string& w : config::StartupWarnings(config)) Log(LogLevel::kWarning, w);
   Agent agent(config);
   if (Status st = agent.LoadPolicy(); !st.ok()) {
-    Log(LogLevel::kError, "cannot load the policy: " + st.ToString());
+    Log(LogLevel::kError,
+        "cannot load the policy: " + st.ToString() +
+            " (a host with no policy file says so explicitly: [policy] file = \"\" in the config)");
     return 1;
   }
   api::Api api(agent);
