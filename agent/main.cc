@@ -1,5 +1,5 @@
 // sealkeepd: the sealkeep agent. main() stays thin: harden the process, parse flags,
-// load the config, hand over to RunDaemon.
+// load the config, hand over to RunDaemon (run_daemon.h, where the daemon meets the API).
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "agent/config/config.h"
-#include "agent/daemon/daemon.h"
+#include "agent/run_daemon.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
 #include "crypto/self_test.h"
@@ -116,5 +116,5 @@ int main(int argc, char** argv) {
                 std::string(sk::secrets::AnchorModeName(config->store.anchor_mode)).c_str());
     return 0;
   }
-  return sk::daemon::RunDaemon(*config);
+  return sk::RunDaemon(*config);
 }

@@ -8,7 +8,7 @@
 // generation recorded in the blob, which must still be live (not retired). Rotate()
 // makes generation g+1 current; Retire(g) destroys a non-current generation's key.
 //
-// The anchor (DESIGN.md §3) is the journal head as last recorded in hardware that an
+// The anchor (docs/design.md) is the journal head as last recorded in hardware that an
 // attacker holding the disk cannot turn back. It holds the head's sequence number and
 // hash, and a counter that increases with every AdvanceAnchor(). Where the hardware has
 // a monotonic counter (TPM NV counter) the counter is that; elsewhere (PKCS#11 token
@@ -49,9 +49,32 @@ struct BackendInfo {
   std::string anchor_location;             // where the anchor lives, for status output
 };
 
+// A re-seal staged and not yet in effect (Resealable::BeginReseal). Commit() puts it in
+// effect, once; destroying it uncommitted drops it and nothing changes. It must not
+// outlive the backend that made it.
+class PendingReseal {
+ public:
+  virtual ~PendingReseal() = default;
+  virtual const std::vector<int>& pcrs() const = 0;  // what it seals to
+  virtual Status Commit() = 0;
+};
+
+// What only a backend whose master key is sealed to a boot state can do (the TPM): seal
+// the same key anew to the current values of other PCRs, staged so that the caller can
+// journal the change between BeginReseal and Commit (daemon::Agent::Reseal does).
+class Resealable {
+ public:
+  virtual ~Resealable() = default;
+  // Errors: bad_pcrs, reseal_in_progress, the TPM's errors, state_io_error.
+  virtual Result<std::unique_ptr<PendingReseal>> BeginReseal(const std::vector<int>& pcrs) = 0;
+};
+
 class KeyBackend {
  public:
   virtual ~KeyBackend() = default;
+
+  // The re-seal capability, or nullptr when the backend has none (PKCS#11).
+  virtual Resealable* resealable() { return nullptr; }
 
   // Wraps key (at most 64 bytes) under the current generation, binding aad.
   virtual Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) = 0;

@@ -1,4 +1,4 @@
-// Alerts: security events a monitor should see at once (DESIGN.md §7), sent to the
+// Alerts: security events a monitor should see at once (docs/design.md), sent to the
 // system journal with structured fields, and counted for /metrics.
 //
 // Journal entry fields (sd_journal_sendv; the native protocol keeps them structured):

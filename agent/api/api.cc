@@ -11,6 +11,7 @@
 #include "crypto/aead.h"
 #include "crypto/locked_pool.h"
 #include "crypto/random.h"
+#include "crypto/reasons.h"
 
 namespace sk::api {
 
@@ -63,12 +64,19 @@ ApiResponse Api::Error(unsigned status, std::string_view code, std::string_view 
   return r;
 }
 
-ApiResponse ErrorResponse(const Context& ctx, const Status& st, const Json* extra) {
+namespace {
+
+// The one place a handler's typed outcome becomes HTTP.
+ApiResponse ToHttp(const Context& ctx, Reply reply) {
+  if (reply.error.ok()) return std::move(reply.answer);
   ApiResponse r;
-  r.status = HttpStatusFor(st);
-  r.body = ErrorBody(st.reason(), st.message(), ctx.req.request_id, extra);
+  r.status = HttpStatusFor(reply.error);
+  r.body = ErrorBody(reply.error.reason(), reply.error.message(), ctx.req.request_id,
+                     reply.error_extra.is_null() ? nullptr : &reply.error_extra);
   return r;
 }
+
+}  // namespace
 
 namespace {
 
@@ -197,31 +205,6 @@ bool IsSecretRoute(Route r) {
 // its own per-op or per-path policy checks have passed: every change to secrets.
 bool DefersChangeRecord(Route r) {
   return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate || r == Route::kSnapshotRestore;
-}
-
-// For a verify report that says ok:false, the first problem's reason ("seal_invalid",
-// "bad_mac"...); nullopt for other routes and clean reports.
-std::optional<std::string> VerifyFoundTampering(Route route, const ApiResponse& r) {
-  if ((route != Route::kJournalVerify && route != Route::kAuditVerify) || r.status != 200)
-    return std::nullopt;
-  Json j = Json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("ok", true)) return std::nullopt;
-  std::string reason = route == Route::kAuditVerify ? "audit_tampered" : "journal_tampered";
-  if (route == Route::kAuditVerify && j.contains("problem") && j["problem"].is_object()) {
-    reason = j["problem"].value("kind", reason);
-  } else if (route == Route::kJournalVerify && j.contains("problems") && j["problems"].is_array() &&
-             !j["problems"].empty() && j["problems"][0].is_object()) {
-    reason = j["problems"][0].value("reason", reason);
-  } else if (route == Route::kJournalVerify && j.contains("anchor_state") && j["anchor_state"].is_string()) {
-    reason = j["anchor_state"].get<std::string>();
-  }
-  return reason.substr(0, 64);
-}
-
-bool IsRefusalReason(std::string_view r) {
-  return r == "seal_invalid" || r == "chain_broken" || r == "content_mismatch" || r == "destroyed" ||
-         r == "key_retired" || r == "below_floor" || r == "replay_detected" || r == "cas_mismatch" ||
-         r == "expired" || r == "restore_refused";
 }
 
 // A record the audit log refused: the alert, unless the agent is only sealed (its records
@@ -364,7 +347,7 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   auto failed = [&](const Status& st) {
     Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kFailed, st.reason(), changes, true,
                 nullptr);
-    return finish(ErrorResponse(ctx, st));
+    return finish(ToHttp(ctx, Failure(st)));
   };
 
   if (IsSecretRoute(m.route)) {
@@ -380,10 +363,10 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
                   nullptr);
       Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied,
                   "request denied: " + std::string(allowed.message()), "forbidden");
-      return finish(ErrorResponse(ctx, allowed));
+      return finish(ToHttp(ctx, Failure(allowed)));
     }
   }
-  if (m.route == Route::kHealth) return finish(HandleHealth(ctx));
+  if (m.route == Route::kHealth) return finish(ToHttp(ctx, HandleHealth(ctx)));
   if (NeedsService(m.route) && !svc) return failed(agent_.sealed_status());
 
   if (changes) {
@@ -393,100 +376,92 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
         return Impl::RecordChange(agent_, req, m, audit_path());
       };
     } else if (Status st = Impl::RecordChange(agent_, req, m, m.path); !st.ok()) {
-      return finish(ErrorResponse(ctx, st));
+      return finish(ToHttp(ctx, Failure(st)));
     }
   }
 
-  ApiResponse r;
-  switch (m.route) {
-    case Route::kStatus:
-      r = HandleStatus(ctx);
-      break;
-    case Route::kMetrics:
-      r.body = MetricsText();
-      r.content_type = "text/plain; version=0.0.4";
-      break;
-    case Route::kSecretGet:
-      r = HandleSecretGet(ctx);
-      break;
-    case Route::kSecretPut:
-      r = HandleSecretPut(ctx);
-      break;
-    case Route::kSecretList:
-      r = HandleSecretList(ctx);
-      break;
-    case Route::kSecretVersions:
-      r = HandleSecretVersions(ctx);
-      break;
-    case Route::kSecretDelete:
-    case Route::kSecretUndelete:
-    case Route::kSecretDestroy:
-    case Route::kSecretRollback:
-    case Route::kSecretFloor:
-      r = HandleSecretChange(ctx);
-      break;
-    case Route::kTxn:
-      r = HandleTxn(ctx);
-      break;
-    case Route::kSnapshotCreate:
-      r = HandleSnapshotCreate(ctx);
-      break;
-    case Route::kSnapshotGet:
-      r = HandleSnapshotGet(ctx);
-      break;
-    case Route::kSnapshotRestore:
-      r = HandleSnapshotRestore(ctx);
-      break;
-    default:
-      r = HandleSys(ctx);
-      break;
-  }
+  Reply r = Dispatch(ctx);
 
-  // The outcome on record, and alerts for what a monitor must see.
-  if (r.status >= 400) {
-    std::string reason = "error";
-    if (auto j = Json::parse(r.body, nullptr, false); !j.is_discarded() && j.contains("error")) {
-      reason = j["error"].value("code", "error");
-    }
+  // The outcome on record, and alerts for what a monitor must see, from the typed reply.
+  if (!r.error.ok()) {
+    const std::string reason(r.error.reason());
     // The store changed behind the service's back (per-commit check): the agent seals
     // itself now, so health and sys/recover say so at once.
-    if (reason == "replay_detected") agent_.SealIfFenced();
-    bool denied = r.status == 403;
+    if (reason == sk::reason::kReplayDetected) agent_.SealIfFenced();
+    const unsigned http = HttpStatusFor(r.error);
+    const bool denied = http == 403;
     Impl::Audit(agent_, req, m, audit_path(),
                 denied ? audit::AuditOutcome::kDenied : audit::AuditOutcome::kFailed, reason, changes, true,
                 nullptr);
     if (denied) {
       ++denied_;
       Impl::Alert(agent_, req, m, alerts::AlertKind::kDenied, "request denied", reason);
-    } else if ((m.route == Route::kSecretRollback || m.route == Route::kSnapshotRestore ||
-                (m.route == Route::kTxn && r.body.find("rollback") != std::string::npos)) &&
-               IsRefusalReason(reason)) {
+    } else if (r.rollback && sk::reason::IsRollbackRefusal(reason)) {
       Impl::Alert(agent_, req, m, alerts::AlertKind::kRollbackRefused, "rollback refused: " + reason, reason);
     }
-    if (r.status == 500 &&
-        (reason == "seal_invalid" || reason == "chain_broken" || reason == "content_mismatch")) {
+    if (http == 500 && sk::reason::IsTampering(reason)) {
       Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected,
                   "stored data does not verify: " + reason, reason);
     }
-  } else if (std::optional<std::string> tamper = VerifyFoundTampering(m.route, r)) {
-    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "tamper_detected: " + *tamper,
+  } else if (!r.tampered.empty()) {
+    const std::string tamper = r.tampered.substr(0, 64);
+    Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "tamper_detected: " + tamper,
                 false, true, nullptr);
     Impl::Alert(agent_, req, m, alerts::AlertKind::kTamperDetected,
                 std::string(m.route == Route::kAuditVerify ? "the audit log" : "the journal") +
-                    " does not verify: " + *tamper,
-                *tamper);
+                    " does not verify: " + tamper,
+                tamper);
   } else if (!changes && m.route != Route::kMetrics) {
     Status failure;
     Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "ok", false, true, &failure);
-    // A value is given only once its read is on record (DESIGN.md §7: fail closed).
+    // A value is given only once its read is on record (docs/design.md: fail closed).
     if (!failure.ok() && m.route == Route::kSecretGet) {
-      SecureWipe(r.body.data(), r.body.size());
-      return finish(ErrorResponse(ctx, Status(Code::kUnavailable, "audit_unavailable",
-                                              "the audit log cannot be written, so no value is served: " +
-                                                  std::string(failure.message()))));
+      SecureWipe(r.answer.body.data(), r.answer.body.size());
+      return finish(ToHttp(ctx, Failure(Status(Code::kUnavailable, "audit_unavailable",
+                                               "the audit log cannot be written, so no value is served: " +
+                                                   std::string(failure.message())))));
     }
   }
-  return finish(std::move(r));
+  return finish(ToHttp(ctx, std::move(r)));
+}
+
+Reply Api::Dispatch(Context& ctx) const {
+  switch (ctx.match.route) {
+    case Route::kHealth:
+      return HandleHealth(ctx);
+    case Route::kStatus:
+      return HandleStatus(ctx);
+    case Route::kMetrics: {
+      Reply r;
+      r.answer.body = MetricsText();
+      r.answer.content_type = "text/plain; version=0.0.4";
+      return r;
+    }
+    case Route::kSecretGet:
+      return HandleSecretGet(ctx);
+    case Route::kSecretPut:
+      return HandleSecretPut(ctx);
+    case Route::kSecretList:
+      return HandleSecretList(ctx);
+    case Route::kSecretVersions:
+      return HandleSecretVersions(ctx);
+    case Route::kSecretDelete:
+    case Route::kSecretUndelete:
+    case Route::kSecretDestroy:
+    case Route::kSecretRollback:
+    case Route::kSecretFloor:
+      return HandleSecretChange(ctx);
+    case Route::kTxn:
+      return HandleTxn(ctx);
+    case Route::kSnapshotCreate:
+      return HandleSnapshotCreate(ctx);
+    case Route::kSnapshotGet:
+      return HandleSnapshotGet(ctx);
+    case Route::kSnapshotRestore:
+      return HandleSnapshotRestore(ctx);
+    default:
+      return HandleSys(ctx);
+  }
 }
 
 namespace {
@@ -568,7 +543,7 @@ Result<SecretBytes> Api::ServeCredential(const policy::Subject& peer, const std:
                            got.status().reason(), request_id, "");
     return got.status();
   }
-  // The value goes out only once its record is in the log (DESIGN.md §7: fail closed).
+  // The value goes out only once its record is in the log (docs/design.md: fail closed).
   if (Status recorded = RecordCredential(agent_, peer, asked, grant->path, audit::AuditOutcome::kAllowed,
                                          "ok", request_id, "");
       !recorded.ok()) {

@@ -27,6 +27,9 @@ class Agent;
 
 namespace sk::api {
 
+struct Context;
+struct Reply;
+
 struct ApiRequest {
   std::string method;
   std::string target;
@@ -73,6 +76,8 @@ class Api {
 
  private:
   struct Impl;
+  // The route's handler (handlers.h), as a typed Reply.
+  Reply Dispatch(Context& ctx) const;
   daemon::Agent& agent_;
   // Seals listing cursors that point past rows the caller may not see (docs/api.md): fresh
   // for each run of the agent, so such a cursor names nothing and dies with the process.

@@ -1,5 +1,5 @@
 // creds.sock: systemd's credential protocol, so a unit gets a secret with
-// LoadCredential=ID:/run/sealkeep/creds.sock and no code of its own (DESIGN.md §5).
+// LoadCredential=ID:/run/sealkeep/creds.sock and no code of its own (docs/design.md).
 //
 // The service manager connects to the socket from an abstract address it binds first,
 // "\0<random>/unit/<unit>/<credential-id>", shuts down its sending side, and reads the

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "agent/api/op_parser.h"
 #include "agent/api/request_body.h"
 #include "agent/policy/policy.h"
 #include "agent/secrets/path.h"
@@ -23,31 +24,20 @@ Json TxnJson(const secrets::TxnResult& r) {
   return {{"txn_id", r.txn_id}, {"seq", r.seq}, {"replayed", r.replayed}, {"results", results}};
 }
 
-Result<secrets::Labels> LabelsField(const Json& obj) {
-  secrets::Labels out;
-  auto it = obj.find("labels");
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_object()) return BadRequest("'labels' must be an object of strings");
-  for (auto l = it->begin(); l != it->end(); ++l) {
-    if (!l->is_string()) return BadRequest("label values must be strings");
-    out[l.key()] = l->get<std::string>();
+// The op a single route's body describes.
+Op::Type RouteOpType(Route r) {
+  switch (r) {
+    case Route::kSecretUndelete:
+      return Op::Type::kUndelete;
+    case Route::kSecretDestroy:
+      return Op::Type::kDestroy;
+    case Route::kSecretRollback:
+      return Op::Type::kRollback;
+    case Route::kSecretFloor:
+      return Op::Type::kFloor;
+    default:
+      return Op::Type::kPut;
   }
-  return out;
-}
-
-// A put op from {"value"|"value_b64", "cas", "expires_in", "labels", "max_versions"}.
-Status FillPut(RequestBody& body, const Json& obj, Op& op) {
-  SK_ASSIGN_OR_RETURN(op.value, ValueField(body, obj));
-  SK_ASSIGN_OR_RETURN(op.cas, U64Field(obj, "cas"));
-  SK_ASSIGN_OR_RETURN(auto expires, U64Field(obj, "expires_in"));
-  op.expires_in_s = expires.value_or(0);
-  SK_ASSIGN_OR_RETURN(op.labels, LabelsField(obj));
-  SK_ASSIGN_OR_RETURN(auto max_versions, U64Field(obj, "max_versions"));
-  if (max_versions) {
-    if (*max_versions > 1'000'000) return BadRequest("'max_versions' is at most 1000000");
-    op.max_versions = static_cast<std::uint32_t>(*max_versions);
-  }
-  return OkStatus();
 }
 
 policy::Capability CapabilityFor(Op::Type t) {
@@ -119,8 +109,8 @@ Status AuthorizeOp(Context& ctx, Op& op) {
   return OkStatus();
 }
 
-ApiResponse WithTxn(const Context& ctx, const Result<secrets::TxnResult>& r, std::string path = "") {
-  if (!r.ok()) return ErrorResponse(ctx, r.status());
+Reply WithTxn(const Result<secrets::TxnResult>& r, std::string path = "") {
+  if (!r.ok()) return Failure(r.status());
   Json j = {{"txn_id", r->txn_id}, {"seq", r->seq}};
   if (!path.empty()) {
     j["path"] = path;
@@ -145,21 +135,28 @@ std::string AuditPaths(const std::vector<std::string>& paths) {
   return out;
 }
 
-ApiResponse Json200(const Json& body) {
-  ApiResponse r;
-  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+Reply Json200(const Json& body) {
+  Reply r;
+  r.answer.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return r;
 }
 
-ApiResponse HandleHealth(Context& ctx) {
+Reply Failure(const Status& st, Json extra) {
+  Reply r;
+  r.error = st.ok() ? Internal("a handler failed with OK") : st;
+  r.error_extra = std::move(extra);
+  return r;
+}
+
+Reply HandleHealth(Context& ctx) {
   Status sealed = ctx.agent.sealed_status();
   if (sealed.ok()) return Json200({{"status", "unsealed"}});
-  ApiResponse r = Json200({{"status", "sealed"}, {"reason", sealed.reason()}, {"message", sealed.message()}});
-  r.status = 503;
+  Reply r = Json200({{"status", "sealed"}, {"reason", sealed.reason()}, {"message", sealed.message()}});
+  r.answer.status = 503;  // not an error body: health says what it is either way
   return r;
 }
 
-ApiResponse HandleStatus(Context& ctx) {
+Reply HandleStatus(Context& ctx) {
   Json j = {{"version", SEALKEEP_VERSION}, {"uptime_s", static_cast<std::uint64_t>(ctx.agent.uptime_s())}};
   Status sealed = ctx.agent.sealed_status();
   if (!ctx.svc) {
@@ -194,33 +191,34 @@ ApiResponse HandleStatus(Context& ctx) {
 }
 
 // A one-op change to the route's path: its policy checks, its record, then the commit.
-ApiResponse CommitOne(Context& ctx, std::vector<Op> ops) {
-  if (Status allowed = AuthorizeOp(ctx, ops[0]); !allowed.ok()) return ErrorResponse(ctx, allowed);
-  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
-  return WithTxn(ctx, ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
+Reply CommitOne(Context& ctx, std::vector<Op> ops) {
+  if (Status allowed = AuthorizeOp(ctx, ops[0]); !allowed.ok()) return Failure(allowed);
+  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  return WithTxn(ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
 }
 
-ApiResponse HandleSecretGet(Context& ctx) {
+Reply HandleSecretGet(Context& ctx) {
   auto version = QueryVersion(ctx);
-  if (!version.ok()) return ErrorResponse(ctx, version.status());
+  if (!version.ok()) return Failure(version.status());
   bool b64 = false;
   if (auto e = ctx.match.query.find("encoding"); e != ctx.match.query.end()) {
-    if (e->second != "base64") return ErrorResponse(ctx, BadRequest("'encoding' may only be 'base64'"));
+    if (e->second != "base64") return Failure(BadRequest("'encoding' may only be 'base64'"));
     b64 = true;
   }
   auto got =
       ctx.svc->Get(ctx.match.path, *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
-  if (!got.ok()) return ErrorResponse(ctx, got.status());
+  if (!got.ok()) return Failure(got.status());
   // The labels of the version actually read: a put may have moved the head since the
   // route's check, which was made on the labels of the version asked for.
   if (Status allowed = ctx.authorize_labels(policy::Capability::kRead, ctx.match.path, &got->labels);
       !allowed.ok()) {
-    return ErrorResponse(ctx, allowed);
+    return Failure(allowed);
   }
   ByteView value = got->value.Expose();
   b64 = b64 || !IsValidUtf8(value);
   // Built by hand into one pre-sized buffer, wiped by the server after sending.
-  ApiResponse r;
+  Reply reply;
+  ApiResponse& r = reply.answer;
   r.secret = true;
   std::string labels = Json(got->labels).dump();
   r.body.reserve(160 + ctx.match.path.size() + labels.size() + value.size() * 6 + (value.size() + 2) / 3 * 4);
@@ -239,19 +237,17 @@ ApiResponse HandleSecretGet(Context& ctx) {
   }
   r.body += ",\"created_ms\":" + std::to_string(got->created_ms) +
             ",\"expires_ms\":" + std::to_string(got->expires_ms) + ",\"labels\":" + labels + "}";
-  return r;
+  return reply;
 }
 
-ApiResponse HandleSecretPut(Context& ctx) {
+Reply HandleSecretPut(Context& ctx) {
   auto parsed = ParseRequestBody(ctx.req.body);
-  if (!parsed.ok()) return ErrorResponse(ctx, parsed.status());
-  const Json& body = parsed->json;
-  Status st = OnlyFields(body, {"value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
-  std::vector<Op> ops(1);
-  ops[0].type = Op::Type::kPut;
+  if (!parsed.ok()) return Failure(parsed.status());
+  Result<Op> op = ParseOp(*parsed, parsed->json, Op::Type::kPut, OpSource::kRoute);
+  if (!op.ok()) return Failure(op.status());
+  std::vector<Op> ops;
+  ops.push_back(std::move(op).value());
   ops[0].path = ctx.match.path;
-  if (st.ok()) st = FillPut(*parsed, body, ops[0]);
-  if (!st.ok()) return ErrorResponse(ctx, st);
   return CommitOne(ctx, std::move(ops));
 }
 
@@ -307,7 +303,7 @@ Result<std::string> CursorPath(const SecretBytes& key, const std::string& after)
 
 }  // namespace
 
-ApiResponse HandleSecretList(Context& ctx) {
+Reply HandleSecretList(Context& ctx) {
   std::string prefix;
   std::size_t limit = 1000;
   if (auto p = ctx.match.query.find("prefix"); p != ctx.match.query.end()) prefix = p->second;
@@ -315,21 +311,21 @@ ApiResponse HandleSecretList(Context& ctx) {
     if (l->second.empty() || l->second.size() > 5 ||
         l->second.find_first_not_of("0123456789") != std::string::npos || std::stoul(l->second) == 0 ||
         std::stoul(l->second) > 10000) {
-      return ErrorResponse(ctx, BadRequest("'limit' is 1..10000"));
+      return Failure(BadRequest("'limit' is 1..10000"));
     }
     limit = std::stoul(l->second);
   }
   std::string after;
   if (auto a = ctx.match.query.find("after"); a != ctx.match.query.end()) {
     auto path = CursorPath(ctx.cursor_key, a->second);
-    if (!path.ok()) return ErrorResponse(ctx, path.status());
+    if (!path.ok()) return Failure(path.status());
     after = std::move(path).value();
   }
   // At most limit + kListSlack rows are examined: `limit` visible ones and one more (so
   // "truncated" is exact when they are there), past up to kListSlack this caller may not see.
   const std::size_t budget = limit + kListSlack;
   auto listed = ctx.svc->List(prefix, budget, after);
-  if (!listed.ok()) return ErrorResponse(ctx, listed.status());
+  if (!listed.ok()) return Failure(listed.status());
   Json paths = Json::array();
   bool truncated = false;
   std::string next, last_examined, last_shown;
@@ -359,7 +355,7 @@ ApiResponse HandleSecretList(Context& ctx) {
       next = last_shown;
     } else {
       auto sealed = SealCursor(ctx.cursor_key, last_examined);
-      if (!sealed.ok()) return ErrorResponse(ctx, sealed.status());
+      if (!sealed.ok()) return Failure(sealed.status());
       next = std::move(sealed).value();
     }
   }
@@ -368,7 +364,7 @@ ApiResponse HandleSecretList(Context& ctx) {
   return Json200(j);
 }
 
-ApiResponse HandleSecretVersions(Context& ctx) {
+Reply HandleSecretVersions(Context& ctx) {
   const std::string& path = ctx.match.path;
   // Which versions this caller may see: those whose own labels its read allows.
   auto labels = ctx.svc->VersionLabels(path);
@@ -376,9 +372,9 @@ ApiResponse HandleSecretVersions(Context& ctx) {
     if (labels.status().code() == Code::kNotFound) {
       // A missing path answers as the caller's read decides for unknown labels.
       if (Status allowed = ctx.authorize_labels(policy::Capability::kRead, path, nullptr); !allowed.ok())
-        return ErrorResponse(ctx, allowed);
+        return Failure(allowed);
     }
-    return ErrorResponse(ctx, labels.status());
+    return Failure(labels.status());
   }
   std::vector<bool> may(labels->size(), false);
   Status denial;
@@ -393,9 +389,9 @@ ApiResponse HandleSecretVersions(Context& ctx) {
     }
     any = any || may[i];
   }
-  if (!any) return ErrorResponse(ctx, denial);
+  if (!any) return Failure(denial);
   auto versions = ctx.svc->Versions(path);
-  if (!versions.ok()) return ErrorResponse(ctx, versions.status());
+  if (!versions.ok()) return Failure(versions.status());
   Json list = Json::array();
   for (const auto& v : *versions) {
     if (v.version == 0 || v.version > may.size() || !may[v.version - 1]) continue;
@@ -413,153 +409,67 @@ ApiResponse HandleSecretVersions(Context& ctx) {
   return Json200({{"path", path}, {"versions", list}});
 }
 
-ApiResponse HandleSecretChange(Context& ctx) {
+Reply HandleSecretChange(Context& ctx) {
   std::vector<Op> ops(1);
-  Op& op = ops[0];
-  op.path = ctx.match.path;
-  Result<Json> body = Json::object();
-  if (ctx.match.route != Route::kSecretDelete) body = ParseJsonObject(ctx.req.body);
-  if (!body.ok()) return ErrorResponse(ctx, body.status());
-  Status st;
-  switch (ctx.match.route) {
-    case Route::kSecretDelete: {
-      op.type = Op::Type::kDelete;
-      auto v = QueryVersion(ctx);
-      if (!v.ok()) return ErrorResponse(ctx, v.status());
-      if (*v != 0) op.version = *v;
-      break;
-    }
-    case Route::kSecretUndelete:
-      op.type = Op::Type::kUndelete;
-      st = OnlyFields(*body, {"version"});
-      if (st.ok()) {
-        auto v = U64Field(*body, "version");
-        if (!v.ok())
-          st = v.status();
-        else
-          op.version = *v;
-      }
-      break;
-    case Route::kSecretDestroy: {
-      op.type = Op::Type::kDestroy;
-      st = OnlyFields(*body, {"version"});
-      auto v = U64Field(*body, "version");
-      if (st.ok() && !v.ok()) st = v.status();
-      if (st.ok() && (!*v || **v == 0)) st = BadRequest("destroy needs an explicit 'version'");
-      if (st.ok()) op.version = *v;
-      break;
-    }
-    case Route::kSecretRollback: {
-      op.type = Op::Type::kRollback;
-      st = OnlyFields(*body, {"to", "cas"});
-      auto to = U64Field(*body, "to");
-      auto cas = U64Field(*body, "cas");
-      if (st.ok() && !to.ok()) st = to.status();
-      if (st.ok() && !cas.ok()) st = cas.status();
-      if (st.ok() && !*to) st = BadRequest("rollback needs 'to'");
-      if (st.ok()) {
-        op.version = *to;
-        op.cas = *cas;
-      }
-      break;
-    }
-    default: {
-      op.type = Op::Type::kFloor;
-      st = OnlyFields(*body, {"floor"});
-      auto f = U64Field(*body, "floor");
-      if (st.ok() && !f.ok()) st = f.status();
-      if (st.ok() && !*f) st = BadRequest("'floor' is required");
-      if (st.ok()) op.floor = **f;
-      break;
-    }
+  if (ctx.match.route == Route::kSecretDelete) {
+    ops[0].type = Op::Type::kDelete;
+    auto v = QueryVersion(ctx);
+    if (!v.ok()) return Failure(v.status());
+    if (*v != 0) ops[0].version = *v;
+  } else {
+    auto parsed = ParseRequestBody(ctx.req.body);
+    if (!parsed.ok()) return Failure(parsed.status());
+    Result<Op> op = ParseOp(*parsed, parsed->json, RouteOpType(ctx.match.route), OpSource::kRoute);
+    if (!op.ok()) return Failure(op.status());
+    ops[0] = std::move(op).value();
   }
-  if (!st.ok()) return ErrorResponse(ctx, st);
-  return CommitOne(ctx, std::move(ops));
+  ops[0].path = ctx.match.path;
+  Reply r = CommitOne(ctx, std::move(ops));
+  r.rollback = ctx.match.route == Route::kSecretRollback;
+  return r;
 }
 
-ApiResponse HandleTxn(Context& ctx) {
+Reply HandleTxn(Context& ctx) {
   auto parsed = ParseRequestBody(ctx.req.body);
-  if (!parsed.ok()) return ErrorResponse(ctx, parsed.status());
+  if (!parsed.ok()) return Failure(parsed.status());
   Json* body = &parsed->json;
   Status st = OnlyFields(*body, {"ops", "idempotency_key"});
-  if (!st.ok()) return ErrorResponse(ctx, st);
+  if (!st.ok()) return Failure(st);
   auto key = StringField(*body, "idempotency_key");
-  if (!key.ok()) return ErrorResponse(ctx, key.status());
+  if (!key.ok()) return Failure(key.status());
   std::string idem = key->value_or(ctx.req.idempotency_key);
   auto it = body->find("ops");
   if (it == body->end() || !it->is_array() || it->empty())
-    return ErrorResponse(ctx, BadRequest("'ops' must be a non-empty list"));
-  if (it->size() > 1000) return ErrorResponse(ctx, BadRequest("a transaction has at most 1000 ops"));
+    return Failure(BadRequest("'ops' must be a non-empty list"));
+  if (it->size() > 1000) return Failure(BadRequest("a transaction has at most 1000 ops"));
   std::vector<Op> ops;
   std::vector<std::string> paths;
   ops.reserve(it->size());
   for (std::size_t i = 0; i < it->size(); ++i) {
-    Json& j = (*it)[i];
-    auto fail = [&](const Status& s) {
-      ctx.audit_path = AuditPaths(paths);
-      return ErrorResponse(ctx, s.WithContext("op " + std::to_string(i + 1)));
-    };
-    if (!j.is_object()) return fail(BadRequest("each op must be an object"));
-    auto kind = StringField(j, "op");
-    auto path = StringField(j, "path");
-    if (!kind.ok()) return fail(kind.status());
-    if (!path.ok()) return fail(path.status());
-    if (!*kind || !*path) return fail(BadRequest("each op needs 'op' and 'path'"));
-    Op op;
-    op.path = **path;
-    paths.push_back(op.path.substr(0, 300));
-    const std::string& k = **kind;
-    if (k == "put") {
-      op.type = Op::Type::kPut;
-      st = OnlyFields(j, {"op", "path", "value", "value_b64", "cas", "expires_in", "labels", "max_versions"});
-      if (st.ok()) st = FillPut(*parsed, j, op);
-    } else if (k == "delete" || k == "undelete" || k == "destroy" || k == "check") {
-      op.type = k == "delete"     ? Op::Type::kDelete
-                : k == "undelete" ? Op::Type::kUndelete
-                : k == "destroy"  ? Op::Type::kDestroy
-                                  : Op::Type::kCheckVersion;
-      st = OnlyFields(j, {"op", "path", "version", "cas"});
-      auto v = U64Field(j, "version");
-      auto cas = U64Field(j, "cas");
-      if (st.ok() && !v.ok()) st = v.status();
-      if (st.ok() && !cas.ok()) st = cas.status();
-      if (st.ok()) {
-        op.version = *v;
-        op.cas = *cas;
-        if (op.type == Op::Type::kDestroy && (!op.version || *op.version == 0))
-          st = BadRequest("destroy needs 'version'");
-        if (op.type == Op::Type::kCheckVersion && !op.version) st = BadRequest("check needs 'version'");
-      }
-    } else if (k == "rollback") {
-      op.type = Op::Type::kRollback;
-      st = OnlyFields(j, {"op", "path", "to", "cas"});
-      auto to = U64Field(j, "to");
-      auto cas = U64Field(j, "cas");
-      if (st.ok() && !to.ok()) st = to.status();
-      if (st.ok() && !cas.ok()) st = cas.status();
-      if (st.ok() && !*to) st = BadRequest("rollback needs 'to'");
-      if (st.ok()) {
-        op.version = *to;
-        op.cas = *cas;
-      }
-    } else if (k == "floor") {
-      op.type = Op::Type::kFloor;
-      st = OnlyFields(j, {"op", "path", "floor"});
-      auto f = U64Field(j, "floor");
-      if (st.ok() && !f.ok()) st = f.status();
-      if (st.ok() && !*f) st = BadRequest("floor needs 'floor'");
-      if (st.ok()) op.floor = **f;
-    } else {
-      st = BadRequest("unknown op '" + k.substr(0, 32) + "'");
+    const Json& j = (*it)[i];
+    // The records of a refused txn name its paths up to the one refused.
+    if (j.is_object()) {
+      if (auto p = j.find("path"); p != j.end() && p->is_string())
+        paths.push_back(p->get<std::string>().substr(0, 300));
     }
-    if (!st.ok()) return fail(st);
-    if (Status allowed = AuthorizeOp(ctx, op); !allowed.ok()) return fail(allowed);
-    ops.push_back(std::move(op));
+    auto fail = [&](const Status& why) {
+      ctx.audit_path = AuditPaths(paths);
+      return Failure(why.WithContext("op " + std::to_string(i + 1)));
+    };
+    Result<Op> op = ParseTxnOp(*parsed, j);
+    if (!op.ok()) return fail(op.status());
+    if (Status allowed = AuthorizeOp(ctx, *op); !allowed.ok()) return fail(allowed);
+    ops.push_back(std::move(op).value());
   }
   ctx.audit_path = AuditPaths(paths);
-  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
-  auto r = ctx.svc->Transact(std::move(ops), idem, ctx.actor);
-  if (!r.ok()) return ErrorResponse(ctx, r.status());
+  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  secrets::TxnFailure failed;
+  auto r = ctx.svc->Transact(std::move(ops), idem, ctx.actor, &failed);
+  if (!r.ok()) {
+    Reply refused = Failure(r.status());
+    refused.rollback = failed.type == Op::Type::kRollback;  // the op that failed, not any op
+    return refused;
+  }
   return Json200(TxnJson(*r));
 }
 
@@ -606,24 +516,24 @@ bool Listable(Context& ctx, const std::string& path) {
 
 }  // namespace
 
-ApiResponse HandleSnapshotCreate(Context& ctx) {
+Reply HandleSnapshotCreate(Context& ctx) {
   auto body = ParseJsonObject(ctx.req.body);
-  if (!body.ok()) return ErrorResponse(ctx, body.status());
+  if (!body.ok()) return Failure(body.status());
   Status st = OnlyFields(*body, {"name", "prefix"});
   auto name = StringField(*body, "name");
   auto prefix = StringField(*body, "prefix");
   if (st.ok() && !name.ok()) st = name.status();
   if (st.ok() && !prefix.ok()) st = prefix.status();
   if (st.ok() && !*name) st = BadRequest("a snapshot needs a 'name'");
-  if (!st.ok()) return ErrorResponse(ctx, st);
+  if (!st.ok()) return Failure(st);
   std::string shown_prefix = prefix->value_or("");
   ctx.audit_path =
       (**name).substr(0, 128) + ": " + (shown_prefix.empty() ? "**" : shown_prefix.substr(0, 300));
   Status allowed = AuthorizePrefix(ctx, policy::Capability::kSnapshot, prefix->value_or(""));
-  if (!allowed.ok()) return ErrorResponse(ctx, allowed);
-  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
+  if (!allowed.ok()) return Failure(allowed);
+  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
   auto r = ctx.svc->CreateSnapshot(**name, prefix->value_or(""), ctx.actor);
-  if (!r.ok()) return ErrorResponse(ctx, r.status());
+  if (!r.ok()) return Failure(r.status());
   // The snapshot holds the whole subtree; the answer names only what the caller may list.
   Json versions = Json::object();
   for (const auto& o : r->results) {
@@ -632,9 +542,9 @@ ApiResponse HandleSnapshotCreate(Context& ctx) {
   return Json200({{"name", **name}, {"txn_id", r->txn_id}, {"seq", r->seq}, {"versions", versions}});
 }
 
-ApiResponse HandleSnapshotGet(Context& ctx) {
+Reply HandleSnapshotGet(Context& ctx) {
   auto info = VisibleSnapshot(ctx, policy::Capability::kList, "read");
-  if (!info.ok()) return ErrorResponse(ctx, info.status());
+  if (!info.ok()) return Failure(info.status());
   Json versions = Json::object();
   for (const auto& [path, version] : info->versions) {
     if (Listable(ctx, path)) versions[path] = version;
@@ -646,9 +556,9 @@ ApiResponse HandleSnapshotGet(Context& ctx) {
                   {"verifies", info->verifies}});
 }
 
-ApiResponse HandleSnapshotRestore(Context& ctx) {
+Reply HandleSnapshotRestore(Context& ctx) {
   auto info = VisibleSnapshot(ctx, policy::Capability::kSnapshot, "restore");
-  if (!info.ok()) return ErrorResponse(ctx, info.status());
+  if (!info.ok()) return Failure(info.status());
   std::vector<std::string> paths;
   paths.reserve(info->versions.size());
   for (const auto& [path, version] : info->versions) paths.push_back(path);
@@ -658,13 +568,13 @@ ApiResponse HandleSnapshotRestore(Context& ctx) {
   std::map<std::string, bool> may_prune;
   for (const std::string& path : paths) {
     if (!ctx.authorize(policy::Capability::kSnapshot, path).ok()) {
-      return ErrorResponse(ctx, Status(Code::kForbidden, "forbidden",
-                                       "not allowed to restore snapshot " + ctx.match.path +
-                                           ": it holds paths the caller may not snapshot"));
+      return Failure(Status(Code::kForbidden, "forbidden",
+                            "not allowed to restore snapshot " + ctx.match.path +
+                                ": it holds paths the caller may not snapshot"));
     }
     may_prune[path] = ctx.authorize(policy::Capability::kDestroy, path).ok();
   }
-  if (Status rec = ctx.record_change(); !rec.ok()) return ErrorResponse(ctx, rec);
+  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
   auto check = ctx.authorize_labels;
   auto guard_for = [&may_prune, check](const std::string& path) {
     secrets::OpGuard g;
@@ -677,7 +587,7 @@ ApiResponse HandleSnapshotRestore(Context& ctx) {
     return g;
   };
   auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor, guard_for);
-  if (!r.ok()) return ErrorResponse(ctx, r.status());
+  if (!r.ok()) return Failure(r.status()).Rollback();
   if (!r->applied) {
     Json failures = Json::array();
     for (const auto& f : r->failures) {
@@ -685,13 +595,13 @@ ApiResponse HandleSnapshotRestore(Context& ctx) {
       failures.push_back(
           {{"path", f.path}, {"version", f.version}, {"reason", f.reason}, {"message", f.message}});
     }
-    Json extra = {{"failures", failures}};
-    return ErrorResponse(
-        ctx,
+    Reply refused = Failure(
         Conflict("snapshot " + ctx.match.path + " cannot be restored: " + std::to_string(r->failures.size()) +
                      " target(s) do not verify; nothing changed",
                  "restore_refused"),
-        &extra);
+        {{"failures", failures}});
+    refused.rollback = true;
+    return refused;
   }
   secrets::TxnResult shown = r->result;
   std::erase_if(shown.results, [&](const secrets::OpResult& o) { return !Listable(ctx, o.path); });

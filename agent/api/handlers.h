@@ -42,20 +42,41 @@ struct Context {
 // (no path holds one), at most about 480 bytes, then " (+N more)".
 std::string AuditPaths(const std::vector<std::string>& paths);
 
-ApiResponse Json200(const Json& body);
-ApiResponse ErrorResponse(const Context& ctx, const Status& st, const Json* extra = nullptr);
+// A handler's outcome, typed. Api::Handle makes the HTTP answer once, at the end: from
+// `answer` when `error` is OK, else the documented error body from `error` (its reason is
+// the error code) and `error_extra`. Audit records and alerts read these fields, never a
+// body.
+struct Reply {
+  Status error;        // not OK: the request failed with this
+  Json error_extra;    // null, or more fields for the error body (a refused restore's failures)
+  ApiResponse answer;  // when `error` is OK: what to send
+  // What failed, or ran, was a rollback (a route's, a txn's rollback op, a snapshot restore),
+  // so a refusal in `error` is a refused rollback (the RollbackRefused alert), not another
+  // op's failure that happens to share its reason (a put's cas_mismatch).
+  bool rollback = false;
+  // A verification report (journal or audit) that found a problem: the first one's reason.
+  std::string tampered;
 
-ApiResponse HandleHealth(Context& ctx);
-ApiResponse HandleStatus(Context& ctx);
-ApiResponse HandleSecretGet(Context& ctx);
-ApiResponse HandleSecretPut(Context& ctx);
-ApiResponse HandleSecretList(Context& ctx);
-ApiResponse HandleSecretVersions(Context& ctx);
-ApiResponse HandleSecretChange(Context& ctx);  // delete, undelete, destroy, rollback, floor
-ApiResponse HandleTxn(Context& ctx);
-ApiResponse HandleSnapshotCreate(Context& ctx);
-ApiResponse HandleSnapshotGet(Context& ctx);
-ApiResponse HandleSnapshotRestore(Context& ctx);
-ApiResponse HandleSys(Context& ctx);  // rotate, seal, unseal, recover, reseal, verify
+  Reply Rollback() && {
+    rollback = true;
+    return std::move(*this);
+  }
+};
+
+Reply Json200(const Json& body);
+Reply Failure(const Status& st, Json extra = nullptr);
+
+Reply HandleHealth(Context& ctx);
+Reply HandleStatus(Context& ctx);
+Reply HandleSecretGet(Context& ctx);
+Reply HandleSecretPut(Context& ctx);
+Reply HandleSecretList(Context& ctx);
+Reply HandleSecretVersions(Context& ctx);
+Reply HandleSecretChange(Context& ctx);  // delete, undelete, destroy, rollback, floor
+Reply HandleTxn(Context& ctx);
+Reply HandleSnapshotCreate(Context& ctx);
+Reply HandleSnapshotGet(Context& ctx);
+Reply HandleSnapshotRestore(Context& ctx);
+Reply HandleSys(Context& ctx);  // rotate, seal, unseal, recover, reseal, verify
 
 }  // namespace sk::api

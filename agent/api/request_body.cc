@@ -326,14 +326,14 @@ class Reader {
 
 }  // namespace
 
-Result<RequestBody> ParseRequestBody(std::string_view body) {
+Result<RequestBody> ParseRequestBody(std::string_view text) {
   RequestBody out;
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     out.json = Json::object();
     return out;
   }
-  if (!IsValidUtf8(AsBytes(body))) return BadJson("the body is not valid UTF-8");
-  Reader reader(body, out);
+  if (!IsValidUtf8(AsBytes(text))) return BadJson("the body is not valid UTF-8");
+  Reader reader(text, out);
   SK_RETURN_IF_ERROR(reader.ParseTop());
   return out;
 }

@@ -1,8 +1,10 @@
-// Server: HTTP/1.1 over a Unix socket with Boost.Asio/Beast, in front of Api.
+// Server: HTTP/1.1 over a Unix socket with Boost.Asio/Beast, in front of Api: the accept
+// loops, the I/O threads and the worker pool, connection limits, signals, the tick, and
+// draining at Stop. One Session (session.h) serves each connection; http_wire.h writes
+// every response head; listen_socket.h makes the socket when systemd does not pass one.
 //
-// - The listening socket comes from CreateListenSocket (never more open than its mode and
-//   group: born 0600 under umask 0177, then chgrp, then chmod to the mode) or from
-//   systemd socket activation (the fd is adopted as is).
+// - The listening socket comes from CreateListenSocket or from systemd socket activation
+//   (the fd is adopted as is).
 // - Every connection is identified once, at accept, by the kernel: SO_PEERCRED and a
 //   pidfd (SO_PEERPIDFD, else pidfd_open), then /proc, where visible, for its unit, exe
 //   and groups (SO_PEERCRED alone still identifies a caller whose /proc is hidden).
@@ -24,6 +26,7 @@
 
 #include "agent/config/config.h"
 #include "crypto/status.h"
+#include "crypto/unique_fd.h"
 
 namespace sk::daemon {
 class Agent;
@@ -32,10 +35,6 @@ class Agent;
 namespace sk::api {
 
 class Api;
-
-// Creates, binds and listens on `path` (replacing a stale socket file), mode `mode`,
-// group `group` ("" keeps the process's group). Returns the fd.
-Result<int> CreateListenSocket(const std::string& path, unsigned mode, const std::string& group);
 
 class Server {
  public:
@@ -47,9 +46,9 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Adopts a listening socket and starts accepting (call before Run).
-  Status Listen(int fd);
+  Status Listen(UniqueFd fd);
   // Adopts the listening creds.sock (creds.h) and serves it on the worker pool.
-  Status ListenCredentials(int fd);
+  Status ListenCredentials(UniqueFd fd);
   // Runs the I/O threads until Stop() has drained everything. `on_tick` (may be empty)
   // runs every `tick_ms` on a worker thread, never overlapping itself (watchdog pings, audit syncs).
   void Run(const std::function<void()>& on_tick, int tick_ms);

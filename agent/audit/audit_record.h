@@ -1,4 +1,4 @@
-// AuditRecord: what sealkeep writes down about one request (DESIGN.md §7).
+// AuditRecord: what sealkeep writes down about one request (docs/design.md).
 //
 // The type has no field for a secret value, a key, a PIN or a request body: the daemon
 // cannot put one in by accident. Strings are identifiers and names; the writer caps their

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "crypto/ct.h"
+#include "crypto/reasons.h"
 
 namespace sk::audit {
 namespace {
@@ -14,7 +15,7 @@ constexpr std::size_t kPendingFlushBytes = 16 * 1024;    // read records written
 constexpr std::chrono::milliseconds kPendingMaxAge{50};  // the longest a read record waits under load
 
 Status AsUnavailable(const Status& st) {
-  if (st.ok() || st.reason() == "audit_unavailable") return st;
+  if (st.ok() || st.reason() == sk::reason::kAuditUnavailable) return st;
   return Unavailable(std::string(st.message()), "audit_unavailable");
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "crypto/reasons.h"
 #include "hsm/backend_config.h"
 
 namespace sk::daemon {
@@ -38,8 +39,8 @@ Status Agent::StaySealed(const Status& st) {
     std::lock_guard lock(mu_);
     sealed_ = sealed;
   }
-  RaiseAlert(st.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
-                                              : alerts::AlertKind::kUnsealFailed,
+  RaiseAlert(st.reason() == sk::reason::kReplayDetected ? alerts::AlertKind::kReplayDetected
+                                                        : alerts::AlertKind::kUnsealFailed,
              "sealkeepd could not unseal: ", st);
   return st;
 }
@@ -124,8 +125,8 @@ bool Agent::SealIfFenced() {
     if (service() != svc) return false;  // sealed (or re-opened) meanwhile
     SealWith(fence, true);
   }
-  RaiseAlert(fence.reason() == "replay_detected" ? alerts::AlertKind::kReplayDetected
-                                                 : alerts::AlertKind::kTamperDetected,
+  RaiseAlert(fence.reason() == sk::reason::kReplayDetected ? alerts::AlertKind::kReplayDetected
+                                                           : alerts::AlertKind::kTamperDetected,
              "sealkeepd sealed itself: ", fence);
   return true;
 }
@@ -171,6 +172,43 @@ Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
   SK_RETURN_IF_ERROR(Publish(std::move(opened).value()));
   if (on_unsealed_) on_unsealed_();
   return accepted;
+}
+
+Result<Agent::ResealResult> Agent::Reseal(std::optional<std::vector<int>> pcrs, const secrets::Actor& actor) {
+  std::shared_ptr<hsm::KeyBackend> open_backend = backend();
+  std::shared_ptr<secrets::SecretService> svc = service();
+  if (!open_backend || !svc) return sealed_status();
+  hsm::Resealable* resealable = open_backend->resealable();
+  if (resealable == nullptr) {
+    return FailedPrecondition(
+        "re-sealing to PCRs needs the TPM backend; this agent uses " + open_backend->Info().kind,
+        "not_tpm_backend");
+  }
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::PendingReseal> pending,
+                      resealable->BeginReseal(pcrs.value_or(config_.backend.tpm.pcrs)));
+  ResealResult out;
+  out.pcrs = pending->pcrs();
+  std::string note = "pcrs=";
+  for (std::size_t i = 0; i < out.pcrs.size(); ++i) note += (i ? "," : "") + std::to_string(out.pcrs[i]);
+  auto journaled = svc->RecordReseal(note, actor);
+  if (!journaled.ok()) {
+    if (journaled.status().reason() != sk::reason::kAnchorUnavailable) return journaled.status();
+    // The entry is stored durably; only the hardware anchor lags (it catches up on the
+    // next commit or start). The re-seal is journaled: put it in effect.
+    if (Status st = pending->Commit(); !st.ok()) {
+      return st.WithContext(
+          "the re-seal is journaled (the hardware anchor lags: " + std::string(journaled.status().message()) +
+          ") but not every sealed file was replaced; run it again");
+    }
+    return journaled.status();
+  }
+  if (Status st = pending->Commit(); !st.ok()) {
+    return st.WithContext("the re-seal is journaled (seq " + std::to_string(journaled->seq) +
+                          ") but not every sealed file was replaced; run it again");
+  }
+  out.txn_id = journaled->txn_id;
+  out.seq = journaled->seq;
+  return out;
 }
 
 Status Agent::Audit(const audit::AuditRecord& record, audit::AuditWriter::Durability durability,

@@ -26,7 +26,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/alerts/alerts.h"
 #include "agent/audit/audit_writer.h"
@@ -62,6 +64,20 @@ class Agent {
   bool SealIfFenced();
   // POST /v1/sys/recover: only while sealed with replay_detected.
   Result<std::string> AcceptRollback(const secrets::Actor& actor);
+
+  struct ResealResult {
+    std::vector<int> pcrs;  // what the master key is sealed to now
+    std::string txn_id;
+    std::uint64_t seq = 0;
+  };
+  // POST /v1/sys/reseal: seals the master key anew to the current values of `pcrs` (the
+  // config's when nullopt), while unsealed and only on a backend that can (the TPM;
+  // not_tpm_backend otherwise). The protocol: stage the new seals (written and synced
+  // beside the live files, not in effect), journal the re-seal (kind reseal), then put
+  // them in effect, so a re-seal that is not journaled never takes effect; if journaling
+  // fails the staged files are dropped and nothing changed. anchor_unavailable (the entry
+  // is stored, only the hardware anchor lags) still puts it in effect and reports it.
+  Result<ResealResult> Reseal(std::optional<std::vector<int>> pcrs, const secrets::Actor& actor);
 
   std::shared_ptr<secrets::SecretService> service() const;
   std::shared_ptr<hsm::KeyBackend> backend() const;

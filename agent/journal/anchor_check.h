@@ -1,6 +1,7 @@
 // The start-up decision between the store's sealed head and the hardware anchor
-// (DESIGN.md §3). Pure: no I/O, so every case is unit-tested.
+// (docs/design.md). Pure: no I/O, so every case is unit-tested.
 //
+// (In verify reports, anchor_state says in_sync, ahead_of_anchor or replay.)
 //   in_sync       the store's head is the anchored head.
 //   roll_forward  the store is ahead of the anchor and its head was committed on top of
 //                 exactly the anchor the hardware holds: a crash (or a failed anchor

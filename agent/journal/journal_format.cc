@@ -99,7 +99,7 @@ std::string_view KindName(Kind kind) {
   return "unknown";
 }
 
-bool IsKnownKind(std::uint8_t kind) { return kind >= 1 && kind <= 12; }
+bool IsKnownKind(std::uint8_t kind) { return kind >= 1 && kind <= kMaxKind; }
 
 Result<Bytes> EncodeEntry(const Entry& e) {
   if (e.path.size() > kMaxPathBytes) return InvalidArgument("path longer than 256 bytes", "path_too_long");

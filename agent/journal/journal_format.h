@@ -1,4 +1,4 @@
-// The sealed version journal: entry and head encodings (DESIGN.md §3).
+// The sealed version journal: entry and head encodings (docs/design.md).
 //
 // ENTRY, format version 1. Big-endian integers; var16 = u16 length then bytes.
 //   field            size    notes
@@ -25,7 +25,8 @@
 //                            each at most once. Tags (permanent): 1 labels ("k=v" lines
 //                            sorted, '\n'-joined), 2 max_versions (u32), 3 snapshot name,
 //                            4 note (free text: why, e.g. "pruned"), 5 store id (16 bytes)
-// No trailing bytes. Total size is at most 5,080 bytes.
+// No trailing bytes. Total size is at most 5,060 bytes (kMaxEntryBytes: 34 fixed before the
+// path, 258 path, 28 of numbers, 514 actor, 128 of digests and hashes, 4,098 detail).
 //
 // SEAL and HASH: seal = HMAC-SHA256(JK, "sealkeep journal entry v1" || 0x00 || entry).
 // The seal is the entry's hash: prev_hash and prev_path_hash hold seals, so both chains
@@ -75,6 +76,11 @@ enum class Kind : std::uint8_t {
   kRecover = 11,  // an admin accepted a store older than the hardware anchor
   kReseal = 12,   // the TPM seal was renewed for a new boot state (PCRs in note)
 };
+inline constexpr std::uint8_t kMaxKind = 12;  // the newest kind; raise it with the enum
+
+inline constexpr std::size_t kMaxEntryBytes = 1 + 8 + 1 + 8 + kTxnIdSize + (2 + kMaxPathBytes) + 8 + 8 + 4 +
+                                              8 + (2 + kMaxActorBytes) + 4 * 32 + (2 + kMaxDetailBytes);
+static_assert(kMaxEntryBytes == 5060);
 
 std::string_view KindName(Kind kind);
 bool IsKnownKind(std::uint8_t kind);

@@ -1,4 +1,4 @@
-// Capabilities: what a role may do on the paths its grants cover (DESIGN.md §6).
+// Capabilities: what a role may do on the paths its grants cover (docs/design.md).
 //
 // The set is closed and each name is permanent (it appears in policy files):
 //   read      read a secret's value and history          list      learn that a path exists

@@ -1,7 +1,7 @@
 // Secret paths and the globs that policy grants use to cover them.
 //
 // A path is one or more segments of [A-Za-z0-9._-]+ joined by '/', at most 256 bytes
-// (DESIGN.md §5): no leading, trailing or doubled '/'.
+// (docs/design.md): no leading, trailing or doubled '/'.
 //
 // A glob is a path whose segments may also be wildcards, each a whole segment:
 //   `*`   matches exactly one segment;

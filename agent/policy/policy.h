@@ -1,4 +1,4 @@
-// Policy: who may do what to which secret paths (DESIGN.md §6). The file format is in
+// Policy: who may do what to which secret paths (docs/design.md). The file format is in
 // docs/policy.md; ParsePolicy() turns a file into an immutable Policy.
 //
 // Model. A role grants capabilities on path globs. A binding gives roles to callers that

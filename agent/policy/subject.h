@@ -1,4 +1,4 @@
-// Subject: who is calling, as the kernel says (DESIGN.md §6), and the pure parsers that
+// Subject: who is calling, as the kernel says (docs/design.md), and the pure parsers that
 // read a peer's systemd unit and groups out of /proc text. Reading /proc itself and the
 // user/group databases lives in peer_identity.h; the functions here touch no file, so
 // tests and fuzzers call them on any bytes.

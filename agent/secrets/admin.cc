@@ -11,6 +11,7 @@
 #include "agent/secrets/service_impl.h"
 #include "agent/secrets/snapshot_format.h"
 #include "crypto/ct.h"
+#include "crypto/reasons.h"
 
 namespace sk::secrets::internal {
 
@@ -36,8 +37,7 @@ Result<TxnResult> ServiceImpl::Rotate(const Actor& actor) {
       auto dek = backend_->Unwrap(wrapped, aad);
       if (!dek.ok()) {
         std::string_view r = dek.status().reason();
-        if (r == "does_not_verify" || r == "malformed_blob" || r == "wrong_token" || r == "wrong_tpm" ||
-            r == "key_retired") {
+        if (sk::reason::IsUnopenableBlob(r) || r == sk::reason::kKeyRetired) {
           ++skipped;  // it does not verify now and will not after; verification reports it
           continue;
         }

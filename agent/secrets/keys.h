@@ -1,4 +1,4 @@
-// Envelope encryption of secret values (DESIGN.md §2) and the store's own keys.
+// Envelope encryption of secret values (docs/design.md) and the store's own keys.
 //
 // Each version gets a fresh 256-bit data key (DEK). The value is sealed with
 // AeadSeal(DEK, aad) and the DEK is wrapped by the backend's master key, each bound by

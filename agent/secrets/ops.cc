@@ -410,12 +410,19 @@ std::atomic<std::uint64_t> g_last_idempotency_purge_ms{0};
 
 }  // namespace
 
-Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& key, const Actor& actor) {
+Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& key, const Actor& actor,
+                                        TxnFailure* failure) {
+  TxnFailure unused;
+  TxnFailure& failed = failure != nullptr ? *failure : unused;
+  failed = TxnFailure{};
   if (ops.empty()) return InvalidArgument("a transaction needs at least one op", "bad_request");
   if (ops.size() > kMaxOps) return InvalidArgument("a transaction has at most 1000 ops", "bad_request");
   for (std::size_t i = 0; i < ops.size(); ++i) {
     Status st = ValidateOp(ops[i], options_);
-    if (!st.ok()) return st.WithContext("op " + std::to_string(i + 1));
+    if (!st.ok()) {
+      failed = {i + 1, ops[i].type};
+      return st.WithContext("op " + std::to_string(i + 1));
+    }
   }
   if (key.size() > kMaxIdempotencyKey ||
       !std::all_of(key.begin(), key.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
@@ -428,6 +435,7 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
   TxnResult result;
   Status st = Submit([&](Batch& b) -> Status {
     result = TxnResult{};
+    failed = TxnFailure{};
     if (!key.empty()) {
       std::optional<std::string> seen;
       if (auto it = b.idempotency.find(stored_key); it != b.idempotency.end()) seen = it->second;
@@ -449,6 +457,7 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
       OpResult r;
       Status op_st = applier.Apply(ops[i], r);
       if (!op_st.ok()) {
+        failed = {i + 1, ops[i].type};
         return op_st.WithContext("op " + std::to_string(i + 1) + " of " + std::to_string(ops.size()) + " (" +
                                  std::string(OpTypeName(ops[i].type)) + " " + ops[i].path + ")");
       }

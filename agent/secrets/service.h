@@ -1,5 +1,5 @@
 // SecretService: versioned, envelope-encrypted secrets over a Store, every change sealed
-// in the journal and anchored in the backend's hardware (DESIGN.md §2-4). This is the
+// in the journal and anchored in the backend's hardware (docs/design.md-4). This is the
 // library the daemon serves and the tests drive; it knows nothing of HTTP or policy
 // (callers authorise first, pass who asked as an Actor, and give each op an OpGuard for
 // what only its batch can tell: whether it prunes, lowers retention, which labels it meets).
@@ -127,6 +127,14 @@ struct TxnResult {
   bool replayed = false;  // an idempotent retry: nothing was applied this time
 };
 
+// Which op of a failed transaction failed, so a caller can tell a refused rollback from
+// another op's failure that shares its reason (a put's cas_mismatch) without reading the
+// message. Unset (op = 0, kPut) when the transaction failed as a whole.
+struct TxnFailure {
+  std::size_t op = 0;  // 1-based; 0: not one op's failure
+  Op::Type type = Op::Type::kPut;
+};
+
 struct SecretValue {
   std::string path;
   std::uint64_t version = 0;
@@ -193,7 +201,7 @@ struct VerifyReport {
   std::uint64_t head_seq = 0;
   std::string head_hash;  // hex
   hsm::Anchor anchor;
-  std::string anchor_state;              // in_sync, roll_forward, replay
+  std::string anchor_state;              // in_sync, ahead_of_anchor, replay
   std::vector<JournalProblem> problems;  // the first 1000
   double seconds = 0;
 };
@@ -225,8 +233,9 @@ class SecretService {
                                             const ServiceOptions& options, const Actor& actor);
   virtual ~SecretService() = default;
 
+  // `failure` (optional) says which op failed when the transaction did.
   virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
-                                     const Actor& actor) = 0;
+                                     const Actor& actor, TxnFailure* failure = nullptr) = 0;
   virtual Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) = 0;
   // Paths under `prefix` (segment-aware) that sort after `after` ("" = from the first), in
   // order, at most `limit` of them: bounded work under the index lock whatever the prefix.

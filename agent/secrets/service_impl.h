@@ -133,8 +133,8 @@ class ServiceImpl final : public SecretService {
   Status Init(bool read_only, bool accept_rollback, const Actor& actor, std::string* recovered);
 
   // ops.cc
-  Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
-                             const Actor& actor) override;
+  Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key, const Actor& actor,
+                             TxnFailure* failure = nullptr) override;
   // reads.cc
   Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) override;
   Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit,

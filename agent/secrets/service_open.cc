@@ -6,6 +6,7 @@
 #include "agent/secrets/keys.h"
 #include "agent/secrets/service_impl.h"
 #include "crypto/random.h"
+#include "crypto/reasons.h"
 
 namespace sk::secrets {
 
@@ -111,7 +112,7 @@ Status ServiceImpl::LoadKeys() {
   if (!jk.ok() || !ak.ok()) {
     const sk::Status& err = !jk.ok() ? jk.status() : ak.status();
     std::string_view r = err.reason();
-    if (r == "does_not_verify" || r == "wrong_token" || r == "wrong_tpm" || r == "malformed_blob") {
+    if (sk::reason::IsUnopenableBlob(r)) {
       return Sealed("store_key_invalid",
                     "the store's journal or audit key does not unwrap with this " + backend_->Info().kind +
                         " backend (" + std::string(r) +

@@ -6,6 +6,7 @@
 #include "agent/secrets/keys.h"
 #include "crypto/aead.h"
 #include "crypto/ct.h"
+#include "crypto/reasons.h"
 
 namespace sk::secrets {
 namespace {
@@ -24,10 +25,9 @@ Result<SecretBytes> UnwrapCommitted(hsm::KeyBackend& backend, ByteView store_id,
   auto unwrapped = backend.Unwrap(wrapped, DekAad(store_id, path, version));
   if (!unwrapped.ok()) {
     std::string_view reason = unwrapped.status().reason();
-    if (reason == "key_retired")
+    if (reason == sk::reason::kKeyRetired)
       return refuse("key_retired", "its data key's master-key generation is retired");
-    if (reason == "does_not_verify" || reason == "malformed_blob" || reason == "wrong_token" ||
-        reason == "wrong_tpm") {
+    if (sk::reason::IsUnopenableBlob(reason)) {
       return refuse("content_mismatch", "its wrapped data key does not verify");
     }
     return std::move(unwrapped).status();

@@ -1,4 +1,4 @@
-// "A version verifies" (DESIGN.md §3), as one function used by reads, rollbacks,
+// "A version verifies" (docs/design.md), as one function used by reads, rollbacks,
 // restores, version listings and full verification. Checks, in order:
 //   destroyed -> below_floor -> seal_invalid (start-up findings, then the entry re-read
 //   and re-sealed now) -> chain_broken (cut off from the path's or the global chain)

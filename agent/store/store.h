@@ -2,7 +2,7 @@
 //
 // It knows rows, not rules: journal records (sealed entries), version blobs (ciphertext
 // and wrapped data key), a few metadata values, snapshots and idempotency records. All
-// verification lives above it, so a PostgreSQL store (DESIGN.md §10) implements these
+// verification lives above it, so a PostgreSQL store (docs/design.md) implements these
 // same calls with serialisable transactions and nothing else changes.
 //
 // Concurrency: any number of Readers (each used by one thread at a time) and one write

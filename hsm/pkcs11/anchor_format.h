@@ -1,6 +1,6 @@
 // The PKCS#11 anchor value: the CKA_VALUE of the token data object "sealkeep-anchor"
 // (CKO_DATA, CKA_TOKEN, CKA_PRIVATE, CKA_APPLICATION "sealkeep"). It holds the
-// anchored journal head (DESIGN.md §3) and is tamper-evident: a GMAC (AES-256-GCM with
+// anchored journal head (docs/design.md) and is tamper-evident: a GMAC (AES-256-GCM with
 // no plaintext) under one master-key generation, computed inside the token.
 //
 //   offset  size  field

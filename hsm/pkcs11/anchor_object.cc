@@ -4,6 +4,7 @@
 #include <string>
 
 #include "crypto/random.h"
+#include "crypto/reasons.h"
 #include "hsm/pkcs11/errors.h"
 #include "hsm/pkcs11/objects.h"
 #include "hsm/pkcs11/token_gcm.h"
@@ -33,7 +34,8 @@ Result<AnchorRecord> VerifyObject(const Session& session, ck_object_handle_t obj
   std::size_t written = 0;
   Status st =
       GcmDecrypt(session.fn(), session.handle(), key->second, parts.iv, aad, parts.tag, out, &written);
-  if (st.reason() == "does_not_verify") return Invalid("the anchor's tag does not verify: it was altered");
+  if (st.reason() == sk::reason::kDoesNotVerify)
+    return Invalid("the anchor's tag does not verify: it was altered");
   SK_RETURN_IF_ERROR(st);
   return parts.record;
 }

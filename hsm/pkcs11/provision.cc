@@ -1,6 +1,7 @@
 #include "hsm/pkcs11/provision.h"
 
 #include "crypto/random.h"
+#include "crypto/reasons.h"
 #include "hsm/credential.h"
 #include "hsm/pkcs11/anchor_object.h"
 #include "hsm/pkcs11/errors.h"
@@ -25,7 +26,7 @@ Result<bool> TokenExists(const Pkcs11Config& config) {
   SK_ASSIGN_OR_RETURN(auto module, LoadModule(config.module));
   auto found = FindToken(*module, config.token_label);
   if (found.ok()) return true;
-  if (found.status().reason() == "token_not_found") return false;
+  if (found.status().reason() == sk::reason::kTokenNotFound) return false;
   return found.status();
 }
 

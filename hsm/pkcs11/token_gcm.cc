@@ -3,6 +3,7 @@
 #include <string>
 
 #include "crypto/locked_pool.h"
+#include "crypto/reasons.h"
 #include "hsm/pkcs11/errors.h"
 
 namespace sk::hsm::pkcs11 {
@@ -85,7 +86,8 @@ Status GcmDecrypt(const ck_function_list& fn, ck_session_handle_t session, ck_ob
 }
 
 bool SessionStillUsable(const Status& status) {
-  return status.ok() || status.reason() == "does_not_verify" || status.reason() == "key_retired";
+  return status.ok() || status.reason() == sk::reason::kDoesNotVerify ||
+         status.reason() == sk::reason::kKeyRetired;
 }
 
 }  // namespace sk::hsm::pkcs11

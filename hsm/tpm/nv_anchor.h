@@ -1,4 +1,4 @@
-// The journal anchor in TPM NV storage (DESIGN.md §3): two NV indices in the owner
+// The journal anchor in TPM NV storage (docs/design.md): two NV indices in the owner
 // hierarchy, defined at provisioning.
 //
 //   counter index (TpmConfig::nv_counter_index, default 0x01500100)

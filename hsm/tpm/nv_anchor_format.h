@@ -1,4 +1,4 @@
-// The contents of the NV anchor index: the journal head as last anchored (DESIGN.md §3).
+// The contents of the NV anchor index: the journal head as last anchored (docs/design.md).
 //
 //   offset  size  field
 //   0       1     format version, 0x01

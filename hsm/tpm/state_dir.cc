@@ -11,6 +11,7 @@
 #include <mutex>
 #include <utility>
 
+#include "crypto/unique_fd.h"
 #include "hsm/tpm/sealed_file_format.h"
 #include "hsm/tpm/tpm_errors.h"
 
@@ -36,23 +37,8 @@ Status IoError(const std::string& what, const std::string& path, int err) {
   return Unavailable(what + " " + path + ": " + std::strerror(err), "state_io_error");
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 Status FsyncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return IoError("cannot open folder", dir, errno);
   if (::fsync(fd.get()) != 0) return IoError("cannot fsync folder", dir, errno);
   return OkStatus();
@@ -89,7 +75,7 @@ bool StateDir::Exists(const std::string& name) const {
 
 Result<std::optional<Bytes>> StateDir::Read(const std::string& name, std::size_t cap) const {
   std::string path = Join(name);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<Bytes>();
     return IoError("cannot open", path, errno);
@@ -117,7 +103,7 @@ Status StateDir::WriteAtomic(const std::string& name, ByteView data) const {
   std::string tmp = Join("." + name + ".tmp");
   std::string path = Join(name);
   ::unlink(tmp.c_str());  // a leftover of a crash
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return IoError("cannot create", tmp, errno);
   std::size_t done = 0;
   while (done < data.size()) {
@@ -130,7 +116,7 @@ Status StateDir::WriteAtomic(const std::string& name, ByteView data) const {
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0 || ::close(fd.Release()) != 0) {
+  if (::fsync(fd.get()) != 0 || fd.Close() != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return IoError("cannot sync", tmp, err);

@@ -193,13 +193,13 @@ std::string StagedSealedFileName(std::uint32_t generation) {
   return "." + SealedFileName(generation) + ".staged";
 }
 
-Result<std::unique_ptr<TpmBackend::PendingReseal>> TpmBackend::BeginReseal(const std::vector<int>& pcrs) {
+Result<std::unique_ptr<PendingReseal>> TpmBackend::BeginReseal(const std::vector<int>& pcrs) {
   SK_ASSIGN_OR_RETURN(std::uint32_t mask, PcrMaskFromList(pcrs));
   std::lock_guard lock(tpm_mu_);
   if (reseal_pending_) return ResealInProgress();
   State& s = *state_;
   ESYS_CONTEXT* ctx = s.esys->get();
-  std::unique_ptr<PendingReseal> pending(new PendingReseal(this));
+  std::unique_ptr<StagedReseal> pending(new StagedReseal(this));
   // Until it is handed out, dropping it must do nothing: its destructor takes tpm_mu_,
   // which this holds, and there is nothing staged yet to remove.
   pending->done_ = true;
@@ -229,10 +229,10 @@ Result<std::unique_ptr<TpmBackend::PendingReseal>> TpmBackend::BeginReseal(const
   }
   pending->done_ = false;
   reseal_pending_ = true;
-  return pending;
+  return std::unique_ptr<PendingReseal>(std::move(pending));
 }
 
-Status TpmBackend::PendingReseal::Commit() {
+Status TpmBackend::StagedReseal::Commit() {
   if (done_) return FailedPrecondition("this re-seal has already been committed or dropped", "reseal_done");
   TpmBackend& b = *backend_;
   std::lock_guard lock(b.tpm_mu_);
@@ -252,7 +252,7 @@ Status TpmBackend::PendingReseal::Commit() {
   return result;
 }
 
-TpmBackend::PendingReseal::~PendingReseal() {
+TpmBackend::StagedReseal::~StagedReseal() {
   if (done_) return;
   TpmBackend& b = *backend_;
   std::lock_guard lock(b.tpm_mu_);
@@ -271,26 +271,26 @@ Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config) {
 }
 
 namespace {
-Result<TpmBackend*> AsTpm(KeyBackend& backend) {
-  auto* tpm = dynamic_cast<TpmBackend*>(&backend);
-  if (tpm == nullptr) {
+Result<Resealable*> AsResealable(KeyBackend& backend) {
+  Resealable* r = backend.resealable();
+  if (r == nullptr) {
     return FailedPrecondition(
         "re-sealing to PCRs needs the TPM backend; this agent uses " + backend.Info().kind,
         "not_tpm_backend");
   }
-  return tpm;
+  return r;
 }
 }  // namespace
 
-Result<std::unique_ptr<TpmBackend::PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
-                                                                         const std::vector<int>& pcrs) {
-  SK_ASSIGN_OR_RETURN(TpmBackend * tpm, AsTpm(backend));
-  return tpm->BeginReseal(pcrs);
+Result<std::unique_ptr<PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
+                                                             const std::vector<int>& pcrs) {
+  SK_ASSIGN_OR_RETURN(Resealable * r, AsResealable(backend));
+  return r->BeginReseal(pcrs);
 }
 
 Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs) {
-  SK_ASSIGN_OR_RETURN(TpmBackend * tpm, AsTpm(backend));
-  return tpm->Reseal(pcrs);
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<PendingReseal> pending, BeginResealTpmBackend(backend, pcrs));
+  return pending->Commit();
 }
 
 }  // namespace sk::hsm::tpm

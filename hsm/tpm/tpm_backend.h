@@ -11,7 +11,8 @@
 //
 // BeginReseal()/Commit() re-seal the keys held in memory (the same bytes) to the current
 // values of a PCR selection, for an admin who accepted a firmware or kernel change, in two
-// steps so that the caller can journal the change in between (agent/api/handlers_sys.cc).
+// steps so that the caller can journal the change in between (daemon::Agent::Reseal,
+// through the Resealable interface the backend hands out).
 // It is only possible while unsealed, i.e. on an open backend.
 //
 // Thread safety: Wrap, Unwrap, Info and Seals run concurrently (a shared lock over the
@@ -34,7 +35,7 @@
 
 namespace sk::hsm::tpm {
 
-class TpmBackend final : public KeyBackend {
+class TpmBackend final : public KeyBackend, public Resealable {
  public:
   // Errors: bad_config, not_provisioned, tpm_unavailable, boot_state_changed,
   // auth_incorrect, auth_locked_out, wrong_tpm, malformed_state, credential_*, tpm_error.
@@ -53,26 +54,27 @@ class TpmBackend final : public KeyBackend {
   BackendInfo Info() const override;
   Result<std::uint32_t> Rotate() override;
   Status Retire(std::uint32_t generation) override;
+  Resealable* resealable() override { return this; }
 
   // A re-seal that is staged but not yet in effect (BeginReseal). Commit() puts it in
   // effect; destroying it uncommitted drops it: the staged files are removed and nothing
   // changed. It must not outlive the backend.
-  class PendingReseal {
+  class StagedReseal final : public PendingReseal {
    public:
-    ~PendingReseal();
-    PendingReseal(const PendingReseal&) = delete;
-    PendingReseal& operator=(const PendingReseal&) = delete;
+    ~StagedReseal() override;
+    StagedReseal(const StagedReseal&) = delete;
+    StagedReseal& operator=(const StagedReseal&) = delete;
     // Renames each staged file over its live file (each rename followed by an fsync of
     // the folder) and makes the backend report the new policy. Once it has run, the
     // live files are the new seals, also after a crash. An I/O error midway leaves the
     // generations renamed so far under the new policy and the rest under the old one
     // (state_io_error; BeginReseal again). Runs at most once (failed_precondition after).
-    Status Commit();
-    const std::vector<int>& pcrs() const { return pcrs_; }
+    Status Commit() override;
+    const std::vector<int>& pcrs() const override { return pcrs_; }
 
    private:
     friend class TpmBackend;
-    explicit PendingReseal(TpmBackend* backend) : backend_(backend) {}
+    explicit StagedReseal(TpmBackend* backend) : backend_(backend) {}
     TpmBackend* backend_;
     std::vector<int> pcrs_;
     std::map<std::uint32_t, SealedFile> files_;  // generation -> its staged new seal
@@ -87,7 +89,7 @@ class TpmBackend final : public KeyBackend {
   // and BeginReseal fail at once with reseal_in_progress (they do not wait: a rotation
   // runs inside a journal commit, which the re-seal's caller may be waiting for).
   // Errors: bad_pcrs, reseal_in_progress, the TPM errors of sealing, state_io_error.
-  Result<std::unique_ptr<PendingReseal>> BeginReseal(const std::vector<int>& pcrs);
+  Result<std::unique_ptr<PendingReseal>> BeginReseal(const std::vector<int>& pcrs) override;
   // BeginReseal + Commit, for callers with nothing to record in between.
   Status Reseal(const std::vector<int>& pcrs);
 
@@ -125,10 +127,10 @@ Result<std::unique_ptr<KeyBackend>> OpenTpmBackend(const TpmConfig& config);
 // and is replaced by the next BeginReseal.
 std::string StagedSealedFileName(std::uint32_t generation);
 
-// backend.BeginReseal(pcrs) / backend.Reseal(pcrs) when `backend` is a TpmBackend;
+// backend.BeginReseal(pcrs) / backend.Reseal(pcrs) when `backend` can re-seal;
 // failed_precondition (not_tpm_backend) otherwise.
-Result<std::unique_ptr<TpmBackend::PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
-                                                                         const std::vector<int>& pcrs);
+Result<std::unique_ptr<PendingReseal>> BeginResealTpmBackend(KeyBackend& backend,
+                                                             const std::vector<int>& pcrs);
 Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs);
 
 }  // namespace sk::hsm::tpm

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "agent/api/json_util.h"
+#include "agent/api/listen_socket.h"
 #include "agent/api/request_body.h"
 #include "agent/api/router.h"
 #include "agent/api/server.h"
@@ -194,11 +195,10 @@ TEST(ListenSocket, HasExactlyTheConfiguredModeAndGroupWhateverTheUmask) {
   EXPECT_EQ(CreateListenSocket(dir + "/a.sock", 0660, "").status().reason(), "socket_in_use")
       << "a socket someone serves is never replaced";
   EXPECT_EQ(CreateListenSocket(dir + "/c.sock", 0660, "no-such-group-sk").status().reason(), "bad_config");
-  ::close(*a);
-  ::close(*b);
+  a->reset();
+  b->reset();
   auto stale = CreateListenSocket(dir + "/a.sock", 0660, "");
   EXPECT_TRUE(stale.ok()) << "a stale socket file is replaced";
-  if (stale.ok()) ::close(*stale);
   std::filesystem::remove_all(dir);
 }
 

@@ -317,6 +317,34 @@ TEST_F(AuditDaemonTest, AlertCountersRiseOnDenialsRefusedRollbacksAndFoundTamper
   EXPECT_EQ(Alerts(*agent_, "tamper_detected"), 1);
 }
 
+// The alert follows the op that failed, not the words of its message: a txn whose put to a
+// path named rollback-key fails its cas is no refused rollback; a txn whose rollback op is
+// refused is one, even when another op of it is a put.
+TEST_F(AuditDaemonTest, OnlyARefusedRollbackOpRaisesTheRollbackAlert) {
+  agent_->Start();
+  for (const char* v : {"r1", "r2"}) {
+    ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/ci/rollback-key", Body({{"value", v}})).status, 200);
+  }
+  auto stale = agent_->Call(
+      "POST", "/v1/txn",
+      Body({{"ops", nlohmann::json::array(
+                        {{{"op", "put"}, {"path", "ci/rollback-key"}, {"value", "x"}, {"cas", 1}}})}}));
+  ASSERT_EQ(stale.status, 409) << stale.body;
+  ASSERT_EQ(stale.ErrorCode(), "cas_mismatch");
+  ASSERT_NE(stale.body.find("rollback"), std::string::npos) << "the message names the path";
+  EXPECT_EQ(Alerts(*agent_, "rollback_refused"), 0) << "a put's cas_mismatch is not a refused rollback";
+
+  ASSERT_EQ(agent_->Call("POST", "/v1/secrets/ci/rollback-key/destroy", Body({{"version", 1}})).status, 200);
+  auto refused = agent_->Call(
+      "POST", "/v1/txn",
+      Body({{"ops", nlohmann::json::array({{{"op", "put"}, {"path", "ci/other"}, {"value", "y"}},
+                                           {{"op", "rollback"}, {"path", "ci/rollback-key"}, {"to", 1}}})}}));
+  ASSERT_EQ(refused.status, 409) << refused.body;
+  EXPECT_EQ(refused.ErrorCode(), "destroyed");
+  EXPECT_EQ(Alerts(*agent_, "rollback_refused"), 1);
+  EXPECT_EQ(agent_->Call("GET", "/v1/secrets/ci/other").status, 404) << "and nothing of the txn applied";
+}
+
 TEST_F(AuditDaemonTest, AJournalVerificationThatFindsTamperingRaisesAnAlert) {
   agent_->Start();
   ASSERT_EQ(agent_->Call("PUT", "/v1/secrets/j/x", Body({{"value", "genuine"}})).status, 200);

@@ -18,6 +18,7 @@
 #include "agent/config/config.h"
 #include "agent/secrets/service.h"
 #include "crypto/bytes.h"
+#include "crypto/reasons.h"
 #include "hsm/backend_config.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
@@ -96,9 +97,10 @@ void RunVerifyOffline() {
   auto svc = secrets::SecretService::Open(off.backend, options);
   if (!svc.ok()) {
     const Status& st = svc.status();
-    if (st.reason() == "store_locked") AgentRunning("sealkeep verify");
+    if (st.reason() == sk::reason::kStoreLocked) AgentRunning("sealkeep verify");
     // The store opened but is not the anchored, sealed history: that is a failed verification.
-    if (st.code() == Code::kCorruption || st.reason() == "replay_detected" || st.reason() == "head_invalid") {
+    if (st.code() == Code::kCorruption || st.reason() == sk::reason::kReplayDetected ||
+        st.reason() == sk::reason::kHeadInvalid) {
       if (Globals().json) {
         Json j = {{"ok", false},
                   {"error", {{"code", std::string(st.reason())}, {"message", std::string(st.message())}}}};
@@ -151,7 +153,8 @@ void RunRecover() {
                        " sealkeep recover --accept-rollback --config (offline)"};
   auto accepted = secrets::SecretService::AcceptRollback(off.backend, off.config.store, actor);
   if (!accepted.ok()) {
-    if (accepted.status().reason() == "store_locked") AgentRunning("sealkeep recover --accept-rollback");
+    if (accepted.status().reason() == sk::reason::kStoreLocked)
+      AgentRunning("sealkeep recover --accept-rollback");
     Fail(accepted.status());
   }
   if (Globals().json) {

@@ -31,6 +31,7 @@
 #include "agent/audit/audit_verifier.h"
 #include "agent/secrets/service.h"
 #include "crypto/bytes.h"
+#include "crypto/reasons.h"
 #include "crypto/secret_bytes.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
@@ -105,7 +106,7 @@ SecretBytes UnwrapAuditKey(const std::string& config_path, std::string* audit_di
   options.read_only = true;
   auto svc = secrets::SecretService::Open(off.backend, options);
   if (!svc.ok()) {
-    if (svc.status().reason() == "store_locked") AgentRunning("sealkeep audit verify");
+    if (svc.status().reason() == sk::reason::kStoreLocked) AgentRunning("sealkeep audit verify");
     Fail(svc.status().WithContext("unwrapping the audit key from the store " + off.config.store.store_path));
   }
   return SecretBytes::CopyFrom((*svc)->audit_key().Expose());

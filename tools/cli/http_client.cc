@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "crypto/locked_pool.h"
+#include "crypto/unique_fd.h"
 #include "sealkeep_version.h"
 
 namespace sk::cli {
@@ -195,20 +196,6 @@ std::optional<std::string_view> HttpResponse::Header(std::string_view name) cons
 
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Grows `buf` to hold at least `need` bytes without leaving a copy of its bytes in a
 // freed allocation.
 void ReserveWiped(std::string& buf, std::size_t need) {
@@ -309,7 +296,7 @@ Result<HttpResponse> HttpCall(const std::string& socket_path, const HttpRequest&
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   SK_ASSIGN_OR_RETURN(std::string head_text, BuildHead(request));
 
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0)
     return Unavailable(std::string("cannot create a socket: ") + std::strerror(errno), "connect_failed");
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {

@@ -1,5 +1,5 @@
 // `sealkeep txn FILE` and `sealkeep snapshot create|show|restore`: the all-or-nothing
-// operations of DESIGN.md §4, through a running sealkeepd (docs/api.md: /v1/txn,
+// operations of docs/design.md, through a running sealkeepd (docs/api.md: /v1/txn,
 // /v1/snapshots).
 #include <cstdio>
 #include <string>

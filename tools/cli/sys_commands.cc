@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/reasons.h"
 #include "hsm/tpm/pcr.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
@@ -29,7 +30,7 @@ void RunStatus() {
     PrintBody(r);
   } else if (sealed) {
     std::string reason = Str(j, "reason");
-    std::printf("state:     sealed: %s%s\n", reason == "sealed" ? "" : (reason + ": ").c_str(),
+    std::printf("state:     sealed: %s%s\n", reason == sk::reason::kSealed ? "" : (reason + ": ").c_str(),
                 Str(j, "message").c_str());
     std::printf("agent:     sealkeepd %s, up %llu s\n", Str(j, "version").c_str(),
                 static_cast<unsigned long long>(U64(j, "uptime_s")));
