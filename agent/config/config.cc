@@ -89,22 +89,18 @@ std::string Under(const std::string& dir, const std::string& path) {
   return dir + "/" + path;
 }
 
-Status Apply(const toml::table& root, AgentConfig& c) {
+// [name] of the file, or an empty table when it has none.
+Result<const toml::table*> Table(const toml::table& root, const char* name, const std::string& source) {
   static const toml::table kEmpty;
-  auto table = [&](const char* name) -> Result<const toml::table*> {
-    const toml::node* n = root.get(name);
-    if (n == nullptr) return &kEmpty;
-    if (!n->is_table()) return Bad(c.source, n->source(), std::string("[") + name + "] must be a table");
-    return n->as_table();
-  };
-  for (const auto& [k, v] : root) {
-    static const std::set<std::string> known = {"agent",  "store", "backend", "pkcs11", "tpm",
-                                                "limits", "cache", "policy",  "audit"};
-    if (known.count(std::string(k.str())) == 0)
-      return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
-  }
+  const toml::node* n = root.get(name);
+  if (n == nullptr) return &kEmpty;
+  if (!n->is_table()) return Bad(source, n->source(), std::string("[") + name + "] must be a table");
+  return n->as_table();
+}
 
-  SK_ASSIGN_OR_RETURN(const toml::table* agent, table("agent"));
+// [agent]: the state folder, the sockets, the threads.
+Status ApplyAgent(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* agent, Table(root, "agent", c.source));
   TableReader a(*agent, "agent", c.source);
   std::string mode = "0660";
   SK_RETURN_IF_ERROR(a.Str("state_dir", c.state_dir));
@@ -132,7 +128,12 @@ Status Apply(const toml::table& root, AgentConfig& c) {
     return InvalidArgument(c.source + ": agent.creds_socket must differ from agent.socket", "bad_config");
   }
 
-  SK_ASSIGN_OR_RETURN(const toml::table* store, table("store"));
+  return OkStatus();
+}
+
+// [store]: the file, the anchor mode, retention and value limits.
+Status ApplyStore(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* store, Table(root, "store", c.source));
   TableReader s(*store, "store", c.source);
   std::string anchor = "epoch";
   std::uint64_t epoch_seconds = 60;
@@ -150,7 +151,12 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   c.store.epoch_interval = std::chrono::milliseconds(epoch_seconds * 1000);
   c.store.store_path = Under(c.state_dir, c.store.store_path.empty() ? "store.db" : c.store.store_path);
 
-  SK_ASSIGN_OR_RETURN(const toml::table* backend, table("backend"));
+  return OkStatus();
+}
+
+// [backend], [pkcs11], [tpm]: which hardware holds the master key, and how to reach it.
+Status ApplyBackend(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* backend, Table(root, "backend", c.source));
   TableReader b(*backend, "backend", c.source);
   SK_RETURN_IF_ERROR(b.Str("kind", c.backend.kind));
   SK_RETURN_IF_ERROR(b.Finish());
@@ -158,7 +164,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
     return InvalidArgument(c.source + ": backend.kind is \"pkcs11\" or \"tpm\"", "bad_config");
   }
 
-  SK_ASSIGN_OR_RETURN(const toml::table* pkcs11, table("pkcs11"));
+  SK_ASSIGN_OR_RETURN(const toml::table* pkcs11, Table(root, "pkcs11", c.source));
   TableReader p(*pkcs11, "pkcs11", c.source);
   SK_RETURN_IF_ERROR(p.Str("module", c.backend.pkcs11.module));
   SK_RETURN_IF_ERROR(p.Str("token", c.backend.pkcs11.token_label));
@@ -169,7 +175,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   c.backend.pkcs11.pin_file = Under(c.state_dir, c.backend.pkcs11.pin_file);
   c.backend.pkcs11.sync_dir = Under(c.state_dir, c.backend.pkcs11.sync_dir);
 
-  SK_ASSIGN_OR_RETURN(const toml::table* tpm, table("tpm"));
+  SK_ASSIGN_OR_RETURN(const toml::table* tpm, Table(root, "tpm", c.source));
   TableReader t(*tpm, "tpm", c.source);
   SK_RETURN_IF_ERROR(t.Str("tcti", c.backend.tpm.tcti));
   SK_RETURN_IF_ERROR(t.Str("state_dir", c.backend.tpm.state_dir));
@@ -183,7 +189,12 @@ Status Apply(const toml::table& root, AgentConfig& c) {
       Under(c.state_dir, c.backend.tpm.state_dir.empty() ? "tpm" : c.backend.tpm.state_dir);
   c.backend.tpm.auth_file = Under(c.state_dir, c.backend.tpm.auth_file);
 
-  SK_ASSIGN_OR_RETURN(const toml::table* limits, table("limits"));
+  return OkStatus();
+}
+
+// [limits] and [cache]: what one client may ask of the server, and the data-key cache.
+Status ApplyLimits(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* limits, Table(root, "limits", c.source));
   TableReader l(*limits, "limits", c.source);
   SK_RETURN_IF_ERROR(l.Int("max_header_bytes", c.limits.max_header_bytes, 1024, 1024 * 1024));
   SK_RETURN_IF_ERROR(l.Int("max_body_bytes", c.limits.max_body_bytes, 1024, 64 * 1024 * 1024));
@@ -193,7 +204,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(l.Int("request_timeout_ms", c.limits.request_timeout_ms, 10, 3'600'000));
   SK_RETURN_IF_ERROR(l.Finish());
 
-  SK_ASSIGN_OR_RETURN(const toml::table* cache, table("cache"));
+  SK_ASSIGN_OR_RETURN(const toml::table* cache, Table(root, "cache", c.source));
   TableReader k(*cache, "cache", c.source);
   std::uint64_t ttl = 300;
   SK_RETURN_IF_ERROR(k.Int("dek_entries", c.store.dek_cache_entries, 0, 10'000'000));
@@ -201,7 +212,12 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(k.Finish());
   c.store.dek_cache_ttl = std::chrono::milliseconds(ttl * 1000);
 
-  SK_ASSIGN_OR_RETURN(const toml::table* policy, table("policy"));
+  return OkStatus();
+}
+
+// [policy] and [audit]: the policy file and the audit log, on unless set to "" explicitly.
+Status ApplyFiles(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* policy, Table(root, "policy", c.source));
   TableReader po(*policy, "policy", c.source);
   // The safe defaults (docs/config.md): a policy file and an audit log, each turned off
   // only by an explicit "".
@@ -210,7 +226,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(po.Finish());
   c.policy_file = Under(c.state_dir, c.policy_file);
 
-  SK_ASSIGN_OR_RETURN(const toml::table* audit, table("audit"));
+  SK_ASSIGN_OR_RETURN(const toml::table* audit, Table(root, "audit", c.source));
   TableReader au(*audit, "audit", c.source);
   c.audit_dir = "audit";
   SK_RETURN_IF_ERROR(au.Str("dir", c.audit_dir));
@@ -218,6 +234,20 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(au.Finish());
   c.audit_dir = Under(c.state_dir, c.audit_dir);
   return OkStatus();
+}
+
+Status Apply(const toml::table& root, AgentConfig& c) {
+  for (const auto& [k, v] : root) {
+    static const std::set<std::string> known = {"agent",  "store", "backend", "pkcs11", "tpm",
+                                                "limits", "cache", "policy",  "audit"};
+    if (known.count(std::string(k.str())) == 0)
+      return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
+  }
+  SK_RETURN_IF_ERROR(ApplyAgent(root, c));  // first: the others resolve paths under state_dir
+  SK_RETURN_IF_ERROR(ApplyStore(root, c));
+  SK_RETURN_IF_ERROR(ApplyBackend(root, c));
+  SK_RETURN_IF_ERROR(ApplyLimits(root, c));
+  return ApplyFiles(root, c);
 }
 
 }  // namespace

@@ -153,12 +153,188 @@ struct JournaledSnapshot {
   bool sealed = false;  // the entry's seal verified, so its digest can be trusted
 };
 
+// One full verification inside one read transaction (docs/journal.md): the journal, its
+// sealed head and the hardware anchor, every stored version row, every snapshot. Each step
+// adds what it finds to the report's problems.
+class Verification {
+ public:
+  Verification(const SecretBytes& jk, hsm::KeyBackend& backend, ByteView store_id, int threads,
+               store::Reader& reader, VerifyReport& rep)
+      : jk_(jk), backend_(backend), store_id_(store_id), threads_(threads), reader_(reader), rep_(rep) {}
+
+  // Every seal and both chains, replayed into an index of its own, so the report is about
+  // the file as it is, not about what this process remembers.
+  Status Journal() {
+    auto scan = journal::ScanJournal(reader_, jk_, threads_, [&](journal::ScannedEntry& s) { Entry(s); });
+    if (!scan.ok()) return scan.status();
+    index_.FinishReplay();
+    rep_.entries = scan->entries;
+    rep_.head_seq = scan->last_seq;
+    rep_.head_hash = HexEncode(scan->last_hash);
+    last_hash_ = scan->last_hash;
+    return OkStatus();
+  }
+
+  // The sealed head must end the journal and agree with the hardware anchor.
+  Status HeadAndAnchor() {
+    journal::Sealer sealer(jk_);
+    SK_ASSIGN_OR_RETURN(auto head_record, reader_.GetMeta("head"));
+    std::optional<journal::Head> head;
+    if (head_record) {
+      auto opened = sealer.OpenHead(*head_record);
+      if (opened.ok()) head = *opened;
+    }
+    if (!head) {
+      problems_.Add(0, "", 0, "seal_invalid", "the sealed journal head is missing or does not verify");
+      return OkStatus();
+    }
+    if (head->head_seq != rep_.head_seq || head->head_hash != last_hash_) {
+      problems_.Add(head->head_seq, "", 0, "replay_detected", "the journal does not end at its sealed head");
+    }
+    std::optional<Digest> at;
+    if (rep_.anchor.seq > 0) {
+      SK_ASSIGN_OR_RETURN(auto row, reader_.GetEntry(rep_.anchor.seq));
+      if (row) at = row->seal;
+    }
+    auto d = journal::DecideAnchor(rep_.anchor, *head, at);
+    rep_.anchor_state = d.verdict == journal::AnchorVerdict::kInSync        ? "in_sync"
+                        : d.verdict == journal::AnchorVerdict::kRollForward ? "ahead_of_anchor"
+                                                                            : "replay";
+    if (d.verdict == journal::AnchorVerdict::kReplay)
+      problems_.Add(rep_.anchor.seq, "", 0, "replay_detected", d.explanation);
+    return OkStatus();
+  }
+
+  // Every version row against its sealed entry: erased exactly when destroyed; otherwise
+  // its ciphertext, its wrapped data key (one unwrap each) and its value.
+  Status VersionRows() {
+    RowCoverage coverage(index_, problems_);
+    Status failure = OkStatus();
+    SK_RETURN_IF_ERROR(
+        reader_.ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
+          ++rep_.versions_checked;
+          failure = Row(coverage, path, v, blob);
+          return failure.ok();
+        }));
+    SK_RETURN_IF_ERROR(failure);
+    coverage.Finish();
+    return OkStatus();
+  }
+
+  // Every snapshot: its seal, and the body digest its journal entry holds.
+  Status Snapshots() {
+    std::set<std::string> stored;
+    SK_RETURN_IF_ERROR(reader_.ScanSnapshots([&](store::SnapshotRecord& r) {
+      stored.insert(r.name);
+      Snapshot(r);
+      return true;
+    }));
+    for (const auto& [name, j] : journaled_snapshots_) {
+      if (j.sealed && stored.count(name) == 0) {
+        problems_.Add(j.seq, "", 0, "content_mismatch", "snapshot " + name + ": its stored body is missing");
+      }
+    }
+    return OkStatus();
+  }
+
+ private:
+  void Entry(journal::ScannedEntry& s) {
+    std::string_view path = s.entry ? std::string_view(s.entry->path) : std::string_view(s.row_path);
+    std::uint64_t v = s.entry ? s.entry->version : 0;
+    if (!s.entry) {
+      problems_.Add(s.seq, path, v, "seal_invalid", "the entry does not parse");
+    } else if (!s.seal_ok) {
+      problems_.Add(s.seq, path, v, "seal_invalid", "the entry's seal does not verify");
+    }
+    if (!s.link_ok) {
+      problems_.Add(s.seq, path, v, "chain_broken", "the entry does not follow its predecessor");
+      index_.global_ok_from = s.seq;
+    }
+    if (!s.entry) {
+      index_.ReplayUnparsed(s.row_path, s.seq);
+      return;
+    }
+    if (!path.empty()) {
+      const PathState* before = index_.Find(path);
+      if (s.entry->prev_path_hash != (before != nullptr ? before->fields.last_hash : Digest{})) {
+        problems_.Add(s.seq, path, v, "chain_broken",
+                      "the entry does not follow the previous entry of its path");
+      }
+    }
+    if (s.entry->kind == journal::Kind::kSnapshot) {
+      journaled_snapshots_[s.entry->detail.snapshot] = {s.seq, s.entry->content_digest, s.seal_ok};
+    }
+    index_.Replay(*s.entry, s.stored_seal, s.seal_ok);
+  }
+
+  // One version row; a non-OK status stops the scan (the backend failed: no verdict).
+  Status Row(RowCoverage& coverage, const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
+    const PathState* s = coverage.Row(path, v);
+    if (s == nullptr || v < 1 || v > s->versions.size()) {
+      problems_.Add(0, path, v, "chain_broken", "a stored version has no journal entry");
+      return OkStatus();
+    }
+    const VersionInfo& info = s->versions[v - 1];
+    bool destroyed = info.state == VersionState::kDestroyed;
+    if (destroyed != blob.erased) {
+      problems_.Add(info.created_seq, path, v, "content_mismatch",
+                    destroyed ? "a destroyed version still holds bytes"
+                              : "a version's bytes were erased without a destroy");
+      return OkStatus();
+    }
+    // Destroyed, or its entry is missing or does not verify (the scan reported that).
+    if (destroyed || info.created_seq == 0 || info.seal_invalid || s->fields.tainted) return OkStatus();
+    SK_ASSIGN_OR_RETURN(auto row, reader_.GetEntry(info.created_seq));
+    if (!row) return OkStatus();
+    auto e = journal::DecodeEntry(row->entry);
+    if (!e.ok()) return OkStatus();
+    Status bytes = CheckStoredBytes(backend_, store_id_, path, v, *e, blob);
+    if (bytes.code() == Code::kConflict) {
+      problems_.Add(info.created_seq, path, v, bytes.reason(), std::string(bytes.message()));
+      return OkStatus();
+    }
+    return bytes;
+  }
+
+  void Snapshot(const store::SnapshotRecord& r) {
+    auto j = journaled_snapshots_.find(r.name);
+    std::uint64_t seq = j != journaled_snapshots_.end() ? j->second.seq : 0;
+    const std::string name = "snapshot " + r.name;
+    if (!ConstantTimeEqual(SnapshotSeal(jk_, r.body), r.seal)) {
+      problems_.Add(seq, "", 0, "seal_invalid", name + ": its seal does not verify");
+      return;
+    }
+    auto body = DecodeSnapshot(r.body);
+    if (!body.ok() || body->name != r.name) {
+      problems_.Add(seq, "", 0, "seal_invalid",
+                    name + ": its sealed body is another snapshot's or malformed");
+      return;
+    }
+    if (j == journaled_snapshots_.end()) {
+      problems_.Add(0, "", 0, "chain_broken", name + ": no journal entry created it");
+    } else if (j->second.sealed && !ConstantTimeEqual(Sha256(r.body), j->second.digest)) {
+      problems_.Add(seq, "", 0, "content_mismatch",
+                    name + ": its body is not the one its journal entry names");
+    }
+  }
+
+  const SecretBytes& jk_;
+  hsm::KeyBackend& backend_;
+  ByteView store_id_;
+  int threads_;
+  store::Reader& reader_;
+  VerifyReport& rep_;
+  Problems problems_{rep_};
+  Index index_;
+  Digest last_hash_{};
+  std::map<std::string, JournaledSnapshot> journaled_snapshots_;
+};
+
 }  // namespace
 
 Result<VerifyReport> ServiceImpl::VerifyAll() {
   auto started = std::chrono::steady_clock::now();
   VerifyReport rep;
-  Problems problems{rep};
   SK_ASSIGN_OR_RETURN(auto reader, store_->NewReader());
   {
     // One read transaction for everything below, and the anchor as the hardware held it
@@ -167,145 +343,12 @@ Result<VerifyReport> ServiceImpl::VerifyAll() {
     SK_RETURN_IF_ERROR(reader->BeginRead());
     SK_ASSIGN_OR_RETURN(rep.anchor, backend_->ReadAnchor());
   }
-
-  // The journal: every seal and both chains, replayed into an index of its own, so the
-  // report is about the file as it is, not about what this process remembers.
-  Index index;
-  std::map<std::string, JournaledSnapshot> journaled_snapshots;
-  auto scan = journal::ScanJournal(*reader, jk_, options_.verify_threads, [&](journal::ScannedEntry& s) {
-    std::string_view path = s.entry ? std::string_view(s.entry->path) : std::string_view(s.row_path);
-    std::uint64_t v = s.entry ? s.entry->version : 0;
-    if (!s.entry) {
-      problems.Add(s.seq, path, v, "seal_invalid", "the entry does not parse");
-    } else if (!s.seal_ok) {
-      problems.Add(s.seq, path, v, "seal_invalid", "the entry's seal does not verify");
-    }
-    if (!s.link_ok) {
-      problems.Add(s.seq, path, v, "chain_broken", "the entry does not follow its predecessor");
-      index.global_ok_from = s.seq;
-    }
-    if (!s.entry) {
-      index.ReplayUnparsed(s.row_path, s.seq);
-      return;
-    }
-    if (!path.empty()) {
-      const PathState* before = index.Find(path);
-      if (s.entry->prev_path_hash != (before != nullptr ? before->fields.last_hash : Digest{})) {
-        problems.Add(s.seq, path, v, "chain_broken",
-                     "the entry does not follow the previous entry of its path");
-      }
-    }
-    if (s.entry->kind == journal::Kind::kSnapshot) {
-      journaled_snapshots[s.entry->detail.snapshot] = {s.seq, s.entry->content_digest, s.seal_ok};
-    }
-    index.Replay(*s.entry, s.stored_seal, s.seal_ok);
-  });
-  if (!scan.ok()) return scan.status();
-  index.FinishReplay();
-  rep.entries = scan->entries;
-  rep.head_seq = scan->last_seq;
-  rep.head_hash = HexEncode(scan->last_hash);
-
-  // The sealed head and the hardware anchor.
-  journal::Sealer sealer(jk_);
-  SK_ASSIGN_OR_RETURN(auto head_record, reader->GetMeta("head"));
-  std::optional<journal::Head> head;
-  if (head_record) {
-    auto opened = sealer.OpenHead(*head_record);
-    if (opened.ok()) head = *opened;
-  }
-  if (!head) {
-    problems.Add(0, "", 0, "seal_invalid", "the sealed journal head is missing or does not verify");
-  } else if (head->head_seq != scan->last_seq || head->head_hash != scan->last_hash) {
-    problems.Add(head->head_seq, "", 0, "replay_detected", "the journal does not end at its sealed head");
-  }
-  if (head) {
-    std::optional<Digest> at;
-    if (rep.anchor.seq > 0) {
-      SK_ASSIGN_OR_RETURN(auto row, reader->GetEntry(rep.anchor.seq));
-      if (row) at = row->seal;
-    }
-    auto d = journal::DecideAnchor(rep.anchor, *head, at);
-    rep.anchor_state = d.verdict == journal::AnchorVerdict::kInSync        ? "in_sync"
-                       : d.verdict == journal::AnchorVerdict::kRollForward ? "ahead_of_anchor"
-                                                                           : "replay";
-    if (d.verdict == journal::AnchorVerdict::kReplay)
-      problems.Add(rep.anchor.seq, "", 0, "replay_detected", d.explanation);
-  }
-
-  // Every version row against its sealed entry: erased exactly when destroyed; otherwise
-  // its ciphertext, its wrapped data key (one unwrap each) and its value.
-  RowCoverage coverage(index, problems);
-  Status failure = OkStatus();
-  SK_RETURN_IF_ERROR(
-      reader->ScanVersions([&](const std::string& path, std::uint64_t v, store::VersionBlob& blob) {
-        ++rep.versions_checked;
-        const PathState* s = coverage.Row(path, v);
-        if (s == nullptr || v < 1 || v > s->versions.size()) {
-          problems.Add(0, path, v, "chain_broken", "a stored version has no journal entry");
-          return true;
-        }
-        const VersionInfo& info = s->versions[v - 1];
-        bool destroyed = info.state == VersionState::kDestroyed;
-        if (destroyed != blob.erased) {
-          problems.Add(info.created_seq, path, v, "content_mismatch",
-                       destroyed ? "a destroyed version still holds bytes"
-                                 : "a version's bytes were erased without a destroy");
-          return true;
-        }
-        // Destroyed, or its entry is missing or does not verify (the scan reported that).
-        if (destroyed || info.created_seq == 0 || info.seal_invalid || s->fields.tainted) return true;
-        auto row = reader->GetEntry(info.created_seq);
-        if (!row.ok()) {
-          failure = row.status();
-          return false;
-        }
-        if (!*row) return true;
-        auto e = journal::DecodeEntry((*row)->entry);
-        if (!e.ok()) return true;
-        Status bytes = CheckStoredBytes(*backend_, store_id_, path, v, *e, blob);
-        if (bytes.code() == Code::kConflict) {
-          problems.Add(info.created_seq, path, v, bytes.reason(), std::string(bytes.message()));
-        } else if (!bytes.ok()) {
-          failure = bytes;  // the backend failed: no verdict either way
-          return false;
-        }
-        return true;
-      }));
-  SK_RETURN_IF_ERROR(failure);
-  coverage.Finish();
-
-  // Every snapshot: its seal, and the body digest its journal entry holds.
-  std::set<std::string> stored_snapshots;
-  SK_RETURN_IF_ERROR(reader->ScanSnapshots([&](store::SnapshotRecord& r) {
-    stored_snapshots.insert(r.name);
-    auto j = journaled_snapshots.find(r.name);
-    std::uint64_t seq = j != journaled_snapshots.end() ? j->second.seq : 0;
-    const std::string name = "snapshot " + r.name;
-    if (!ConstantTimeEqual(SnapshotSeal(jk_, r.body), r.seal)) {
-      problems.Add(seq, "", 0, "seal_invalid", name + ": its seal does not verify");
-      return true;
-    }
-    auto body = DecodeSnapshot(r.body);
-    if (!body.ok() || body->name != r.name) {
-      problems.Add(seq, "", 0, "seal_invalid", name + ": its sealed body is another snapshot's or malformed");
-      return true;
-    }
-    if (j == journaled_snapshots.end()) {
-      problems.Add(0, "", 0, "chain_broken", name + ": no journal entry created it");
-    } else if (j->second.sealed && !ConstantTimeEqual(Sha256(r.body), j->second.digest)) {
-      problems.Add(seq, "", 0, "content_mismatch",
-                   name + ": its body is not the one its journal entry names");
-    }
-    return true;
-  }));
-  for (const auto& [name, j] : journaled_snapshots) {
-    if (j.sealed && stored_snapshots.count(name) == 0) {
-      problems.Add(j.seq, "", 0, "content_mismatch", "snapshot " + name + ": its stored body is missing");
-    }
-  }
+  Verification check(jk_, *backend_, store_id_, options_.verify_threads, *reader, rep);
+  SK_RETURN_IF_ERROR(check.Journal());
+  SK_RETURN_IF_ERROR(check.HeadAndAnchor());
+  SK_RETURN_IF_ERROR(check.VersionRows());
+  SK_RETURN_IF_ERROR(check.Snapshots());
   SK_RETURN_IF_ERROR(reader->EndRead());
-
   rep.ok = rep.problems.empty();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return rep;
