@@ -23,7 +23,8 @@ bool IsSecretKey(std::string_view key) { return key == "value" || key == "value_
 // offset reported is where the walk stopped.
 class Reader {
  public:
-  Reader(std::string_view text, RequestBody& out) : s_(text), out_(out) {}
+  Reader(std::string_view text, RequestBody& out, std::string_view raw_member = {})
+      : s_(text), out_(out), raw_member_(raw_member) {}
 
   Status ParseTop() {
     SkipSpace();
@@ -33,6 +34,15 @@ class Reader {
     if (at_ != s_.size()) return Malformed();
     if (!top.is_object()) return BadJson("the body must be a JSON object");
     out_.json = std::move(top);
+    return OkStatus();
+  }
+
+  // The whole text as one JSON value of any type, compacted into `out` (CompactJson).
+  Status CompactTop(WipingBytes& out) {
+    SkipSpace();
+    if (!Compact(out, /*depth=*/0)) return Failure();
+    SkipSpace();
+    if (at_ != s_.size()) return Malformed();
     return OkStatus();
   }
 
@@ -108,7 +118,8 @@ class Reader {
       ++at_;
       SkipSpace();
       Json member;
-      if (!ParseValue(member, depth, IsSecretKey(key))) return false;
+      const bool whole = depth == 1 && !raw_member_.empty() && key == raw_member_;
+      if (!(whole ? ParseRaw(member, depth) : ParseValue(member, depth, IsSecretKey(key)))) return false;
       out[key] = std::move(member);
       SkipSpace();
       if (Peek(',')) {
@@ -164,6 +175,164 @@ class Reader {
     out_.secrets.push_back(SecretBytes::CopyFrom(raw));
     out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
     return true;
+  }
+
+  // The raw member: its value compacted into locked memory; the member holds the marker.
+  bool ParseRaw(Json& out, int depth) {
+    WipingBytes text;
+    if (!Compact(text, depth)) return false;
+    out_.secrets.push_back(SecretBytes::CopyFrom(text));
+    out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
+    return true;
+  }
+
+  // One value at at_, written compactly to `out`. Nothing of it goes anywhere else: keys
+  // and strings are decoded into wiping buffers, and errors never quote them.
+  bool Compact(WipingBytes& out, int depth) {
+    if (at_ >= s_.size()) return Fail();
+    switch (s_[at_]) {
+      case '{':
+        return CompactObject(out, depth + 1);
+      case '[':
+        return CompactArray(out, depth + 1);
+      case '"': {
+        WipingBytes text;
+        if (!DecodeString(text)) return false;
+        AppendQuoted(out, text);
+        return true;
+      }
+      case 't':
+        return Emit(out, "true");
+      case 'f':
+        return Emit(out, "false");
+      case 'n':
+        return Emit(out, "null");
+      default: {
+        std::string_view token;
+        if (!ScanNumber(token)) return false;
+        out.insert(out.end(), token.begin(), token.end());
+        return true;
+      }
+    }
+  }
+
+  bool Emit(WipingBytes& out, std::string_view word) {
+    if (!Literal(word)) return false;
+    out.insert(out.end(), word.begin(), word.end());
+    return true;
+  }
+
+  bool CompactObject(WipingBytes& out, int depth) {
+    if (!Deeper(depth)) return false;
+    ++at_;  // '{'
+    out.push_back('{');
+    std::set<WipingBytes> keys;
+    SkipSpace();
+    if (Peek('}')) {
+      ++at_;
+      out.push_back('}');
+      return true;
+    }
+    for (;;) {
+      SkipSpace();
+      if (!Peek('"')) return Fail();
+      const std::size_t key_at = at_;
+      WipingBytes key;
+      if (!DecodeString(key)) return false;
+      AppendQuoted(out, key);
+      // The key may be part of a secret: the message names only where it is.
+      if (!keys.insert(std::move(key)).second) return Fail("duplicate key at byte " + std::to_string(key_at));
+      SkipSpace();
+      if (!Peek(':')) return Fail();
+      ++at_;
+      out.push_back(':');
+      SkipSpace();
+      if (!Compact(out, depth)) return false;
+      SkipSpace();
+      if (Peek(',')) {
+        ++at_;
+        out.push_back(',');
+        continue;
+      }
+      if (Peek('}')) {
+        ++at_;
+        out.push_back('}');
+        return true;
+      }
+      return Fail();
+    }
+  }
+
+  bool CompactArray(WipingBytes& out, int depth) {
+    if (!Deeper(depth)) return false;
+    ++at_;  // '['
+    out.push_back('[');
+    SkipSpace();
+    if (Peek(']')) {
+      ++at_;
+      out.push_back(']');
+      return true;
+    }
+    for (;;) {
+      SkipSpace();
+      if (!Compact(out, depth)) return false;
+      SkipSpace();
+      if (Peek(',')) {
+        ++at_;
+        out.push_back(',');
+        continue;
+      }
+      if (Peek(']')) {
+        ++at_;
+        out.push_back(']');
+        return true;
+      }
+      return Fail();
+    }
+  }
+
+  // `text` (decoded UTF-8) as a JSON string literal with only the escapes JSON requires.
+  static void AppendQuoted(WipingBytes& out, const WipingBytes& text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (std::uint8_t c : text) {
+      switch (c) {
+        case '"':
+        case '\\':
+          out.push_back('\\');
+          out.push_back(c);
+          break;
+        case '\b':
+          out.push_back('\\');
+          out.push_back('b');
+          break;
+        case '\f':
+          out.push_back('\\');
+          out.push_back('f');
+          break;
+        case '\n':
+          out.push_back('\\');
+          out.push_back('n');
+          break;
+        case '\r':
+          out.push_back('\\');
+          out.push_back('r');
+          break;
+        case '\t':
+          out.push_back('\\');
+          out.push_back('t');
+          break;
+        default:
+          if (c < 0x20) {
+            for (char e : {'\\', 'u', '0', '0'}) out.push_back(static_cast<std::uint8_t>(e));
+            out.push_back(static_cast<std::uint8_t>(kHex[c >> 4]));
+            out.push_back(static_cast<std::uint8_t>(kHex[c & 0xF]));
+          } else {
+            out.push_back(c);
+          }
+      }
+    }
+    out.push_back('"');
   }
 
   static void AppendUtf8(WipingBytes& out, std::uint32_t cp) {
@@ -268,7 +437,8 @@ class Reader {
     return Fail();  // no closing quote
   }
 
-  bool ParseNumber(Json& out) {
+  // A number's token by the JSON grammar (no conversion).
+  bool ScanNumber(std::string_view& token) {
     const std::size_t start = at_;
     if (Peek('-')) ++at_;
     auto digit = [&] { return at_ < s_.size() && s_[at_] >= '0' && s_[at_] <= '9'; };
@@ -278,21 +448,26 @@ class Reader {
     } else {
       while (digit()) ++at_;
     }
-    bool integer = true;
     if (Peek('.')) {
-      integer = false;
       ++at_;
       if (!digit()) return Fail();
       while (digit()) ++at_;
     }
     if (Peek('e') || Peek('E')) {
-      integer = false;
       ++at_;
       if (Peek('+') || Peek('-')) ++at_;
       if (!digit()) return Fail();
       while (digit()) ++at_;
     }
-    const std::string_view token = s_.substr(start, at_ - start);
+    token = s_.substr(start, at_ - start);
+    return true;
+  }
+
+  bool ParseNumber(Json& out) {
+    const std::size_t start = at_;
+    std::string_view token;
+    if (!ScanNumber(token)) return false;
+    const bool integer = token.find_first_of(".eE") == std::string_view::npos;
     if (integer && token.front() != '-') {
       std::uint64_t u = 0;
       if (std::from_chars(token.data(), token.data() + token.size(), u).ec == std::errc()) {
@@ -320,22 +495,42 @@ class Reader {
 
   std::string_view s_;
   RequestBody& out_;
+  std::string_view raw_member_;
   std::size_t at_ = 0;
   std::string problem_;
 };
 
 }  // namespace
 
-Result<RequestBody> ParseRequestBody(std::string_view text) {
+Result<RequestBody> ParseRequestBody(std::string_view text, std::string_view raw_member) {
   RequestBody out;
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     out.json = Json::object();
     return out;
   }
   if (!IsValidUtf8(AsBytes(text))) return BadJson("the body is not valid UTF-8");
-  Reader reader(text, out);
+  Reader reader(text, out, raw_member);
   SK_RETURN_IF_ERROR(reader.ParseTop());
   return out;
+}
+
+Result<SecretBytes> CompactJson(ByteView text) {
+  if (!IsValidUtf8(text)) return BadJson("the JSON text is not valid UTF-8");
+  RequestBody unused;
+  Reader reader(AsChars(text), unused);
+  WipingBytes out;
+  SK_RETURN_IF_ERROR(reader.CompactTop(out));
+  return SecretBytes::CopyFrom(out);
+}
+
+Result<std::optional<SecretBytes>> RawJsonField(RequestBody& body, const Json& obj, std::string_view key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return std::optional<SecretBytes>();
+  if (!it->is_binary() || !it->get_binary().has_subtype() ||
+      it->get_binary().subtype() >= body.secrets.size()) {
+    return BadRequest("'" + std::string(key) + "' was not read as raw JSON");
+  }
+  return std::optional<SecretBytes>(std::move(body.secrets[it->get_binary().subtype()]));
 }
 
 Result<SecretBytes> ValueField(RequestBody& body, const Json& obj) {
