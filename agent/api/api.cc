@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "agent/api/handlers.h"
+#include "agent/api/kv2.h"
 #include "agent/audit/audit_record.h"
 #include "agent/daemon/systemd.h"
 #include "agent/policy/policy.h"
@@ -68,6 +69,7 @@ namespace {
 
 // The one place a handler's typed outcome becomes HTTP.
 ApiResponse ToHttp(const Context& ctx, Reply reply) {
+  if (IsKvRoute(ctx.match.route)) return KvToHttp(ctx, std::move(reply));  // Vault's shapes (kv2.h)
   if (reply.error.ok()) return std::move(reply.answer);
   ApiResponse r;
   r.status = HttpStatusFor(reply.error);
@@ -156,6 +158,17 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
       return Sys(Capability::kRecover);
     case Route::kReseal:
       return Sys(Capability::kReseal);
+    case Route::kKvRead:  // the KV handlers check per path and version, as the native routes
+    case Route::kKvWrite:
+    case Route::kKvDelete:
+    case Route::kKvUndelete:
+    case Route::kKvDestroy:
+    case Route::kKvMetadata:
+    case Route::kKvList:
+    case Route::kKvDestroyAll:
+    case Route::kKvInfo:  // config, sys/health, sys/mounts: nothing secret
+    case Route::kKvUnsupported:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -179,6 +192,8 @@ bool NeedsService(Route r) {
     case Route::kSeal:
     case Route::kUnseal:
     case Route::kRecover:
+    case Route::kKvInfo:  // sys/health answers while sealed, as Vault's
+    case Route::kKvUnsupported:
       return false;
     default:
       return true;
@@ -204,7 +219,8 @@ bool IsSecretRoute(Route r) {
 // Routes whose handler writes the pre-change record itself (Context::record_change), once
 // its own per-op or per-path policy checks have passed: every change to secrets.
 bool DefersChangeRecord(Route r) {
-  return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate || r == Route::kSnapshotRestore;
+  return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate ||
+         r == Route::kSnapshotRestore || (IsKvRoute(r) && IsStateChanging(r));
 }
 
 // A record the audit log refused: the alert, unless the agent is only sealed (its records
@@ -271,6 +287,7 @@ struct Api::Impl {
     rec.request_id = req.request_id;
     rec.peer = {req.subject.uid, req.subject.gid, req.subject.pid, req.subject.unit, req.subject.exe};
     rec.route = req.method + " " + std::string(RouteName(m.route));
+    if (req.vault_token) rec.route += " (X-Vault-Token ignored)";  // identity is the kernel's (kv2.h)
     rec.path = path.substr(0, 512);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
@@ -312,6 +329,9 @@ struct Api::Impl {
 };
 
 ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
+  // A KV v2 target of another mount, or with the facade off: no route, as if not there.
+  if (IsKvRoute(m.route) && !KvMountServed(m, agent_.config().kv_mount))
+    return Error(404, "no_route", "no such route", req.request_id);
   ++requests_;
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   // One policy for the whole request, even if a reload lands meanwhile.
@@ -415,7 +435,7 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     Status failure;
     Impl::Audit(agent_, req, m, audit_path(), audit::AuditOutcome::kAllowed, "ok", false, true, &failure);
     // A value is given only once its read is on record (docs/design.md: fail closed).
-    if (!failure.ok() && m.route == Route::kSecretGet) {
+    if (!failure.ok() && (m.route == Route::kSecretGet || m.route == Route::kKvRead)) {
       SecureWipe(r.answer.body.data(), r.answer.body.size());
       return finish(ToHttp(ctx, Failure(Status(Code::kUnavailable, "audit_unavailable",
                                                "the audit log cannot be written, so no value is served: " +
@@ -459,6 +479,17 @@ Reply Api::Dispatch(Context& ctx) const {
       return HandleSnapshotGet(ctx);
     case Route::kSnapshotRestore:
       return HandleSnapshotRestore(ctx);
+    case Route::kKvRead:
+    case Route::kKvWrite:
+    case Route::kKvDelete:
+    case Route::kKvUndelete:
+    case Route::kKvDestroy:
+    case Route::kKvMetadata:
+    case Route::kKvList:
+    case Route::kKvDestroyAll:
+    case Route::kKvInfo:
+    case Route::kKvUnsupported:
+      return HandleKv(ctx);
     default:
       return HandleSys(ctx);
   }

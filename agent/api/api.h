@@ -35,6 +35,9 @@ struct ApiRequest {
   std::string target;
   WipingString body;            // may hold a value: wiped by the server after Handle()
   std::string idempotency_key;  // the Idempotency-Key header
+  // An X-Vault-Token header came (Vault clients send one): ignored, never read or kept, and
+  // noted in the request's audit records. Identity is the kernel's (kv2.h).
+  bool vault_token = false;
   policy::Subject subject;
   std::string request_id;
 };

@@ -121,6 +121,8 @@ Reply WithTxn(const Result<secrets::TxnResult>& r, std::string path = "") {
 
 }  // namespace
 
+Status AuthorizeChange(Context& ctx, secrets::Op& op) { return AuthorizeOp(ctx, op); }
+
 std::string AuditPaths(const std::vector<std::string>& paths) {
   constexpr std::size_t kBudget = 480;
   std::string out;

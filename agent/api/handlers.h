@@ -65,6 +65,10 @@ struct Reply {
 
 Reply Json200(const Json& body);
 Reply Failure(const Status& st, Json extra = nullptr);
+// The policy checks of one change to a secret (a put, delete, undelete, destroy...) beyond
+// its route's gate, and its OpGuard, exactly as the native routes make them: for routes
+// that change secrets their own way (KV v2, kv2.h).
+Status AuthorizeChange(Context& ctx, secrets::Op& op);
 
 Reply HandleHealth(Context& ctx);
 Reply HandleStatus(Context& ctx);

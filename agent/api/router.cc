@@ -1,5 +1,7 @@
 #include "agent/api/router.h"
 
+#include "agent/api/kv2.h"
+
 namespace sk::api {
 namespace {
 
@@ -104,6 +106,26 @@ std::string_view RouteName(Route r) {
       return "sys.journal.verify";
     case Route::kAuditVerify:
       return "sys.audit.verify";
+    case Route::kKvRead:
+      return "kv2.read";
+    case Route::kKvWrite:
+      return "kv2.write";
+    case Route::kKvDelete:
+      return "kv2.delete";
+    case Route::kKvUndelete:
+      return "kv2.undelete";
+    case Route::kKvDestroy:
+      return "kv2.destroy";
+    case Route::kKvMetadata:
+      return "kv2.metadata";
+    case Route::kKvList:
+      return "kv2.list";
+    case Route::kKvDestroyAll:
+      return "kv2.destroy_all";
+    case Route::kKvInfo:
+      return "kv2.info";
+    case Route::kKvUnsupported:
+      return "kv2.unsupported";
   }
   return "unknown";
 }
@@ -172,6 +194,8 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
     if (del) return Found(Route::kSecretDelete, std::string(rest), std::move(q));
     return Error(RouteError::kMethodNotAllowed);
   }
+  // Vault's KV v2 (kv2.h): what no native route claims.
+  if (std::optional<RouteResult> kv = MatchKvRoute(method, path, std::move(q))) return std::move(*kv);
   return Error(RouteError::kNotFound);
 }
 
@@ -183,6 +207,9 @@ bool IsBlockingRoute(Route r) {
     case Route::kSecretGet:
     case Route::kSecretList:
     case Route::kSnapshotGet:
+    // KV v2: config, sys/health and sys/mounts touch no store; the unsupported answer at once
+    case Route::kKvInfo:
+    case Route::kKvUnsupported:
       return false;
     default:
       return true;
@@ -205,6 +232,11 @@ bool IsStateChanging(Route r) {
     case Route::kUnseal:
     case Route::kRecover:
     case Route::kReseal:
+    case Route::kKvWrite:
+    case Route::kKvDelete:
+    case Route::kKvUndelete:
+    case Route::kKvDestroy:
+    case Route::kKvDestroyAll:
       return true;
     default:
       return false;

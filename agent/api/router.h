@@ -34,6 +34,17 @@ enum class Route {
   kReseal,
   kJournalVerify,
   kAuditVerify,
+  // Vault's KV v2 under /v1/{mount}/ (kv2.h has the table; the mount is the config's)
+  kKvRead,
+  kKvWrite,
+  kKvDelete,
+  kKvUndelete,
+  kKvDestroy,
+  kKvMetadata,
+  kKvList,
+  kKvDestroyAll,
+  kKvInfo,
+  kKvUnsupported,
 };
 
 std::string_view RouteName(Route r);
@@ -42,6 +53,7 @@ struct RouteMatch {
   Route route;
   std::string path;  // secret path, or snapshot name
   std::map<std::string, std::string> query;
+  std::string mount = {};  // KV v2 routes: the mount the target names (kv2.h)
 };
 
 enum class RouteError { kNone, kNotFound, kMethodNotAllowed, kBadTarget };

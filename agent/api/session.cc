@@ -134,6 +134,7 @@ void Session::OnRequest() {
   ar->target = std::string(req.target());
   ar->body = std::move(req.body());
   ar->idempotency_key = std::string(req["Idempotency-Key"]);
+  ar->vault_token = req.find("X-Vault-Token") != req.end();  // its value is never read
   ar->subject = subject_;
   ar->request_id = srv_.NextRequestId();
   std::string id = ar->request_id;

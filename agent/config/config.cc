@@ -98,6 +98,27 @@ Result<const toml::table*> Table(const toml::table& root, const char* name, cons
   return n->as_table();
 }
 
+// agent.kv_mount: one path segment that no native route begins with (those would win).
+Status CheckKvMount(const AgentConfig& c) {
+  const std::string& m = c.kv_mount;
+  if (m.empty()) return OkStatus();
+  const bool segment =
+      m.size() <= 64 && m != "." && m != ".." &&
+      m.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+          std::string::npos;
+  if (!segment) {
+    return InvalidArgument(c.source + ": agent.kv_mount is one path segment of [A-Za-z0-9._-] (\"\" = none)",
+                           "bad_config");
+  }
+  for (const char* native : {"sys", "secrets", "snapshots", "txn", "health", "watch", "deploys"}) {
+    if (m == native) {
+      return InvalidArgument(c.source + ": agent.kv_mount \"" + m + "\" is taken by sealkeep's own /v1/" + m,
+                             "bad_config");
+    }
+  }
+  return OkStatus();
+}
+
 // [agent]: the state folder, the sockets, the threads.
 Status ApplyAgent(const toml::table& root, AgentConfig& c) {
   SK_ASSIGN_OR_RETURN(const toml::table* agent, Table(root, "agent", c.source));
@@ -112,7 +133,9 @@ Status ApplyAgent(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(a.Int("io_spin_us", c.io_spin_us, 0, 1000));
   SK_RETURN_IF_ERROR(a.Str("creds_socket", c.creds_socket));
   SK_RETURN_IF_ERROR(a.Bool("metrics_require_auth", c.metrics_require_auth));
+  SK_RETURN_IF_ERROR(a.Str("kv_mount", c.kv_mount));
   SK_RETURN_IF_ERROR(a.Finish());
+  SK_RETURN_IF_ERROR(CheckKvMount(c));
   if (mode.size() != 4 || mode[0] != '0' || mode.find_first_not_of("01234567") != std::string::npos) {
     return InvalidArgument(c.source + ": agent.socket_mode must be octal like \"0660\"", "bad_config");
   }

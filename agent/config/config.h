@@ -3,7 +3,7 @@
 // must not silently fall back to a default), reported with file and line.
 //
 //   [agent]    state_dir, socket, socket_group, socket_mode ("0660"), io_threads, worker_threads,
-//              io_spin_us, creds_socket, metrics_require_auth
+//              io_spin_us, creds_socket, metrics_require_auth, kv_mount
 //   [store]    path, anchor_mode ("epoch" | "strict"), epoch_seconds, max_versions,
 //              max_value_bytes, verify_threads
 //   [backend]  kind ("pkcs11" | "tpm")
@@ -56,6 +56,9 @@ struct AgentConfig {
   std::string creds_socket;
   // GET /metrics needs sys.read on `sys` (false: anyone who reaches the socket may read it).
   bool metrics_require_auth = false;
+  // The mount of Vault's KV v2 facade on the API socket (/v1/<kv_mount>/data/..., docs/
+  // vault-compat.md): one path segment, not a native one; "" = no facade.
+  std::string kv_mount = "secret";
   secrets::ServiceOptions store;  // store.store_path defaults to <state_dir>/store.db
   hsm::BackendConfig backend;
   Limits limits;
