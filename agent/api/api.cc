@@ -5,6 +5,7 @@
 
 #include "agent/api/handlers.h"
 #include "agent/api/kv2.h"
+#include "agent/api/watch.h"
 #include "agent/audit/audit_record.h"
 #include "agent/daemon/systemd.h"
 #include "agent/policy/policy.h"
@@ -16,10 +17,19 @@
 
 namespace sk::api {
 
-Api::Api(daemon::Agent& agent) : agent_(agent) {
+Api::Api(daemon::Agent& agent)
+    : agent_(agent), watches_(std::make_unique<WatchHub>([&agent] { return agent.service(); })) {
+  agent_.SetOnCommit([hub = watches_.get()](std::uint64_t) { hub->Notify(); });
   auto key = RandomSecret(kAeadKeySize);
   if (key.ok()) cursor_key_ = std::move(key).value();  // else listing cursors fail: internal
 }
+
+Api::~Api() {
+  agent_.SetOnCommit({});
+  watches_->Stop();
+}
+
+void Api::StopWatches() { watches_->Stop(); }
 
 unsigned HttpStatusFor(const Status& st) {
   switch (st.code()) {
@@ -158,6 +168,13 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
       return Sys(Capability::kRecover);
     case Route::kReseal:
       return Sys(Capability::kReseal);
+    case Route::kWatch:  // Api::Watch shows only what the caller may list
+    case Route::kDeployList:
+    case Route::kDeployGet:
+    case Route::kDeployBegin:
+    case Route::kDeployCommit:
+    case Route::kDeployAbort:  // the handlers check `snapshot` on the release's prefix and paths
+      return std::nullopt;
     case Route::kKvRead:  // the KV handlers check per path and version, as the native routes
     case Route::kKvWrite:
     case Route::kKvDelete:
@@ -220,7 +237,8 @@ bool IsSecretRoute(Route r) {
 // its own per-op or per-path policy checks have passed: every change to secrets.
 bool DefersChangeRecord(Route r) {
   return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate ||
-         r == Route::kSnapshotRestore || (IsKvRoute(r) && IsStateChanging(r));
+         r == Route::kSnapshotRestore || r == Route::kDeployBegin || r == Route::kDeployCommit ||
+         r == Route::kDeployAbort || (IsKvRoute(r) && IsStateChanging(r));
 }
 
 // A record the audit log refused: the alert, unless the agent is only sealed (its records
@@ -479,6 +497,14 @@ Reply Api::Dispatch(Context& ctx) const {
       return HandleSnapshotGet(ctx);
     case Route::kSnapshotRestore:
       return HandleSnapshotRestore(ctx);
+    case Route::kDeployList:
+    case Route::kDeployGet:
+    case Route::kDeployBegin:
+    case Route::kDeployCommit:
+    case Route::kDeployAbort:
+      return HandleDeploy(ctx);
+    case Route::kWatch:
+      return Failure(Internal("GET /v1/watch is served by Api::Watch"));
     case Route::kKvRead:
     case Route::kKvWrite:
     case Route::kKvDelete:
@@ -600,6 +626,81 @@ void Api::RefuseCredential(const policy::Subject& peer, const std::string& reque
                          request_id, message);
 }
 
+namespace {
+
+// ?after=N, ?timeout_s=T: decimal, T in [0, 300] (0: answer at once).
+Result<std::uint64_t> QueryNumber(const RouteMatch& m, const char* key, std::uint64_t fallback,
+                                  std::uint64_t lo, std::uint64_t hi) {
+  auto it = m.query.find(key);
+  if (it == m.query.end()) return fallback;
+  const std::string& v = it->second;
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoull(v) < lo || std::stoull(v) > hi) {
+    return InvalidArgument("'" + std::string(key) + "' must be a whole number from " + std::to_string(lo) +
+                               " to " + std::to_string(hi),
+                           "bad_request");
+  }
+  return std::stoull(v);
+}
+
+}  // namespace
+
+void Api::Watch(ApiRequest& req, const RouteMatch& m, std::function<void(ApiResponse)> done) {
+  ++requests_;
+  const std::string id = req.request_id;
+  auto answer = [this, id, done](Reply r) {
+    ApiResponse http;
+    if (r.error.ok()) {
+      http = std::move(r.answer);
+    } else {
+      http.status = HttpStatusFor(r.error);
+      http.body = ErrorBody(r.error.reason(), r.error.message(), id);
+    }
+    if (http.status >= 500) {
+      ++errors_5xx_;
+    } else if (http.status >= 400) {
+      ++errors_4xx_;
+    }
+    done(std::move(http));
+  };
+  std::string prefix;
+  if (auto p = m.query.find("prefix"); p != m.query.end()) prefix = p->second;
+  Status bad = secrets::ValidatePrefix(prefix);
+  auto timeout = QueryNumber(m, "timeout_s", 30, 0, 300);
+  auto svc = agent_.service();
+  auto after = QueryNumber(m, "after", svc ? svc->HeadSeq() : 0, 0, ~std::uint64_t{0} >> 1);
+  if (bad.ok() && !timeout.ok()) bad = timeout.status();
+  if (bad.ok() && !after.ok()) bad = after.status();
+  if (bad.ok() && !svc) bad = agent_.sealed_status();
+  if (bad.ok() && *after > svc->HeadSeq()) {
+    bad =
+        InvalidArgument("'after' (" + std::to_string(*after) + ") is past the journal head (" +
+                            std::to_string(svc->HeadSeq()) + "): this is not the journal that seq came from",
+                        "after_past_head");
+  }
+  Impl::Audit(agent_, req, m, prefix, bad.ok() ? audit::AuditOutcome::kAllowed : audit::AuditOutcome::kFailed,
+              bad.ok() ? "ok" : bad.reason(), false, true, nullptr);
+  if (!bad.ok()) return answer(Failure(bad));
+  // What the caller may see: each path it may `list` (the same test as a listing), under
+  // the policy in force now and the path's labels when the change is reported.
+  std::shared_ptr<const policy::Policy> pol = agent_.policy();
+  auto visible = [this, pol, subject = req.subject](const std::string& path) {
+    if (!pol) return subject.uid == 0 || subject.uid == agent_.own_uid();
+    std::optional<policy::Labels> labels;
+    if (auto s = agent_.service()) {
+      if (auto l = s->PathLabels(path); l.ok()) labels.emplace(l->begin(), l->end());
+    }
+    return pol->MayLearnExists(subject, path, labels ? &*labels : nullptr, std::chrono::system_clock::now());
+  };
+  WatchHub::Waiter w;
+  w.prefix = std::move(prefix);
+  w.after = *after;
+  w.deadline = WatchHub::Clock::now() + std::chrono::seconds(*timeout);
+  w.visible = std::move(visible);
+  w.done = std::move(answer);
+  watches_->Watch(std::move(w));
+}
+
 std::string Api::MetricsText() const {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {
@@ -615,6 +716,8 @@ std::string Api::MetricsText() const {
   metric("sealkeep_connections_open", "gauge", "Open client connections", open_connections_.load());
   metric("sealkeep_connections_refused_total", "counter", "Connections refused at a limit",
          refused_connections_.load());
+  metric("sealkeep_watches_parked", "gauge", "GET /v1/watch requests waiting for a change",
+         watches_->parked());
   std::shared_ptr<secrets::SecretService> svc = agent_.service();
   metric("sealkeep_sealed", "gauge", "1 while the agent is sealed", svc ? 0 : 1);
   metric("sealkeep_uptime_seconds", "gauge", "Seconds since start", agent_.uptime_s());

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,9 +52,12 @@ struct ApiResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+class WatchHub;
+
 class Api {
  public:
   explicit Api(daemon::Agent& agent);
+  ~Api();
 
   ApiResponse Handle(ApiRequest& req, const RouteMatch& match);
   // Errors found before routing (malformed HTTP, too large...).
@@ -73,6 +78,12 @@ class Api {
   void RefuseCredential(const policy::Subject& peer, const std::string& request_id, const std::string& asked,
                         std::string_view reason, const std::string& message);
 
+  // GET /v1/watch (watch.h): audited like a read, answered through `done` at once or,
+  // once parked, from the watch hub's thread; never blocks the caller.
+  void Watch(ApiRequest& req, const RouteMatch& match, std::function<void(ApiResponse)> done);
+  // Answers every parked watch (503): the server is stopping.
+  void StopWatches();
+
   std::string MetricsText() const;
   void CountConnectionRefused() { ++refused_connections_; }
   void CountConnection(int delta) { open_connections_ += delta; }
@@ -88,6 +99,7 @@ class Api {
   std::atomic<std::uint64_t> requests_{0}, errors_4xx_{0}, errors_5xx_{0}, denied_{0};
   std::atomic<std::uint64_t> refused_connections_{0};
   std::atomic<std::int64_t> open_connections_{0};
+  std::unique_ptr<WatchHub> watches_;
 };
 
 // The HTTP status for a Status code (docs/api.md).

@@ -12,17 +12,18 @@
 #include "sealkeep_version.h"
 
 namespace sk::api {
-namespace {
-
-using secrets::Op;
-
-Status BadRequest(const std::string& why) { return InvalidArgument(why, "bad_request"); }
 
 Json TxnJson(const secrets::TxnResult& r) {
   Json results = Json::array();
   for (const auto& o : r.results) results.push_back({{"op", o.op}, {"path", o.path}, {"version", o.version}});
   return {{"txn_id", r.txn_id}, {"seq", r.seq}, {"replayed", r.replayed}, {"results", results}};
 }
+
+namespace {
+
+using secrets::Op;
+
+Status BadRequest(const std::string& why) { return InvalidArgument(why, "bad_request"); }
 
 // The op a single route's body describes.
 Op::Type RouteOpType(Route r) {
@@ -475,8 +476,6 @@ Reply HandleTxn(Context& ctx) {
   return Json200(TxnJson(*r));
 }
 
-namespace {
-
 // Snapshots are guarded by `cap` on their prefix; a snapshot of everything ("" prefix)
 // needs `admin`, since no glob short of `**` covers it.
 Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& prefix) {
@@ -485,6 +484,12 @@ Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& 
   if (p.empty()) return ctx.authorize(policy::Capability::kAdmin, std::string(policy::kAdminPath));
   return ctx.authorize(cap, p);
 }
+
+bool Listable(Context& ctx, const std::string& path) {
+  return ctx.authorize(policy::Capability::kList, path).ok();
+}
+
+namespace {
 
 // The answer to a caller who may not see snapshot `name`, the same whether or not it exists.
 Status SnapshotHidden(const std::string& verb, const std::string& name) {
@@ -509,11 +514,6 @@ Result<secrets::SnapshotInfo> VisibleSnapshot(Context& ctx, policy::Capability c
   }
   if (!AuthorizePrefix(ctx, cap, info->prefix).ok()) return SnapshotHidden(verb, name);
   return info;
-}
-
-// Whether this caller may learn that `path` exists (`list` on it).
-bool Listable(Context& ctx, const std::string& path) {
-  return ctx.authorize(policy::Capability::kList, path).ok();
 }
 
 }  // namespace
@@ -562,17 +562,22 @@ Reply HandleSnapshotRestore(Context& ctx) {
   auto info = VisibleSnapshot(ctx, policy::Capability::kSnapshot, "restore");
   if (!info.ok()) return Failure(info.status());
   std::vector<std::string> paths;
-  paths.reserve(info->versions.size());
   for (const auto& [path, version] : info->versions) paths.push_back(path);
   ctx.audit_path = ctx.match.path + ": " + AuditPaths(paths);
+  return RestoreChecked(ctx, *info, {});
+}
+
+Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info,
+                     const secrets::RestoreOptions& options) {
   // Every path it restores needs `snapshot`; a refusal names none of them (the caller may
   // not be allowed to learn they exist).
   std::map<std::string, bool> may_prune;
-  for (const std::string& path : paths) {
+  for (const auto& [path, version] : info.versions) {
+    if (options.keep.count(path) != 0) continue;
     if (!ctx.authorize(policy::Capability::kSnapshot, path).ok()) {
-      return Failure(Status(Code::kForbidden, "forbidden",
-                            "not allowed to restore snapshot " + ctx.match.path +
-                                ": it holds paths the caller may not snapshot"));
+      return Failure(Status(
+          Code::kForbidden, "forbidden",
+          "not allowed to restore snapshot " + info.name + ": it holds paths the caller may not snapshot"));
     }
     may_prune[path] = ctx.authorize(policy::Capability::kDestroy, path).ok();
   }
@@ -588,7 +593,7 @@ Reply HandleSnapshotRestore(Context& ctx) {
     };
     return g;
   };
-  auto r = ctx.svc->RestoreSnapshot(ctx.match.path, ctx.actor, guard_for);
+  auto r = ctx.svc->RestoreSnapshot(info.name, ctx.actor, guard_for, options);
   if (!r.ok()) return Failure(r.status()).Rollback();
   if (!r->applied) {
     Json failures = Json::array();
@@ -597,18 +602,24 @@ Reply HandleSnapshotRestore(Context& ctx) {
       failures.push_back(
           {{"path", f.path}, {"version", f.version}, {"reason", f.reason}, {"message", f.message}});
     }
-    Reply refused = Failure(
-        Conflict("snapshot " + ctx.match.path + " cannot be restored: " + std::to_string(r->failures.size()) +
-                     " target(s) do not verify; nothing changed",
-                 "restore_refused"),
-        {{"failures", failures}});
-    refused.rollback = true;
-    return refused;
+    return Failure(Conflict("snapshot " + info.name +
+                                " cannot be restored: " + std::to_string(r->failures.size()) +
+                                " target(s) do not verify; nothing changed",
+                            "restore_refused"),
+                   {{"failures", failures}})
+        .Rollback();
   }
   secrets::TxnResult shown = r->result;
   std::erase_if(shown.results, [&](const secrets::OpResult& o) { return !Listable(ctx, o.path); });
   Json j = TxnJson(shown);
   j["applied"] = true;
+  if (!r->kept.empty()) {
+    Json kept = Json::array();
+    for (const auto& [path, why] : r->kept) {
+      if (Listable(ctx, path)) kept.push_back({{"path", path}, {"why", why}});
+    }
+    j["kept"] = kept;
+  }
   return Json200(j);
 }
 

@@ -64,6 +64,17 @@ struct Reply {
 };
 
 Reply Json200(const Json& body);
+Json TxnJson(const secrets::TxnResult& r);
+
+// Snapshots (and releases) are guarded by `cap` on their prefix; the whole store ("")
+// needs `admin` on `sys`.
+Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& prefix);
+// Whether the caller may learn that `path` exists (`list` on it).
+bool Listable(Context& ctx, const std::string& path);
+// Restores `info` (its prefix already authorised): every path restored needs `snapshot`
+// (and `destroy` to prune), the change is recorded, then restored with `options`. The
+// answer names only paths the caller may list; a refusal is a rollback refusal.
+Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info, const secrets::RestoreOptions& options);
 Reply Failure(const Status& st, Json extra = nullptr);
 // The policy checks of one change to a secret (a put, delete, undelete, destroy...) beyond
 // its route's gate, and its OpGuard, exactly as the native routes make them: for routes
@@ -81,6 +92,7 @@ Reply HandleTxn(Context& ctx);
 Reply HandleSnapshotCreate(Context& ctx);
 Reply HandleSnapshotGet(Context& ctx);
 Reply HandleSnapshotRestore(Context& ctx);
-Reply HandleSys(Context& ctx);  // rotate, seal, unseal, recover, reseal, verify
+Reply HandleSys(Context& ctx);     // rotate, seal, unseal, recover, reseal, verify
+Reply HandleDeploy(Context& ctx);  // /v1/deploys: begin, commit, abort, list, get (deploys.cc)
 
 }  // namespace sk::api

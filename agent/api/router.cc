@@ -126,6 +126,18 @@ std::string_view RouteName(Route r) {
       return "kv2.info";
     case Route::kKvUnsupported:
       return "kv2.unsupported";
+    case Route::kWatch:
+      return "watch";
+    case Route::kDeployList:
+      return "deploy.list";
+    case Route::kDeployGet:
+      return "deploy.get";
+    case Route::kDeployBegin:
+      return "deploy.begin";
+    case Route::kDeployCommit:
+      return "deploy.commit";
+    case Route::kDeployAbort:
+      return "deploy.abort";
   }
   return "unknown";
 }
@@ -159,6 +171,21 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
   if (path == "/v1/txn") return only(post, Route::kTxn);
   if (path == "/v1/secrets" || path == "/v1/secrets/") return only(get, Route::kSecretList);
   if (path == "/v1/snapshots") return only(post, Route::kSnapshotCreate);
+  if (path == "/v1/watch") return only(get, Route::kWatch);
+  if (path == "/v1/deploys" || path == "/v1/deploys/") return only(get, Route::kDeployList);
+
+  constexpr std::string_view kDeploys = "/v1/deploys/";
+  if (StartsWith(path, kDeploys)) {
+    std::string_view rest = path.substr(kDeploys.size());
+    for (auto [suffix, route] : {std::pair{std::string_view("/begin"), Route::kDeployBegin},
+                                 std::pair{std::string_view("/commit"), Route::kDeployCommit},
+                                 std::pair{std::string_view("/abort"), Route::kDeployAbort}}) {
+      if (EndsWith(rest, suffix))
+        return only(post, route, std::string(rest.substr(0, rest.size() - suffix.size())));
+    }
+    if (rest.find('/') != std::string_view::npos) return Error(RouteError::kNotFound);
+    return only(get, Route::kDeployGet, std::string(rest));
+  }
 
   constexpr std::string_view kSnap = "/v1/snapshots/";
   if (StartsWith(path, kSnap)) {
@@ -207,6 +234,7 @@ bool IsBlockingRoute(Route r) {
     case Route::kSecretGet:
     case Route::kSecretList:
     case Route::kSnapshotGet:
+    case Route::kWatch:  // parks in the watch hub, never blocks a thread
     // KV v2: config, sys/health and sys/mounts touch no store; the unsupported answer at once
     case Route::kKvInfo:
     case Route::kKvUnsupported:
@@ -232,6 +260,9 @@ bool IsStateChanging(Route r) {
     case Route::kUnseal:
     case Route::kRecover:
     case Route::kReseal:
+    case Route::kDeployBegin:
+    case Route::kDeployCommit:
+    case Route::kDeployAbort:
     case Route::kKvWrite:
     case Route::kKvDelete:
     case Route::kKvUndelete:

@@ -45,13 +45,19 @@ enum class Route {
   kKvDestroyAll,
   kKvInfo,
   kKvUnsupported,
+  kWatch,         // GET /v1/watch: a long poll on the journal (watch.h)
+  kDeployList,    // GET /v1/deploys
+  kDeployGet,     // GET /v1/deploys/{release}
+  kDeployBegin,   // POST /v1/deploys/{release}/begin
+  kDeployCommit,  // POST /v1/deploys/{release}/commit
+  kDeployAbort,   // POST /v1/deploys/{release}/abort
 };
 
 std::string_view RouteName(Route r);
 
 struct RouteMatch {
   Route route;
-  std::string path;  // secret path, or snapshot name
+  std::string path;  // secret path, snapshot name, or release name
   std::map<std::string, std::string> query;
   std::string mount = {};  // KV v2 routes: the mount the target names (kv2.h)
 };

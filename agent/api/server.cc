@@ -269,6 +269,7 @@ void Server::Impl::ArmSweep(std::size_t loop) {
 
 void Server::Impl::StopNow() {
   if (stopping.exchange(true)) return;
+  api.StopWatches();  // parked watches answer now, so their connections drain
   beast::error_code ec;
   if (acceptor) acceptor->close(ec);
   if (creds_acceptor) creds_acceptor->close(ec);

@@ -150,6 +150,14 @@ void Session::OnRequest() {
       return Write(Api::Error(400, "bad_request", "malformed request target", id), id);
     return Write(Api::Error(404, "no_route", "no such route", id), id);
   }
+  if (rr.match->route == Route::kWatch) {
+    // Parked in the watch hub: the answer comes back on this connection's loop.
+    srv_.SessionApi().Watch(*ar, *rr.match, [self = shared_from_this(), id](ApiResponse resp) {
+      net::post(self->loop_,
+                [self, resp = std::move(resp), id]() mutable { self->Write(std::move(resp), id); });
+    });
+    return;
+  }
   if (!IsBlockingRoute(rr.match->route)) {
     ApiResponse resp = srv_.SessionApi().Handle(*ar, *rr.match);
     Wipe(ar->body);

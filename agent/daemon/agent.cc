@@ -67,8 +67,13 @@ Result<Agent::Opened> Agent::Open() const {
   Opened o;
   SK_ASSIGN_OR_RETURN(std::unique_ptr<hsm::KeyBackend> backend, hsm::OpenBackend(config_.backend));
   o.backend = std::move(backend);
+  secrets::ServiceOptions options = config_.store;
+  options.on_commit = [this](std::uint64_t seq) {
+    std::lock_guard lock(on_commit_mu_);
+    if (on_commit_) on_commit_(seq);
+  };
   SK_ASSIGN_OR_RETURN(std::unique_ptr<secrets::SecretService> svc,
-                      secrets::SecretService::Open(o.backend, config_.store));
+                      secrets::SecretService::Open(o.backend, options));
   o.service = std::move(svc);
   if (audit_enabled()) {
     audit::AuditWriterOptions ao;
@@ -172,6 +177,11 @@ Result<std::string> Agent::AcceptRollback(const secrets::Actor& actor) {
   SK_RETURN_IF_ERROR(Publish(std::move(opened).value()));
   if (on_unsealed_) on_unsealed_();
   return accepted;
+}
+
+void Agent::SetOnCommit(std::function<void(std::uint64_t)> callback) {
+  std::lock_guard lock(on_commit_mu_);
+  on_commit_ = std::move(callback);
 }
 
 Result<Agent::ResealResult> Agent::Reseal(std::optional<std::vector<int>> pcrs, const secrets::Actor& actor) {

@@ -57,6 +57,9 @@ class Agent {
   // Called once each time the agent becomes unsealed (Unseal, AcceptRollback), on the
   // thread that unsealed it, after the service is published. Set before serving starts.
   void SetOnUnsealed(std::function<void()> callback) { on_unsealed_ = std::move(callback); }
+  // Called from the committer after every commit that wrote journal entries, with the new
+  // head's seq (SecretService's on_commit). Must not block.
+  void SetOnCommit(std::function<void(std::uint64_t)> callback);
   // When the open service has fenced itself (the store changed behind its back:
   // SecretService::Fenced), seals the agent with that reason (replay_detected), raises the
   // alert and returns true, so /v1/health, /metrics and sys/recover see what start-up
@@ -121,6 +124,8 @@ class Agent {
   const config::AgentConfig config_;
   const std::uint32_t own_uid_;
   std::function<void()> on_unsealed_;
+  mutable std::mutex on_commit_mu_;  // the committer calls on_commit_ while a caller may set it
+  std::function<void(std::uint64_t)> on_commit_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<alerts::Alerts> alerts_;
   policy::PolicyHolder policy_;

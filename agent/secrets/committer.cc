@@ -14,13 +14,6 @@ std::uint64_t NowMs() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-bool PathMatchesPrefix(std::string_view path, std::string_view prefix) {
-  if (prefix.empty()) return true;
-  if (prefix.back() == '/') return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix;
-  if (path.size() < prefix.size() || path.substr(0, prefix.size()) != prefix) return false;
-  return path.size() == prefix.size() || path[prefix.size()] == '/';
-}
-
 std::string CanonicalLabels(const Labels& labels) {
   std::string out;
   for (const auto& [k, v] : labels) {  // std::map: sorted by key
@@ -289,6 +282,7 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   // Erased bytes leave the write-ahead log here, or with a later batch when a long reader
   // (a full verification) blocks it now: the checkpoint never makes writers wait.
   if (b.checkpoint_needed || checkpoint_owed_) checkpoint_owed_ = !store_->Checkpoint().ok();
+  if (!b.pending().empty() && options_.on_commit) options_.on_commit(b.tip().seq);
   finish(anchored);
 }
 

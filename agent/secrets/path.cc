@@ -49,4 +49,11 @@ Status ValidateSnapshotName(std::string_view name) {
   return OkStatus();
 }
 
+bool PathMatchesPrefix(std::string_view path, std::string_view prefix) {
+  if (prefix.empty()) return true;
+  if (prefix.back() == '/') return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix;
+  if (path.size() < prefix.size() || path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || path[prefix.size()] == '/';
+}
+
 }  // namespace sk::secrets

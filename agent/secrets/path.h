@@ -19,4 +19,8 @@ Status ValidatePrefix(std::string_view prefix);
 // [A-Za-z0-9._-]{1,128}, not "." or "..": reason bad_name.
 Status ValidateSnapshotName(std::string_view name);
 
+// Whether `path` lies under the listing prefix `prefix`, segment-aware: "" covers every
+// path, "apps" covers "apps" and "apps/web" but not "appsx", "apps/" covers "apps/web" only.
+bool PathMatchesPrefix(std::string_view path, std::string_view prefix);
+
 }  // namespace sk::secrets

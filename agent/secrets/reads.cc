@@ -167,4 +167,29 @@ Result<std::vector<VersionReport>> ServiceImpl::Versions(const std::string& path
   return out;
 }
 
+Result<ChangeFeed> ServiceImpl::ChangesSince(std::uint64_t after, std::size_t max_entries) {
+  SK_RETURN_IF_ERROR(Fenced());
+  ChangeFeed feed;
+  feed.scanned_to = after;
+  if (after >= HeadSeq() || max_entries == 0) return feed;
+  SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
+  std::size_t examined = 0;
+  SK_RETURN_IF_ERROR(lease.reader().ScanJournal(after + 1, [&](store::JournalRecord& r) {
+    feed.scanned_to = r.seq;
+    if (!r.path.empty()) {
+      auto e = journal::DecodeEntry(r.entry);
+      if (e.ok()) {
+        feed.changes.push_back({r.seq, r.path, e->version, std::string(journal::KindName(e->kind))});
+      }
+    }
+    return ++examined < max_entries;
+  }));
+  return feed;
+}
+
+std::uint64_t ServiceImpl::HeadSeq() {
+  std::shared_lock lock(index_mu_);
+  return index_.tip.seq;
+}
+
 }  // namespace sk::secrets::internal

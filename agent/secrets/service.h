@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,6 +66,10 @@ struct ServiceOptions {
   std::size_t max_batch = 512;  // transactions per group commit
   std::chrono::hours idempotency_ttl{24};
   const FaultHooks* hooks = nullptr;
+  // Called by the committer after each batch that wrote journal entries is stored (and
+  // the anchor moved, when it had to), with the new head's seq, before the batch's callers
+  // are answered: the watch hub's wake-up. Must not block.
+  std::function<void(std::uint64_t head_seq)> on_commit;
 };
 
 // Who asked: peer identity text recorded in the journal ("uid=0 pid=12 unit=x.service"),
@@ -173,6 +178,28 @@ struct SnapshotInfo {
   bool verifies = false;
 };
 
+// One journal entry that touched a path: what GET /v1/watch reports.
+struct Change {
+  std::uint64_t seq = 0;
+  std::string path;
+  std::uint64_t version = 0;
+  std::string kind;  // journal::KindName: put, delete, undelete, destroy, rollback, restore, floor
+};
+
+struct ChangeFeed {
+  std::uint64_t scanned_to = 0;  // the last seq examined (the `after` asked for when none)
+  std::vector<Change> changes;   // in seq order
+};
+
+// What RestoreSnapshot leaves as it is, and what it records in the same transaction.
+struct RestoreOptions {
+  std::set<std::string> keep;  // paths whose current version stays
+  // Paths whose head carries the label `sealkeep.rotation` keep their current version too:
+  // a rotated credential must not go back to a value its target no longer accepts.
+  bool keep_rotated = false;
+  std::string marker;  // a snapshot (of the prefix after the restore) made in the same transaction
+};
+
 struct RestoreFailure {
   std::string path;
   std::uint64_t version = 0;
@@ -182,8 +209,9 @@ struct RestoreFailure {
 
 struct RestoreReport {
   bool applied = false;
-  std::vector<RestoreFailure> failures;  // why nothing was applied
-  TxnResult result;                      // when applied
+  std::vector<RestoreFailure> failures;     // why nothing was applied
+  TxnResult result;                         // when applied
+  std::map<std::string, std::string> kept;  // path -> why it kept its version (RestoreOptions)
 };
 
 struct JournalProblem {
@@ -251,10 +279,19 @@ class SecretService {
   virtual Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
                                            const Actor& actor) = 0;
   virtual Result<SnapshotInfo> GetSnapshot(const std::string& name) = 0;
+  // The snapshots whose names start with `name_prefix`, in name order (bodies checked).
+  virtual Result<std::vector<SnapshotInfo>> ListSnapshots(const std::string& name_prefix) = 0;
   // `guard_for` (empty: allow everything) gives each restored path its OpGuard.
   virtual Result<RestoreReport> RestoreSnapshot(
       const std::string& name, const Actor& actor,
-      const std::function<OpGuard(const std::string& path)>& guard_for = {}) = 0;
+      const std::function<OpGuard(const std::string& path)>& guard_for = {},
+      const RestoreOptions& options = {}) = 0;
+
+  // Journal entries that touched a path, after `after`: at most `max_entries` entries are
+  // examined (bounded work whatever the gap), from the store as committed.
+  virtual Result<ChangeFeed> ChangesSince(std::uint64_t after, std::size_t max_entries) = 0;
+  // The committed head's seq (no I/O).
+  virtual std::uint64_t HeadSeq() = 0;
 
   // Makes a new master-key generation and re-wraps JK, AK and every data key under it.
   virtual Result<TxnResult> Rotate(const Actor& actor) = 0;

@@ -20,6 +20,7 @@
 #include "agent/journal/sealer.h"
 #include "agent/secrets/dek_cache.h"
 #include "agent/secrets/index.h"
+#include "agent/secrets/path.h"
 #include "agent/secrets/service.h"
 #include "agent/secrets/version_check.h"
 #include "agent/store/store.h"
@@ -112,8 +113,6 @@ class Batch {
   std::map<std::string, std::vector<const PendingEntry*>> by_path_;
 };
 
-bool PathMatchesPrefix(std::string_view path, std::string_view prefix);
-
 struct Job {
   std::function<Status(Batch&)> run;
   std::promise<Status> done;
@@ -146,9 +145,12 @@ class ServiceImpl final : public SecretService {
   Result<TxnResult> CreateSnapshot(const std::string& name, const std::string& prefix,
                                    const Actor& actor) override;
   Result<SnapshotInfo> GetSnapshot(const std::string& name) override;
-  Result<RestoreReport> RestoreSnapshot(
-      const std::string& name, const Actor& actor,
-      const std::function<OpGuard(const std::string& path)>& guard_for) override;
+  Result<std::vector<SnapshotInfo>> ListSnapshots(const std::string& name_prefix) override;
+  Result<RestoreReport> RestoreSnapshot(const std::string& name, const Actor& actor,
+                                        const std::function<OpGuard(const std::string& path)>& guard_for,
+                                        const RestoreOptions& options) override;
+  Result<ChangeFeed> ChangesSince(std::uint64_t after, std::size_t max_entries) override;
+  std::uint64_t HeadSeq() override;
   // admin.cc
   Result<TxnResult> Rotate(const Actor& actor) override;
   Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) override;
@@ -175,6 +177,10 @@ class ServiceImpl final : public SecretService {
   // Destroys the oldest versions of `path` past its retention (max_versions), journaled
   // with note "pruned". Without `guard.may_prune` a prune that would destroy anything is
   // refused (kForbidden, naming `destroy`); `what` says which op it was ("putting db/pw").
+  // Writes snapshot `name` of `prefix` as the batch sees it (and its journal entry);
+  // `result` gets one "snapshot" result per path. snapshot_exists when the name is taken.
+  Status WriteSnapshot(Batch& b, const std::string& name, const std::string& prefix, const Actor& actor,
+                       TxnResult& result);
   Status Prune(Batch& b, const std::string& path, const Actor& actor, const OpGuard& guard,
                const std::string& what);
   // The guard's label check for replacing the head of `path` with a version carrying

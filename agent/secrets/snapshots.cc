@@ -33,6 +33,33 @@ Result<SnapshotBody> LoadSnapshot(store::Reader& reader, const SecretBytes& jk, 
 
 }  // namespace
 
+Status ServiceImpl::WriteSnapshot(Batch& b, const std::string& name, const std::string& prefix,
+                                  const Actor& actor, TxnResult& result) {
+  SK_ASSIGN_OR_RETURN(auto existing, b.writer().GetSnapshot(name));
+  if (existing)
+    return Status(Code::kAlreadyExists, "snapshot_exists", "a snapshot named " + name + " exists");
+  SnapshotBody body;
+  body.name = name;
+  body.prefix = prefix;
+  body.created_ms = b.now_ms();
+  for (const std::string& path : b.PathsWithPrefix(prefix)) {
+    PathView view = b.View(path);
+    std::uint64_t head = view.fields().head;
+    std::optional<VersionInfo> info = view.version(head);
+    if (head == 0 || !info || info->state != VersionState::kLive) continue;
+    body.versions[path] = head;
+    result.results.push_back({"snapshot", path, head});
+  }
+  SK_ASSIGN_OR_RETURN(Bytes encoded, EncodeSnapshot(body));
+  SK_RETURN_IF_ERROR(b.writer().PutSnapshot({name, encoded, SnapshotSeal(jk_, encoded)}));
+  journal::Entry e;
+  e.kind = journal::Kind::kSnapshot;
+  e.actor = actor.text.substr(0, journal::kMaxActorBytes);
+  e.content_digest = Sha256(encoded);
+  e.detail.snapshot = name;
+  return b.Append(std::move(e)).status();
+}
+
 Result<TxnResult> ServiceImpl::CreateSnapshot(const std::string& name, const std::string& prefix,
                                               const Actor& actor) {
   SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
@@ -40,29 +67,7 @@ Result<TxnResult> ServiceImpl::CreateSnapshot(const std::string& name, const std
   TxnResult result;
   Status st = Submit([&](Batch& b) -> Status {
     result = TxnResult{};
-    SK_ASSIGN_OR_RETURN(auto existing, b.writer().GetSnapshot(name));
-    if (existing)
-      return Status(Code::kAlreadyExists, "snapshot_exists", "a snapshot named " + name + " exists");
-    SnapshotBody body;
-    body.name = name;
-    body.prefix = prefix;
-    body.created_ms = b.now_ms();
-    for (const std::string& path : b.PathsWithPrefix(prefix)) {
-      PathView view = b.View(path);
-      std::uint64_t head = view.fields().head;
-      std::optional<VersionInfo> info = view.version(head);
-      if (head == 0 || !info || info->state != VersionState::kLive) continue;
-      body.versions[path] = head;
-      result.results.push_back({"snapshot", path, head});
-    }
-    SK_ASSIGN_OR_RETURN(Bytes encoded, EncodeSnapshot(body));
-    SK_RETURN_IF_ERROR(b.writer().PutSnapshot({name, encoded, SnapshotSeal(jk_, encoded)}));
-    journal::Entry e;
-    e.kind = journal::Kind::kSnapshot;
-    e.actor = actor.text.substr(0, journal::kMaxActorBytes);
-    e.content_digest = Sha256(encoded);
-    e.detail.snapshot = name;
-    SK_RETURN_IF_ERROR(b.Append(std::move(e)).status());
+    SK_RETURN_IF_ERROR(WriteSnapshot(b, name, prefix, actor, result));
     result.txn_id = HexEncode(b.txn_id());
     result.seq = b.tip().seq;
     return OkStatus();
@@ -85,14 +90,48 @@ Result<SnapshotInfo> ServiceImpl::GetSnapshot(const std::string& name) {
   return info;
 }
 
+Result<std::vector<SnapshotInfo>> ServiceImpl::ListSnapshots(const std::string& name_prefix) {
+  SK_RETURN_IF_ERROR(Fenced());
+  SK_ASSIGN_OR_RETURN(auto lease, readers_->Acquire());
+  std::vector<std::string> names;
+  SK_RETURN_IF_ERROR(lease.reader().ScanSnapshots([&](store::SnapshotRecord& r) {
+    if (r.name.compare(0, name_prefix.size(), name_prefix) == 0) names.push_back(r.name);
+    return names.size() < 10'000;
+  }));
+  std::vector<SnapshotInfo> out;
+  for (const std::string& name : names) {
+    SK_ASSIGN_OR_RETURN(SnapshotBody body, LoadSnapshot(lease.reader(), jk_, name));
+    out.push_back({body.name, body.prefix, body.created_ms, std::move(body.versions), true});
+  }
+  return out;
+}
+
 Result<RestoreReport> ServiceImpl::RestoreSnapshot(
     const std::string& name, const Actor& actor,
-    const std::function<OpGuard(const std::string& path)>& guard_for) {
+    const std::function<OpGuard(const std::string& path)>& guard_for, const RestoreOptions& options) {
   SK_RETURN_IF_ERROR(ValidateSnapshotName(name));
+  if (!options.marker.empty()) SK_RETURN_IF_ERROR(ValidateSnapshotName(options.marker));
   RestoreReport report;
   Status st = Submit([&](Batch& b) -> Status {
     report = RestoreReport{};
     SK_ASSIGN_OR_RETURN(SnapshotBody body, LoadSnapshot(b.writer(), jk_, name));
+    // What keeps its current version: asked for, or a rotated credential.
+    for (auto it = body.versions.begin(); it != body.versions.end();) {
+      const std::string& path = it->first;
+      std::string why;
+      if (options.keep.count(path) != 0) {
+        why = "kept as asked";
+      } else if (options.keep_rotated &&
+                 ParseLabels(b.View(path).fields().labels).count("sealkeep.rotation") != 0) {
+        why = "rotated (label sealkeep.rotation): its target no longer accepts the old value";
+      }
+      if (why.empty()) {
+        ++it;
+        continue;
+      }
+      report.kept.emplace(path, why);
+      it = body.versions.erase(it);
+    }
     // Every target must verify before anything changes.
     std::map<std::string, OpenedVersion> opened;
     for (const auto& [path, version] : body.versions) {
@@ -129,6 +168,10 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(
                                                         src.entry.expires_ms, name, actor));
       SK_RETURN_IF_ERROR(Prune(b, path, actor, guard, "restoring " + name + " to " + path));
       report.result.results.push_back({"restore", path, v});
+    }
+    if (!options.marker.empty()) {
+      TxnResult marked;
+      SK_RETURN_IF_ERROR(WriteSnapshot(b, options.marker, body.prefix, actor, marked));
     }
     report.result.txn_id = HexEncode(b.txn_id());
     report.result.seq = b.tip().seq;
