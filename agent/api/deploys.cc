@@ -176,7 +176,8 @@ Reply Abort(Context& ctx, const std::string& release) {
     j["already"] = true;
     return Json200(j);
   }
-  Reply restored = RestoreChecked(ctx, r.begun, options);
+  Reply restored =
+      RestoreChecked(ctx, r.begun, options, {{"release", release}, {"state", "aborted"}, {"already", false}});
   if (!restored.error.ok()) {
     // A concurrent abort may have got there first: its marker makes this one "already".
     auto again = Load(ctx, policy::Capability::kSnapshot, release);
@@ -185,13 +186,8 @@ Reply Abort(Context& ctx, const std::string& release) {
       j["already"] = true;
       return Json200(j);
     }
-    return restored;
   }
-  Json j = Json::parse(restored.answer.body);  // RestoreChecked's own answer
-  j["release"] = release;
-  j["state"] = "aborted";
-  j["already"] = false;
-  return Json200(j);
+  return restored;
 }
 
 Reply List(Context& ctx) {

@@ -567,8 +567,8 @@ Reply HandleSnapshotRestore(Context& ctx) {
   return RestoreChecked(ctx, *info, {});
 }
 
-Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info,
-                     const secrets::RestoreOptions& options) {
+Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info, const secrets::RestoreOptions& options,
+                     const Json& extra) {
   // Every path it restores needs `snapshot`; a refusal names none of them (the caller may
   // not be allowed to learn they exist).
   std::map<std::string, bool> may_prune;
@@ -613,13 +613,14 @@ Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info,
   std::erase_if(shown.results, [&](const secrets::OpResult& o) { return !Listable(ctx, o.path); });
   Json j = TxnJson(shown);
   j["applied"] = true;
-  if (!r->kept.empty()) {
+  if (!r->kept.empty() || options.keep_rotated || !options.keep.empty()) {
     Json kept = Json::array();
     for (const auto& [path, why] : r->kept) {
       if (Listable(ctx, path)) kept.push_back({{"path", path}, {"why", why}});
     }
     j["kept"] = kept;
   }
+  if (extra.is_object()) j.update(extra);
   return Json200(j);
 }
 

@@ -73,8 +73,10 @@ Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& 
 bool Listable(Context& ctx, const std::string& path);
 // Restores `info` (its prefix already authorised): every path restored needs `snapshot`
 // (and `destroy` to prune), the change is recorded, then restored with `options`. The
-// answer names only paths the caller may list; a refusal is a rollback refusal.
-Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info, const secrets::RestoreOptions& options);
+// answer names only paths the caller may list, with `kept` whenever `options` may keep
+// paths, and the members of `extra` added; a refusal is a rollback refusal.
+Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info, const secrets::RestoreOptions& options,
+                     const Json& extra = nullptr);
 Reply Failure(const Status& st, Json extra = nullptr);
 // The policy checks of one change to a secret (a put, delete, undelete, destroy...) beyond
 // its route's gate, and its OpGuard, exactly as the native routes make them: for routes
