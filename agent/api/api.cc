@@ -464,6 +464,7 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
 }
 
 Reply Api::Dispatch(Context& ctx) const {
+  if (IsKvRoute(ctx.match.route)) return HandleKv(ctx);
   switch (ctx.match.route) {
     case Route::kHealth:
       return HandleHealth(ctx);
@@ -505,17 +506,6 @@ Reply Api::Dispatch(Context& ctx) const {
       return HandleDeploy(ctx);
     case Route::kWatch:
       return Failure(Internal("GET /v1/watch is served by Api::Watch"));
-    case Route::kKvRead:
-    case Route::kKvWrite:
-    case Route::kKvDelete:
-    case Route::kKvUndelete:
-    case Route::kKvDestroy:
-    case Route::kKvMetadata:
-    case Route::kKvList:
-    case Route::kKvDestroyAll:
-    case Route::kKvInfo:
-    case Route::kKvUnsupported:
-      return HandleKv(ctx);
     default:
       return HandleSys(ctx);
   }

@@ -235,4 +235,18 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows, std::FILE* ou
   }
 }
 
+void PrintRestoreRefusal(const HttpResponse& response, const Json& error) {
+  if (Globals().json || Str(error, "code") != "restore_refused") return;
+  Status st = StatusFromResponse(response);
+  std::vector<std::vector<std::string>> rows = {{"PATH", "VERSION", "REASON", "DETAIL"}};
+  for (const auto& fl : error.value("failures", Json::array())) {
+    rows.push_back(
+        {Str(fl, "path"), std::to_string(U64(fl, "version")), Str(fl, "reason"), Str(fl, "message")});
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "sealkeep: %s\n", st.ToString().c_str());
+  PrintTable(rows, stderr, "  ");
+  throw ExitRequest{ExitCodeFor(st)};
+}
+
 }  // namespace sk::cli

@@ -40,6 +40,11 @@ Status StatusFromResponse(const HttpResponse& response);
 using ErrorHook = std::function<void(const HttpResponse&, const Json& error)>;
 HttpResponse CallOrFail(const HttpRequest& request, const ErrorHook& on_error = {});
 
+// An ErrorHook for a refused snapshot restore or release abort (restore_refused): the
+// error line, then one line per target that does not verify, on stderr, then exit 4.
+// Other errors (and --json) are left to CallOrFail.
+void PrintRestoreRefusal(const HttpResponse& response, const Json& error);
+
 // A 2xx answer's body as a JSON object; Fail()s with bad_response (exit 6) otherwise.
 Json ParseBody(const HttpResponse& response);
 // Prints the answer's body as is, with a newline: the --json output of every command.

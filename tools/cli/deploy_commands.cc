@@ -63,21 +63,6 @@ void RunCommit() {
   PrintRelease(ParseBody(r), "committed");
 }
 
-// A refused abort: the error line, then each target that does not verify, then exit 4.
-void PrintAbortFailures(const HttpResponse& response, const Json& error) {
-  if (Globals().json || Str(error, "code") != "restore_refused") return;
-  Status st = StatusFromResponse(response);
-  std::vector<std::vector<std::string>> rows = {{"PATH", "VERSION", "REASON", "DETAIL"}};
-  for (const auto& fl : error.value("failures", Json::array())) {
-    rows.push_back(
-        {Str(fl, "path"), std::to_string(U64(fl, "version")), Str(fl, "reason"), Str(fl, "message")});
-  }
-  std::fflush(stdout);
-  std::fprintf(stderr, "sealkeep: %s\n", st.ToString().c_str());
-  PrintTable(rows, stderr, "  ");
-  throw ExitRequest{ExitCodeFor(st)};
-}
-
 void RunAbort() {
   Json keep = Json::array();
   for (const std::string& p : Flags().keep) {
@@ -85,7 +70,7 @@ void RunAbort() {
     keep.push_back(p);
   }
   std::string body = Json{{"keep", keep}}.dump();
-  HttpResponse r = CallOrFail({"POST", Target("/abort"), body, kAbortTimeout}, PrintAbortFailures);
+  HttpResponse r = CallOrFail({"POST", Target("/abort"), body, kAbortTimeout}, PrintRestoreRefusal);
   if (Globals().json) return PrintBody(r);
   Json j = ParseBody(r);
   if (j.value("already", false)) {

@@ -99,25 +99,9 @@ void RunShow() {
   PrintVersions(j.value("versions", Json::object()));
 }
 
-// A refused restore: the error line, then one line per failing target, then exit 4.
-void PrintRestoreFailures(const HttpResponse& response, const Json& error) {
-  if (Globals().json || Str(error, "code") != "restore_refused") return;
-  Status st = StatusFromResponse(response);
-  const Json failures = error.value("failures", Json::array());
-  std::vector<std::vector<std::string>> rows = {{"PATH", "VERSION", "REASON", "DETAIL"}};
-  for (const auto& fl : failures) {
-    rows.push_back(
-        {Str(fl, "path"), std::to_string(U64(fl, "version")), Str(fl, "reason"), Str(fl, "message")});
-  }
-  std::fflush(stdout);
-  std::fprintf(stderr, "sealkeep: %s\n", st.ToString().c_str());
-  PrintTable(rows, stderr, "  ");
-  throw ExitRequest{ExitCodeFor(st)};
-}
-
 void RunRestore() {
   std::string target = "/v1/snapshots/" + CheckedSnapshotName(Flags().name) + "/restore";
-  HttpResponse r = CallOrFail({"POST", target, "{}", kRestoreTimeout}, PrintRestoreFailures);
+  HttpResponse r = CallOrFail({"POST", target, "{}", kRestoreTimeout}, PrintRestoreRefusal);
   if (Globals().json) return PrintBody(r);
   Json j = ParseBody(r);
   std::size_t n = j.value("results", Json::array()).size();
