@@ -327,10 +327,12 @@ class Materials {
     pointers.clear();
     auto put = [&](std::string_view a, std::string_view b = {}, std::span<const std::uint8_t> c = {}) {
       pointers.push_back(at);
-      std::memcpy(at, a.data(), a.size());
-      at += a.size();
-      std::memcpy(at, b.data(), b.size());
-      at += b.size();
+      // memcpy from an empty view's null data() is undefined, even for zero bytes.
+      for (std::string_view part : {a, b}) {
+        if (part.empty()) continue;
+        std::memcpy(at, part.data(), part.size());
+        at += part.size();
+      }
       if (!c.empty()) std::memcpy(at, c.data(), c.size());
       at += c.size();
       *at++ = '\0';
