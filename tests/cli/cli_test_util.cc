@@ -86,10 +86,16 @@ std::string Background::Rest(int which) {
 }
 
 int Background::Wait() {
+  int st = WaitStatus();
+  if (st == -1) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int Background::WaitStatus() {
   int st = 0;
   if (pid_ <= 0 || ::waitpid(pid_, &st, 0) != pid_) return -1;
   pid_ = -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return st;
 }
 
 std::unique_ptr<Background> CliTest::Start(const std::string& args, const std::string& as) {

@@ -34,6 +34,8 @@ class Background {
   std::string Rest(int which);
   // Waits for the exit: its status, 128+N for signal N, -1 when already reaped.
   int Wait();
+  // Waits for the exit: the raw wait status (WIFSIGNALED...), -1 when already reaped.
+  int WaitStatus();
 
  private:
   pid_t pid_ = -1;

@@ -450,6 +450,20 @@ int ExitStatusOf(int wstatus) {
   throw ExitRequest{err == ENOENT ? 127 : 126};
 }
 
+// A CMD ended by SIGTERM, SIGINT, SIGHUP or SIGPIPE ends run by the same signal, as if run
+// were CMD: systemd counts a main process killed by SIGTERM as a clean stop (exit 143 is a
+// failure), and a shell stops a script whose command died of SIGINT. Signals whose default
+// dumps core are not re-raised (run's memory held secrets): those exit 128+N.
+void EndLikeTheChild(int sig) {
+  if (sig != SIGTERM && sig != SIGINT && sig != SIGHUP && sig != SIGPIPE) return;
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);  // pending: the signal is blocked in this thread
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);  // delivered here, and run ends
+}
+
 const int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 
 class Supervisor {
@@ -496,6 +510,9 @@ class Supervisor {
       }
     }
   }
+
+  // The signal that ended CMD, 0 when it exited.
+  int killed_by() const { return killed_by_; }
 
  private:
   // 0, or the errno of a command that cannot be run.
@@ -552,7 +569,9 @@ class Supervisor {
         continue;
       }
       dir_.reset();  // the files go with the child
-      return exiting_ ? kExitForNewValues : ExitStatusOf(wstatus);
+      if (exiting_) return kExitForNewValues;
+      if (WIFSIGNALED(wstatus)) killed_by_ = WTERMSIG(wstatus);
+      return ExitStatusOf(wstatus);
     }
     return std::nullopt;
   }
@@ -618,6 +637,7 @@ class Supervisor {
   sigset_t mask_{};
   pid_t child_ = -1;
   bool stopping_ = false, restarting_ = false, exiting_ = false;
+  int killed_by_ = 0;  // the signal that ended the last child, if one did
   std::optional<Clock::time_point> kill_at_, retry_at_;
 };
 
@@ -680,6 +700,7 @@ void RunRun() {
   Supervisor supervisor(plan, materials, std::move(dir), std::move(argv));
   int status = supervisor.Run(mask, watcher ? &*watcher : nullptr);
   std::fflush(nullptr);
+  EndLikeTheChild(supervisor.killed_by());
   std::_Exit(status);  // the watch thread may be in a call: no static destructors under it
 }
 
@@ -690,7 +711,7 @@ void Add(CLI::App& app) {
       "Run CMD with secrets: --env puts a value in CMD's environment only, --file and --template write "
       "files (0600) in a private memory-backed folder named by $SEALKEEP_FILES, removed when CMD exits. "
       "No value is ever in an argv. With nothing to watch and no files, run becomes CMD (same pid); "
-      "otherwise it supervises CMD (signals are passed on; CMD's exit status is run's, 128+N for signal N). "
+      "otherwise it supervises CMD (signals are passed on; CMD's exit status is run's; a CMD ended by TERM, INT, HUP or PIPE ends run by the same signal, another signal N gives 128+N). "
       "A path run may not read stops it before CMD starts");
   run->add_option("--env", f.env, "NAME=PATH: CMD gets $NAME set to the value of PATH (repeatable)")
       ->allow_extra_args(false);
