@@ -14,7 +14,7 @@ doc_blocks() {
   awk '
     /^<!-- lane -->$/ { armed = 1; next }
     armed && /^```sh$/ { inblock = 1; armed = 0; text = ""; next }
-    inblock && /^```$/ { inblock = 0; gsub(/\\/, "\\\\", text); gsub(/\n/, "\\n", text); print text; next }
+    inblock && /^```$/ { inblock = 0; gsub(/\\/, "&&", text); gsub(/\n/, "\\n", text); print text; next }
     inblock { text = text $0 "\n"; next }
     { armed = 0 }
   ' "$1"
@@ -171,16 +171,47 @@ unit_binding_cannot_be_claimed() {
 }
 check unit_binding_cannot_be_claimed unit_binding_cannot_be_claimed
 
+# shop.service (docs/deploy.md) runs under `sealkeep run --on-change exit`: it starts with its
+# key in a file, and a new key (new bytes) restarts it, through Restart=on-failure, with the
+# new one; a put of the same bytes does not.
+journal_has() {  # UNIT TEXT [SECONDS]: waits for a line of UNIT in this boot holding TEXT
+  local deadline=$((SECONDS + ${3:-30}))
+  until ct_journal -b -u "$1" -o cat | grep -qF -- "$2"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+run_restarts_a_service_on_a_new_value() {
+  ct systemctl start shop.service
+  journal_has shop.service 'shop: key of 10 bytes' || fail "shop.service did not start with its key"
+  local restarts
+  restarts=$(ct systemctl show -P NRestarts shop.service)
+  ct_sh "printf %s shop-key-1 | sealkeep put apps/shop/api-key"  # the same bytes
+  journal_has shop.service 'apps/shop/api-key: a new version with the same bytes; nothing to do' ||
+    fail "run did not look at the new version"
+  expect_eq "restarts after a put of the same bytes" "$(ct systemctl show -P NRestarts shop.service)" "$restarts"
+  ct_sh "printf %s shop-key-two | sealkeep put apps/shop/api-key"
+  journal_has shop.service 'shop: key of 12 bytes' || fail "shop.service was not restarted with the new key"
+  expect_eq "restarts after a new key" "$(ct systemctl show -P NRestarts shop.service)" "$((restarts + 1))"
+  ct systemctl stop shop.service
+  # run ends by the TERM that ended its command: a clean stop, not a failed unit.
+  expect_eq "shop.service's result after a stop" "$(ct systemctl show -P Result shop.service)" success
+  [ -z "$(ct_sh 'ls -A /run/shop 2>/dev/null')" ] || fail "files left in /run/shop"
+}
+check run_restarts_a_service_on_a_new_value run_restarts_a_service_on_a_new_value
+
 reload_refuses_a_broken_policy() {
   ct cp /etc/sealkeep/policy.toml /root/policy.good
   ct_sh 'printf "\n[[bindings]]\nname = \"broken\"\nroles = [\"no-such-role\"]\nmatch = { uid = 1 }\n" >>/etc/sealkeep/policy.toml'
   local rc=0
   ct systemctl reload sealkeepd || rc=$?
+  # The good policy goes back before anything is judged, so a failure here cannot break the
+  # checks after it (a restart would meet the broken file).
+  ct cp /root/policy.good /etc/sealkeep/policy.toml
   [ "$rc" -ne 0 ] || fail "systemctl reload accepted a broken policy"
-  ct_journal -u sealkeepd -o cat | grep -q "unknown role 'no-such-role'" || fail "the agent did not say why"
+  journal_has sealkeepd.service "unknown role 'no-such-role'" || fail "the agent did not say why"
   expect_eq "sealkeepd after the refused reload" "$(ct systemctl is-active sealkeepd)" active
   ct systemctl start report.service  # the running policy still serves
-  ct cp /root/policy.good /etc/sealkeep/policy.toml
   ct systemctl reload sealkeepd
 }
 check reload_refuses_a_broken_policy reload_refuses_a_broken_policy
