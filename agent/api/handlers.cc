@@ -367,6 +367,24 @@ Reply HandleSecretList(Context& ctx) {
   return Json200(j);
 }
 
+ReadableVersions MayReadVersions(Context& ctx, const std::string& path,
+                                 const std::vector<secrets::Labels>& labels) {
+  ReadableVersions r{std::vector<bool>(labels.size(), false), Status()};
+  bool any = false;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0 && labels[i] == labels[i - 1]) {
+      r.may[i] = r.may[i - 1];  // the same labels: the same answer, asked once
+    } else {
+      Status allowed = ctx.authorize_labels(policy::Capability::kRead, path, &labels[i]);
+      r.may[i] = allowed.ok();
+      if (!allowed.ok()) r.denial = allowed;
+    }
+    any = any || r.may[i];
+  }
+  if (any) r.denial = Status();
+  return r;
+}
+
 Reply HandleSecretVersions(Context& ctx) {
   const std::string& path = ctx.match.path;
   // Which versions this caller may see: those whose own labels its read allows.
@@ -379,20 +397,9 @@ Reply HandleSecretVersions(Context& ctx) {
     }
     return Failure(labels.status());
   }
-  std::vector<bool> may(labels->size(), false);
-  Status denial;
-  bool any = false;
-  for (std::size_t i = 0; i < labels->size(); ++i) {
-    if (i > 0 && (*labels)[i] == (*labels)[i - 1]) {
-      may[i] = may[i - 1];
-    } else {
-      Status allowed = ctx.authorize_labels(policy::Capability::kRead, path, &(*labels)[i]);
-      may[i] = allowed.ok();
-      if (!allowed.ok()) denial = allowed;
-    }
-    any = any || may[i];
-  }
-  if (!any) return Failure(denial);
+  const ReadableVersions readable = MayReadVersions(ctx, path, *labels);
+  if (!readable.denial.ok()) return Failure(readable.denial);
+  const std::vector<bool>& may = readable.may;
   auto versions = ctx.svc->Versions(path);
   if (!versions.ok()) return Failure(versions.status());
   Json list = Json::array();

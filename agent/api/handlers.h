@@ -69,6 +69,14 @@ Json TxnJson(const secrets::TxnResult& r);
 // Snapshots (and releases) are guarded by `cap` on their prefix; the whole store ("")
 // needs `admin` on `sys`.
 Status AuthorizePrefix(Context& ctx, policy::Capability cap, const std::string& prefix);
+// Which versions of `path` the caller's `read` allows, each judged by its own labels
+// (`labels[i]` are version i+1's): `may[i]`, and when none is allowed, the denial.
+struct ReadableVersions {
+  std::vector<bool> may;
+  Status denial;  // OK when at least one version is readable
+};
+ReadableVersions MayReadVersions(Context& ctx, const std::string& path,
+                                 const std::vector<secrets::Labels>& labels);
 // Whether the caller may learn that `path` exists (`list` on it).
 bool Listable(Context& ctx, const std::string& path);
 // Restores `info` (its prefix already authorised): every path restored needs `snapshot`

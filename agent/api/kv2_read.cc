@@ -143,16 +143,9 @@ Reply Metadata(Context& ctx) {
     return Failure(Missing(path + " does not exist"));
   }
   // As the native history: only the versions whose own labels the caller's `read` allows.
-  std::vector<bool> may(labels->size(), false);
-  Status denial;
-  bool any = false;
-  for (std::size_t i = 0; i < labels->size(); ++i) {
-    Status allowed = ctx.authorize_labels(Capability::kRead, path, &(*labels)[i]);
-    may[i] = allowed.ok();
-    if (!allowed.ok()) denial = allowed;
-    any = any || may[i];
-  }
-  if (!any) return Failure(denial);
+  const ReadableVersions readable = MayReadVersions(ctx, path, *labels);
+  if (!readable.denial.ok()) return Failure(readable.denial);
+  const std::vector<bool>& may = readable.may;
   auto versions = ctx.svc->Versions(path);
   if (!versions.ok()) return Failure(versions.status());
   if (AllDestroyed(*versions)) return Failure(Missing(path + " does not exist"));

@@ -172,8 +172,7 @@ class Reader {
   bool ParseSecret(Json& out) {
     WipingBytes raw;
     if (!DecodeString(raw)) return false;
-    out_.secrets.push_back(SecretBytes::CopyFrom(raw));
-    out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
+    Keep(raw, out);
     return true;
   }
 
@@ -181,9 +180,14 @@ class Reader {
   bool ParseRaw(Json& out, int depth) {
     WipingBytes text;
     if (!Compact(text, depth)) return false;
-    out_.secrets.push_back(SecretBytes::CopyFrom(text));
-    out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
+    Keep(text, out);
     return true;
+  }
+
+  // `bytes` go to locked memory; the member `out` holds a marker naming them.
+  void Keep(const WipingBytes& bytes, Json& out) {
+    out_.secrets.push_back(SecretBytes::CopyFrom(bytes));
+    out = Json::binary(Json::binary_t::container_type{}, static_cast<std::uint64_t>(out_.secrets.size() - 1));
   }
 
   // One value at at_, written compactly to `out`. Nothing of it goes anywhere else: keys
@@ -222,17 +226,20 @@ class Reader {
     return true;
   }
 
+  // Consumes `c` and copies it to `out` when it comes next.
+  bool Copy(char c, WipingBytes& out) {
+    if (!Peek(c)) return false;
+    ++at_;
+    out.push_back(static_cast<std::uint8_t>(c));
+    return true;
+  }
+
   bool CompactObject(WipingBytes& out, int depth) {
     if (!Deeper(depth)) return false;
-    ++at_;  // '{'
-    out.push_back('{');
+    Copy('{', out);
     std::set<WipingBytes> keys;
     SkipSpace();
-    if (Peek('}')) {
-      ++at_;
-      out.push_back('}');
-      return true;
-    }
+    if (Copy('}', out)) return true;
     for (;;) {
       SkipSpace();
       if (!Peek('"')) return Fail();
@@ -243,50 +250,27 @@ class Reader {
       // The key may be part of a secret: the message names only where it is.
       if (!keys.insert(std::move(key)).second) return Fail("duplicate key at byte " + std::to_string(key_at));
       SkipSpace();
-      if (!Peek(':')) return Fail();
-      ++at_;
-      out.push_back(':');
+      if (!Copy(':', out)) return Fail();
       SkipSpace();
       if (!Compact(out, depth)) return false;
       SkipSpace();
-      if (Peek(',')) {
-        ++at_;
-        out.push_back(',');
-        continue;
-      }
-      if (Peek('}')) {
-        ++at_;
-        out.push_back('}');
-        return true;
-      }
+      if (Copy(',', out)) continue;
+      if (Copy('}', out)) return true;
       return Fail();
     }
   }
 
   bool CompactArray(WipingBytes& out, int depth) {
     if (!Deeper(depth)) return false;
-    ++at_;  // '['
-    out.push_back('[');
+    Copy('[', out);
     SkipSpace();
-    if (Peek(']')) {
-      ++at_;
-      out.push_back(']');
-      return true;
-    }
+    if (Copy(']', out)) return true;
     for (;;) {
       SkipSpace();
       if (!Compact(out, depth)) return false;
       SkipSpace();
-      if (Peek(',')) {
-        ++at_;
-        out.push_back(',');
-        continue;
-      }
-      if (Peek(']')) {
-        ++at_;
-        out.push_back(']');
-        return true;
-      }
+      if (Copy(',', out)) continue;
+      if (Copy(']', out)) return true;
       return Fail();
     }
   }
