@@ -45,63 +45,9 @@ constexpr uid_t kNobody = 65534;
 constexpr uid_t kStranger = 4242;  // no passwd entry
 constexpr gid_t kNogroup = 65534;
 
-// Root may do everything; each test adds its own roles and bindings ("USER" stands for the
-// test user's name).
-const char* kRootPolicy = R"(version = 1
+using Answer = ClientAnswer;
 
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
-)";
-
-struct Answer {
-  int status = 0;
-  std::string code;
-  std::string body;
-  json Json() const { return json::parse(body, nullptr, false); }
-  std::string Message() const {
-    json j = Json();
-    return j.is_object() && j.contains("error") ? j["error"].value("message", "") : "";
-  }
-};
-
-using Calls = std::vector<std::tuple<std::string, std::string, std::string>>;
-
-// Runs requests in a child that `become`s the caller (inside `cgroup_dir` when given); the
-// child reports each answer on a pipe as "<status> <code> <body length>\n<body>".
-std::vector<Answer> AsClient(const std::function<bool()>& become, const std::string& cgroup_dir,
-                             const std::string& sock, const Calls& calls) {
-  int st = 0;
-  std::string text = OutputOfChild(
-      become,
-      [&] {
-        std::string out;
-        for (const auto& [method, target, body] : calls) {
-          HttpResponse r = Http(sock, method, target, body);
-          out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + " " +
-                 std::to_string(r.body.size()) + "\n" + r.body;
-        }
-        return out;
-      },
-      cgroup_dir, &st);
-  std::vector<Answer> out;
-  std::istringstream in(text);
-  Answer a;
-  std::size_t len = 0;
-  while (in >> a.status >> a.code >> len) {
-    in.get();  // the newline
-    a.body.assign(len, '\0');
-    in.read(a.body.data(), static_cast<std::streamsize>(len));
-    out.push_back(a);
-  }
-  EXPECT_EQ(out.size(), calls.size()) << "child exit status " << st;
-  out.resize(calls.size());
-  return out;
-}
+using Calls = ClientCalls;
 
 std::string Body(const json& j) { return j.dump(); }
 
@@ -154,15 +100,15 @@ class AuthzTest : public ::testing::Test {
     for (auto it = cgroups_.rbegin(); it != cgroups_.rend(); ++it) ::rmdir(it->c_str());
   }
 
-  // Starts the agent with kRootPolicy plus `policy`, and `agent_config` in [agent]. The
-  // socket's group is nogroup (the test user and nobody are in it): the agent alone
-  // decides what each caller may do.
+  // Starts the agent with kRootIsAdminPolicy plus `policy` ("USER" stands for the test
+  // user's name), and `agent_config` in [agent]. The socket's group is nogroup (the test
+  // user and nobody are in it): the agent alone decides what each caller may do.
   void Start(const std::string& policy, const std::string& agent_config = "") {
     AgentProcess::Options o;
     o.policy = true;
     o.agent_config = "socket_group = \"nogroup\"\n" + agent_config;
     agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
-    WriteFile(PolicyPath(), kRootPolicy + Expand(policy), 0640);
+    WriteFile(PolicyPath(), kRootIsAdminPolicy + Expand(policy), 0640);
     for (const std::string& d : {dir_.path(), agent_->state_dir(), agent_->state_dir() + "/run"})
       ::chmod(d.c_str(), 0711);
     agent_->Start();
@@ -729,7 +675,7 @@ TEST_F(AuthzTest, AMissingDefaultPolicyFileStopsTheStartAndTurningAuditOffIsLogg
       << "the error names the file it looked for: " << out;
 
   // With the policy file there, the agent starts and audits under <state>/audit.
-  WriteFile(agent_->state_dir() + "/policy.toml", kRootPolicy, 0640);
+  WriteFile(agent_->state_dir() + "/policy.toml", kRootIsAdminPolicy, 0640);
   agent_->Start();
   RootPut("a", {{"value", "v"}});
   EXPECT_FALSE(ReadAuditRecords(agent_->state_dir() + "/audit").empty());

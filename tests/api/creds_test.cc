@@ -27,16 +27,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* kPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
-
+// Root is an admin; three units get credentials.
+const std::string kPolicy = std::string(kRootIsAdminPolicy) + R"(
 [[credentials]]
 unit = "web.service"
 id = "db-password"

@@ -88,46 +88,9 @@ match = { uid = 65534, user_unit = "web.service" }
 
 std::string Body(const json& j) { return j.dump(); }
 
-struct Outcome {
-  int status = 0;
-  std::string code;
-  std::string body;
-  nlohmann::json Json() const { return nlohmann::json::parse(body, nullptr, false); }
-};
+using Outcome = ClientAnswer;
 
-using Calls = std::vector<std::tuple<std::string, std::string, std::string>>;
-
-// Runs requests in a child process that `become`s the caller (optionally inside a
-// unit-shaped cgroup); the child reports each answer on a pipe as
-// "<status> <code> <body length>\n<body>".
-std::vector<Outcome> AsClient(const std::function<bool()>& become, const std::string& cgroup_dir,
-                              const std::string& sock, const Calls& calls) {
-  int st = 0;
-  std::string text = OutputOfChild(
-      become,
-      [&] {
-        std::string out;
-        for (const auto& [method, target, body] : calls) {
-          HttpResponse r = Http(sock, method, target, body);
-          out += std::to_string(r.status) + " " + (r.ErrorCode().empty() ? "-" : r.ErrorCode()) + " " +
-                 std::to_string(r.body.size()) + "\n" + r.body;
-        }
-        return out;
-      },
-      cgroup_dir, &st);
-  std::vector<Outcome> out;
-  std::istringstream in(text);
-  Outcome o;
-  std::size_t len = 0;
-  while (in >> o.status >> o.code >> len) {
-    in.get();  // the newline
-    o.body.assign(len, '\0');
-    in.read(o.body.data(), static_cast<std::streamsize>(len));
-    out.push_back(o);
-  }
-  EXPECT_EQ(out.size(), calls.size()) << "child exit status " << st;
-  return out;
-}
+using Calls = ClientCalls;
 
 std::vector<Outcome> AsUser(uid_t uid, gid_t gid, const std::string& cgroup_dir, const std::string& sock,
                             const Calls& calls) {

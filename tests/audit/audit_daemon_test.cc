@@ -48,20 +48,8 @@ double Alerts(const AgentProcess& agent, const std::string& event) {
   return Metric(agent.Call("GET", "/metrics").body, "sealkeep_alerts_total{event=\"" + event + "\"}");
 }
 
-// Root may do everything; nobody nothing.
-const char* kPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
-)";
-
-// An agent with kPolicy whose socket nobody can reach, so nobody's requests are denied
-// by the policy, not by file modes.
+// An agent with kRootIsAdminPolicy (root may do everything, nobody nothing) whose socket
+// nobody can reach, so nobody's requests are denied by the policy, not by file modes.
 class AuditDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -69,7 +57,7 @@ class AuditDaemonTest : public ::testing::Test {
     AgentProcess::Options o;
     o.policy = true;
     agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
-    WriteFile(agent_->state_dir() + "/policy.toml", kPolicy, 0640);
+    WriteFile(agent_->state_dir() + "/policy.toml", kRootIsAdminPolicy, 0640);
     passwd* pw = ::getpwnam("nobody");
     ASSERT_NE(pw, nullptr);
     nobody_uid_ = pw->pw_uid;

@@ -42,24 +42,13 @@ void ExpectSteps(const ProgramRun& run, const std::vector<std::string>& steps) {
     EXPECT_TRUE(run.Printed("ok " + s)) << "step " << s << ":\n" << run.output;
 }
 
-const char* kAdminPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
-)";
-
 class KvClientsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     AgentProcess::Options o;
     o.policy = true;  // root (the test) is an admin; every request goes through the policy
     agent_ = std::make_unique<AgentProcess>(dir_.path(), o);
-    WriteFile(agent_->state_dir() + "/policy.toml", kAdminPolicy, 0640);
+    WriteFile(agent_->state_dir() + "/policy.toml", kRootIsAdminPolicy, 0640);
   }
   std::vector<json> Records() const { return ReadAuditRecords(agent_->state_dir() + "/audit"); }
 
@@ -206,7 +195,7 @@ TEST_F(KvClientsTest, TheMigrationRecipeCopiesEverySecretWithItsHistory) {
   AgentProcess::Options o;
   o.policy = true;
   AgentProcess target(target_dir.path(), o);
-  WriteFile(target.state_dir() + "/policy.toml", kAdminPolicy, 0640);
+  WriteFile(target.state_dir() + "/policy.toml", kRootIsAdminPolicy, 0640);
   ASSERT_NO_FATAL_FAILURE(target.Start());
 
   const std::string copy = std::string(SK_SOURCE_DIR) + "/tools/kv2_copy.py";

@@ -21,17 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* kAdminPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
-)";
-
 class KvHttpTest : public ::testing::Test {
  protected:
   void SetUp() override { StartAgent(""); }
@@ -42,7 +31,7 @@ class KvHttpTest : public ::testing::Test {
     }
   }
   // A fresh agent with `agent_keys` added to its [agent] table.
-  void StartAgent(const std::string& agent_keys, const std::string& policy = kAdminPolicy) {
+  void StartAgent(const std::string& agent_keys, const std::string& policy = kRootIsAdminPolicy) {
     if (agent_) agent_->Stop();
     agent_.reset();
     dir_ = std::make_unique<TempDir>("kvh");
