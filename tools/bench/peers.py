@@ -541,10 +541,12 @@ def drive(series, make_op, clients, seconds):
     except threading.BrokenBarrierError:
         pass
     t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        time.sleep(seconds)
+    finally:  # an interrupt must not leave client threads running past the servers' stop
+        stop.set()
+        for t in threads:
+            t.join()
     elapsed = time.perf_counter() - t0
     if errors:
         raise RuntimeError(f"{series.name}: {errors[0]!r}")
