@@ -182,6 +182,7 @@ void Session::Write(ApiResponse r, const std::string& id) {
   keep_open_ = keep_alive_ && !srv_.Stopping();
   head_.clear();
   AppendResponseHead(head_, r, id, keep_open_);
+  if (HasNoContent(r.status)) r.body.clear();  // the head says there is none
   body_ = std::move(r.body);
   secret_ = r.secret;
   ExpiresAfter(limits_->request_timeout_ms);  // a client that never reads is dropped too

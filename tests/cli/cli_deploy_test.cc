@@ -247,7 +247,17 @@ TEST_F(CliDeployTest, WatchAndDeployRoutesRefuseBadInput) {
   EXPECT_EQ(code("GET", "/v1/watch?after=x"), "400 bad_request");
   EXPECT_EQ(code("GET", "/v1/watch?prefix=../etc"), "400 bad_path");
   EXPECT_EQ(code("GET", "/v1/watch?after=99999&timeout_s=0"), "400 after_past_head");
-  EXPECT_EQ(code("GET", "/v1/watch?after=0&timeout_s=0"), "200 ");
+  HttpResponse all = agent_->Call("GET", "/v1/watch?after=0&timeout_s=0");
+  ASSERT_EQ(all.status, 200) << all.body;
+  // Nothing past the head: 204 with the seq to go on from, and no body, Content-Length or
+  // Content-Type (RFC 9110 8.6).
+  const std::string head = std::to_string(all.Json()["seq"].get<std::uint64_t>());
+  HttpResponse none = agent_->Call("GET", "/v1/watch?after=" + head + "&timeout_s=0");
+  EXPECT_EQ(none.status, 204);
+  EXPECT_EQ(none.headers["x-sealkeep-seq"], head);
+  EXPECT_EQ(none.headers.count("content-length"), 0u);
+  EXPECT_EQ(none.headers.count("content-type"), 0u);
+  EXPECT_EQ(none.body, "");
   EXPECT_EQ(code("POST", "/v1/deploys/" + std::string(101, 'a') + "/begin", R"({"prefix":"app"})"), "400 bad_name");
   EXPECT_EQ(code("POST", "/v1/deploys/a!b/begin", R"({"prefix":"app"})"), "400 bad_name");
   EXPECT_EQ(code("POST", "/v1/deploys/r1/begin", "{}"), "400 bad_request");

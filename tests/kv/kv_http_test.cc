@@ -133,6 +133,7 @@ TEST_F(KvHttpStarted, ADeletedVersionAnswers404WithItsMetadata) {
   HttpResponse del = Call("DELETE", "/v1/secret/data/gone");
   EXPECT_EQ(del.status, 204);
   EXPECT_EQ(del.body, "");
+  EXPECT_EQ(del.headers.count("content-length"), 0u) << "RFC 9110 8.6: no Content-Length in a 204";
   HttpResponse r = Call("GET", "/v1/secret/data/gone");
   ASSERT_EQ(r.status, 404) << r.body;
   json d = r.Json()["data"];
