@@ -635,7 +635,10 @@ Result<std::uint64_t> QueryNumber(const RouteMatch& m, const char* key, std::uin
 
 }  // namespace
 
-void Api::Watch(ApiRequest& req, const RouteMatch& m, std::function<void(ApiResponse)> done) {
+void Api::ForgetWatches() { watches_->Forget(); }
+
+void Api::Watch(ApiRequest& req, const RouteMatch& m, std::shared_ptr<std::atomic<bool>> gone,
+                std::function<void(ApiResponse)> done) {
   ++requests_;
   const std::string id = req.request_id;
   auto answer = [this, id, done](Reply r) {
@@ -688,6 +691,7 @@ void Api::Watch(ApiRequest& req, const RouteMatch& m, std::function<void(ApiResp
   w.deadline = WatchHub::Clock::now() + std::chrono::seconds(*timeout);
   w.visible = std::move(visible);
   w.done = std::move(answer);
+  w.gone = std::move(gone);
   watches_->Watch(std::move(w));
 }
 

@@ -80,7 +80,11 @@ class Api {
 
   // GET /v1/watch (watch.h): audited like a read, answered through `done` at once or,
   // once parked, from the watch hub's thread; never blocks the caller.
-  void Watch(ApiRequest& req, const RouteMatch& match, std::function<void(ApiResponse)> done);
+  // `gone` is set by the connection when its client hangs up, then ForgetWatches() is
+  // called: the hub drops that watch instead of holding it until its timeout.
+  void Watch(ApiRequest& req, const RouteMatch& match, std::shared_ptr<std::atomic<bool>> gone,
+             std::function<void(ApiResponse)> done);
+  void ForgetWatches();
   // Answers every parked watch (503): the server is stopping.
   void StopWatches();
 

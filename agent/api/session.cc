@@ -1,5 +1,7 @@
 #include "agent/api/session.h"
 
+#include <poll.h>
+
 namespace sk::api {
 
 void Session::Start() {
@@ -151,11 +153,17 @@ void Session::OnRequest() {
     return Write(Api::Error(404, "no_route", "no such route", id), id);
   }
   if (rr.match->route == Route::kWatch) {
-    // Parked in the watch hub: the answer comes back on this connection's loop.
-    srv_.SessionApi().Watch(*ar, *rr.match, [self = shared_from_this(), id](ApiResponse resp) {
-      net::post(self->loop_,
-                [self, resp = std::move(resp), id]() mutable { self->Write(std::move(resp), id); });
+    // Parked in the watch hub: the answer comes back on this connection's loop. `gone` is
+    // set when the watch is over for this connection: its client hung up, or it is answered
+    // (which also ends WatchForHangUp).
+    auto gone = std::make_shared<std::atomic<bool>>(false);
+    srv_.SessionApi().Watch(*ar, *rr.match, gone, [self = shared_from_this(), id, gone](ApiResponse resp) {
+      net::post(self->loop_, [self, resp = std::move(resp), id, gone]() mutable {
+        gone->store(true);
+        self->Write(std::move(resp), id);
+      });
     });
+    WatchForHangUp(std::move(gone));
     return;
   }
   if (!IsBlockingRoute(rr.match->route)) {
@@ -232,6 +240,28 @@ void Session::OnWrite(beast::error_code ec) {
     return;
   }
   WaitForRequest();
+}
+
+void Session::WatchForHangUp(std::shared_ptr<std::atomic<bool>> gone, int quiet_wakes) {
+  stream_.async_wait(Local::socket::wait_read,
+                     [self = shared_from_this(), gone, quiet_wakes](beast::error_code ec) {
+                       if (ec || gone->load() || !self->stream_.is_open()) return;
+                       // POLLHUP on a Unix stream socket: the peer closed it. A half-close (shutdown of the
+                       // client's writing side) or more bytes (a pipelined request) are not a hang-up: the
+                       // watch goes on, and what follows is read after its answer.
+                       pollfd p{self->stream_.native_handle(), POLLIN, 0};
+                       const int ready = ::poll(&p, 1, 0);
+                       if (ready == 0) {
+                         // Nothing there (the reactor may report a readiness already consumed): wait again,
+                         // a bounded number of times so that a reactor that keeps doing so cannot spin.
+                         if (quiet_wakes < kMaxQuietWakes) self->WatchForHangUp(gone, quiet_wakes + 1);
+                         return;
+                       }
+                       if (ready != 1 || (p.revents & POLLHUP) == 0) return;
+                       gone->store(true);
+                       self->srv_.SessionApi().ForgetWatches();
+                       self->Close();
+                     });
 }
 
 void Session::Close() {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -129,6 +130,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec);
 
   void Close();
+
+  // While a watch is parked: a client that hangs up is noticed at once, so its watch is
+  // dropped and the connection (and its slot in the caller's connection limit) released,
+  // not held until the watch's timeout.
+  void WatchForHangUp(std::shared_ptr<std::atomic<bool>> gone, int quiet_wakes = 0);
+  static constexpr int kMaxQuietWakes = 8;
 
   SessionHost& srv_;
   std::size_t loop_index_;

@@ -103,6 +103,12 @@ void WatchHub::Watch(Waiter w) {
   cv_.notify_one();
 }
 
+void WatchHub::Forget() {
+  std::lock_guard lock(mu_);
+  forget_ = true;
+  cv_.notify_one();
+}
+
 void WatchHub::Notify() {
   std::lock_guard lock(mu_);
   ++commits_;
@@ -125,6 +131,20 @@ void WatchHub::Run() {
   std::unique_lock lock(mu_);
   for (;;) {
     if (stopping_) return;
+    if (forget_) {
+      // Every waiter is in waiters_ here (a batch is only out within one turn below).
+      forget_ = false;
+      std::list<Waiter> dropped;
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        auto next = std::next(it);
+        if (it->gone && it->gone->load()) dropped.splice(dropped.end(), waiters_, it);
+        it = next;
+      }
+      lock.unlock();
+      dropped.clear();  // their connections may go with them: not under the lock
+      lock.lock();
+      continue;
+    }
     Clock::time_point now = Clock::now();
     Clock::time_point next = Clock::time_point::max();
     for (const Waiter& w : waiters_) next = std::min(next, w.deadline);

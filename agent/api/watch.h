@@ -13,11 +13,13 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +38,8 @@ class WatchHub {
     Clock::time_point deadline;
     std::function<bool(const std::string& path)> visible;  // the caller may list path
     std::function<void(Reply)> done;
+    // Set when the client hung up (may be null): Forget() drops the waiter unanswered.
+    std::shared_ptr<std::atomic<bool>> gone;
   };
 
   // Journal entries examined per waiter per wake, at most.
@@ -50,6 +54,8 @@ class WatchHub {
   void Watch(Waiter w);
   // A commit landed.
   void Notify();
+  // Some waiter's client hung up: the hub drops every waiter whose `gone` is set.
+  void Forget();
   // Answers every waiter (503 shutting_down) and refuses new ones.
   void Stop();
   std::size_t parked() const;
@@ -71,6 +77,7 @@ class WatchHub {
   std::uint64_t commits_ = 0;  // guarded by mu_: bumped by Notify
   bool recheck_ = false;       // guarded by mu_: a waiter parked after a commit it may have missed
   bool stopping_ = false;      // guarded by mu_
+  bool forget_ = false;        // guarded by mu_: some waiter's client hung up
   std::thread thread_;
 };
 

@@ -1,12 +1,18 @@
 // `sealkeep deploy` and what `watch` may show (issue 16), end to end: the built CLI
 // against a real sealkeepd on a real SoftHSM2 token; another caller is a throwaway local
 // user under a real policy file.
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "tests/cli/cli_test_util.h"
 #include "tests/fixtures/test_user.h"
@@ -273,6 +279,62 @@ TEST_F(CliDeployTest, WatchAndDeployRoutesRefuseBadInput) {
   // Sealed: a watch is refused, not parked.
   ASSERT_EQ(agent_->Call("POST", "/v1/sys/seal").status, 200);
   EXPECT_EQ(code("GET", "/v1/watch?timeout_s=1"), "503 sealed");
+}
+
+// A watcher whose client hangs up is dropped at once, with its connection (which counts
+// against the caller's connection limit), not held until its timeout; a client that only
+// shuts down its writing side is not hanging up and still gets its answer.
+TEST_F(CliDeployTest, AWatchWhoseClientHangsUpIsDroppedAtOnce) {
+  auto metric = [this](const std::string& name) -> long {
+    std::istringstream in(agent_->Call("GET", "/metrics").body);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(name + " ", 0) == 0) return std::stol(line.substr(name.size() + 1));
+    }
+    return -1;
+  };
+  // Polls the agent's gauge until it reads `want` (20 s at most; the watch lasts 300 s).
+  auto reaches = [&](const std::string& name, long want) {
+    for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < end;) {
+      if (metric(name) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  auto connect_and_watch = [this]() {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, agent_->socket().c_str(), sizeof a.sun_path - 1);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    const std::string req = "GET /v1/watch?prefix=app&timeout_s=300 HTTP/1.1\r\nHost: sk\r\n\r\n";
+    EXPECT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+    return fd;
+  };
+  const long open_before = metric("sealkeep_connections_open");  // counts the metrics call's own
+  int fd = connect_and_watch();
+  ASSERT_TRUE(reaches("sealkeep_watches_parked", 1));
+  ::close(fd);
+  EXPECT_TRUE(reaches("sealkeep_watches_parked", 0)) << "the watch outlived its client";
+  EXPECT_TRUE(reaches("sealkeep_connections_open", open_before)) << "the connection outlived its client";
+
+  int half = connect_and_watch();
+  ASSERT_TRUE(reaches("sealkeep_watches_parked", 1));
+  ASSERT_EQ(::shutdown(half, SHUT_WR), 0);
+  Put("app/db", "after the half-close");
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    pollfd p{half, POLLIN, 0};
+    if (::poll(&p, 1, 20'000) != 1) break;
+    ssize_t n = ::read(half, buf, sizeof buf);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<std::size_t>(n));
+    if (answer.find("\"changes\"") != std::string::npos) break;
+  }
+  ::close(half);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\"path\":\"app/db\""), std::string::npos) << answer;
 }
 
 }  // namespace
