@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
       writers.emplace_back([&, w] {
         for (std::uint64_t n; (n = next.fetch_add(1)) < versions;) {
           auto r = sk::secrets::Put(**svc, "app/s" + std::to_string(w) + "/k" + std::to_string(n % 2000),
-                                    sk::AsBytes("a-32-byte-secret-value-for-bench"), {"bench"});
+                                    sk::AsBytes("a-32-byte-secret-value-for-bench"), sk::secrets::Actor("bench"));
           if (!r.ok()) std::exit(1);
         }
       });
