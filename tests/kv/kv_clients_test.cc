@@ -113,18 +113,10 @@ TEST_F(KvClientsTest, NodeVaultWriteReadListDeleteWorkOverBothOfItsTransports) {
   }
 }
 
-const char* kTeamPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
+// kRootIsAdminPolicy plus a role for the test user ("@USER@").
+const std::string kTeamPolicy = std::string(kRootIsAdminPolicy) + R"(
 [roles.team]
 grants = [{ capabilities = ["read", "list", "write"], paths = ["team/**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
 
 [[bindings]]
 name = "team"

@@ -404,19 +404,11 @@ TEST_F(KvHttpStarted, DeleteMetadataDestroysEveryVersionAndTheSealedHistoryStays
   EXPECT_EQ(agent_->Call("GET", "/v1/secrets/hist/k/versions").Json()["versions"][1]["state"], "destroyed");
 }
 
-const char* kNoDestroyPolicy = R"(version = 1
-
-[roles.admin]
-grants = [{ capabilities = ["read", "list", "write", "delete", "destroy", "rollback", "snapshot", "admin"], paths = ["**"] }]
-
+// kRootIsAdminPolicy plus a role for the test user ("@USER@").
+const std::string kNoDestroyPolicy = std::string(kRootIsAdminPolicy) + R"(
 [roles.team]
 grants = [{ capabilities = ["read", "write", "delete"], paths = ["team/**"] },
           { capabilities = ["list"], paths = ["team/shown/**"] }]
-
-[[bindings]]
-name = "root"
-roles = ["admin"]
-match = { uid = 0 }
 
 [[bindings]]
 name = "team"
