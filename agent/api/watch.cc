@@ -50,7 +50,8 @@ void WatchHub::Sweep(secrets::SecretService& svc, std::list<Waiter>& batch) {
       } else {
         Json changes = Json::array();
         for (const secrets::Change& c : feed->changes) {
-          if (c.seq <= it->after || !secrets::PathMatchesPrefix(c.path, it->prefix) || !it->visible(c.path)) continue;
+          if (c.seq <= it->after || !secrets::PathMatchesPrefix(c.path, it->prefix) || !it->visible(c.path))
+            continue;
           changes.push_back({{"seq", c.seq}, {"path", c.path}, {"version", c.version}, {"kind", c.kind}});
         }
         it->after = std::max(it->after, feed->scanned_to);

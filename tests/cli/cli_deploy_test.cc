@@ -123,8 +123,9 @@ TEST_F(CliDeployTest, AnAbortWhoseTargetNoLongerVerifiesChangesNothing) {
 
 // examples/ci: the shell pipeline, end to end, as a CI job runs it.
 TEST_F(CliDeployTest, TheCiExampleRollsTheSecretsBackWhenTheHealthCheckFails) {
-  const std::string env = "env PATH=" + Quote(std::filesystem::path(SealkeepBinary()).parent_path().string()) +
-                          ":/usr/bin:/bin SEALKEEP_SOCKET=" + Quote(agent_->socket()) + " ";
+  const std::string env =
+      "env PATH=" + Quote(std::filesystem::path(SealkeepBinary()).parent_path().string()) +
+      ":/usr/bin:/bin SEALKEEP_SOCKET=" + Quote(agent_->socket()) + " ";
   const std::string ci = std::string(SK_SOURCE_DIR) + "/examples/ci/";
   int status = -1;
   std::string out = RunCommandOutput(env + ci + "demo.sh rel-ci 2>&1", &status);
@@ -132,14 +133,16 @@ TEST_F(CliDeployTest, TheCiExampleRollsTheSecretsBackWhenTheHealthCheckFails) {
   EXPECT_NE(out.find("release rel-ci begun: prefix apps/web"), std::string::npos) << out;
   EXPECT_NE(out.find("health: database login refused"), std::string::npos) << out;
   EXPECT_NE(out.find("release rel-ci aborted: 2 paths restored"), std::string::npos) << out;
-  EXPECT_NE(out.find("demo: release rel-ci was rolled back; the old values are served again"), std::string::npos)
+  EXPECT_NE(out.find("demo: release rel-ci was rolled back; the old values are served again"),
+            std::string::npos)
       << out;
   EXPECT_EQ(Get("apps/web/db-password"), "old-password");
   // Re-running an aborted release is refused (exit 4) before anything is written: a new
   // attempt is a new release.
-  WriteFile(dir_.Join("new.json"), R"({"ops":[{"op":"put","path":"apps/web/db-password","value":"new-password"}]})");
-  out = RunCommandOutput(env + ci + "pipeline.sh rel-ci apps/web " + Quote(dir_.Join("new.json")) + " true 2>&1",
-                         &status);
+  WriteFile(dir_.Join("new.json"),
+            R"({"ops":[{"op":"put","path":"apps/web/db-password","value":"new-password"}]})");
+  out = RunCommandOutput(
+      env + ci + "pipeline.sh rel-ci apps/web " + Quote(dir_.Join("new.json")) + " true 2>&1", &status);
   EXPECT_EQ(status, 4) << out;
   EXPECT_NE(out.find("release_aborted"), std::string::npos) << out;
   EXPECT_EQ(Get("apps/web/db-password"), "old-password");
@@ -150,7 +153,8 @@ TEST_F(CliDeployTest, TheCiExampleRollsTheSecretsBackWhenTheHealthCheckFails) {
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("release rel-ok is live"), std::string::npos) << out;
   EXPECT_EQ(Get("apps/web/db-password"), "new-password");
-  EXPECT_EQ(json::parse(Run("--json deploy status rel-ok").out, nullptr, false).value("state", ""), "committed");
+  EXPECT_EQ(json::parse(Run("--json deploy status rel-ok").out, nullptr, false).value("state", ""),
+            "committed");
 }
 
 // A caller sees changes only to paths it may `list`; the others move its place in the
@@ -264,7 +268,8 @@ TEST_F(CliDeployTest, WatchAndDeployRoutesRefuseBadInput) {
   EXPECT_EQ(none.headers.count("content-length"), 0u);
   EXPECT_EQ(none.headers.count("content-type"), 0u);
   EXPECT_EQ(none.body, "");
-  EXPECT_EQ(code("POST", "/v1/deploys/" + std::string(101, 'a') + "/begin", R"({"prefix":"app"})"), "400 bad_name");
+  EXPECT_EQ(code("POST", "/v1/deploys/" + std::string(101, 'a') + "/begin", R"({"prefix":"app"})"),
+            "400 bad_name");
   EXPECT_EQ(code("POST", "/v1/deploys/a!b/begin", R"({"prefix":"app"})"), "400 bad_name");
   EXPECT_EQ(code("POST", "/v1/deploys/r1/begin", "{}"), "400 bad_request");
   EXPECT_EQ(code("POST", "/v1/deploys/r1/begin", R"({"prefix":"app","extra":1})"), "400 bad_request");

@@ -92,8 +92,9 @@ int main(int argc, char** argv) {
     for (int w = 0; w < 16; ++w) {
       writers.emplace_back([&, w] {
         for (std::uint64_t n; (n = next.fetch_add(1)) < versions;) {
-          auto r = sk::secrets::Put(**svc, "app/s" + std::to_string(w) + "/k" + std::to_string(n % 2000),
-                                    sk::AsBytes("a-32-byte-secret-value-for-bench"), sk::secrets::Actor("bench"));
+          auto r =
+              sk::secrets::Put(**svc, "app/s" + std::to_string(w) + "/k" + std::to_string(n % 2000),
+                               sk::AsBytes("a-32-byte-secret-value-for-bench"), sk::secrets::Actor("bench"));
           if (!r.ok()) std::exit(1);
         }
       });

@@ -59,7 +59,8 @@ int ReadResponse(int fd) {
     std::size_t head = buf.find("\r\n\r\n");
     if (head != std::string::npos && need == 0) {
       std::string lower = buf.substr(0, head);
-      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       std::size_t cl = lower.find("content-length: ");
       need = head + 4 + (cl == std::string::npos ? 0 : std::strtoul(lower.c_str() + cl + 16, nullptr, 10));
     }
@@ -74,7 +75,8 @@ std::string Get(const std::string& target) { return "GET " + target + " HTTP/1.1
 
 std::string Put(const std::string& path, const std::string& value) {
   std::string body = "{\"value\":\"" + value + "\"}";
-  return "PUT /v1/secrets/" + path + " HTTP/1.1\r\nHost: sk\r\nContent-Type: application/json\r\nContent-Length: " +
+  return "PUT /v1/secrets/" + path +
+         " HTTP/1.1\r\nHost: sk\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -93,7 +95,8 @@ void WaitParked(const std::string& socket, long n) {
   const auto until = Clock::now() + std::chrono::seconds(60);
   while (Metric(socket, "sealkeep_watches_parked") != n) {
     if (Clock::now() > until) {
-      std::fprintf(stderr, "watchers did not park (want %ld, have %ld)\n", n, Metric(socket, "sealkeep_watches_parked"));
+      std::fprintf(stderr, "watchers did not park (want %ld, have %ld)\n", n,
+                   Metric(socket, "sealkeep_watches_parked"));
       std::exit(1);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -156,8 +159,8 @@ void Latency(const std::string& socket, int puts, const char* label) {
     ack_us.push_back(std::chrono::duration<double, std::micro>(acked - sent).count());
   }
   ::close(writer);
-  std::printf("%-44s %10.0f %10.0f %12.0f %12.0f\n", label, Pct(wake_us, 0.5), Pct(wake_us, 0.99), Pct(ack_us, 0.5),
-              Pct(ack_us, 0.99));
+  std::printf("%-44s %10.0f %10.0f %12.0f %12.0f\n", label, Pct(wake_us, 0.5), Pct(wake_us, 0.99),
+              Pct(ack_us, 0.5), Pct(ack_us, 0.99));
 }
 
 }  // namespace
@@ -184,7 +187,8 @@ int main(int argc, char** argv) {
   const std::string& socket = agent.socket();
   sk::testing::Http(socket, "PUT", "/v1/secrets/lat/x", "{\"value\":\"v\"}");
 
-  std::printf("== GET /v1/watch: PUT to a watched path -> the watcher's answer (%d rounds; microseconds)\n", puts);
+  std::printf("== GET /v1/watch: PUT to a watched path -> the watcher's answer (%d rounds; microseconds)\n",
+              puts);
   std::printf("%-44s %10s %10s %12s %12s\n", "", "wake p50", "wake p99", "PUT ack p50", "PUT ack p99");
   Latency(socket, puts, "1 watcher");
 
@@ -206,11 +210,11 @@ int main(int argc, char** argv) {
   Latency(socket, puts, ("1 watcher, with " + std::to_string(idle) + " idle watchers parked").c_str());
 
   std::printf("\n== %d idle watchers parked (other prefixes, timeout 300 s)\n", idle);
-  std::printf("agent RSS: %ld KiB before, %ld KiB with them parked: %.1f KiB per watcher\n", rss_before, rss_after,
-              static_cast<double>(rss_after - rss_before) / idle);
+  std::printf("agent RSS: %ld KiB before, %ld KiB with them parked: %.1f KiB per watcher\n", rss_before,
+              rss_after, static_cast<double>(rss_after - rss_before) / idle);
   std::printf("agent CPU while they wait: %.2f%% of one core over %.0f s (%ld ticks of 1/%ld s)\n",
-              100.0 * static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall, wall, ticks,
-              ::sysconf(_SC_CLK_TCK));
+              100.0 * static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / wall, wall,
+              ticks, ::sysconf(_SC_CLK_TCK));
   for (int fd : fds) ::close(fd);
   return 0;
 }

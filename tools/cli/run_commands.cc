@@ -201,7 +201,8 @@ void RequireListable(const std::vector<std::string>& paths) {
     }
     if (!listed) {
       Fail(Status(Code::kForbidden, "forbidden",
-                  "--on-change cannot see changes to " + path + ": the policy must grant `list` on it as well as `read`" +
+                  "--on-change cannot see changes to " + path +
+                      ": the policy must grant `list` on it as well as `read`" +
                       (st.ok() ? "" : " (" + st.ToString() + ")")));
     }
   }
@@ -711,7 +712,8 @@ void Add(CLI::App& app) {
       "Run CMD with secrets: --env puts a value in CMD's environment only, --file and --template write "
       "files (0600) in a private memory-backed folder named by $SEALKEEP_FILES, removed when CMD exits. "
       "No value is ever in an argv. With nothing to watch and no files, run becomes CMD (same pid); "
-      "otherwise it supervises CMD (signals are passed on; CMD's exit status is run's; a CMD ended by TERM, INT, HUP or PIPE ends run by the same signal, another signal N gives 128+N). "
+      "otherwise it supervises CMD (signals are passed on; CMD's exit status is run's; a CMD ended by TERM, "
+      "INT, HUP or PIPE ends run by the same signal, another signal N gives 128+N). "
       "A path run may not read stops it before CMD starts");
   run->add_option("--env", f.env, "NAME=PATH: CMD gets $NAME set to the value of PATH (repeatable)")
       ->allow_extra_args(false);
