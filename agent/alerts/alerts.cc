@@ -23,6 +23,10 @@ std::string_view AlertMessageId(AlertKind kind) {
       return "b3cb027804c4df6ea84a4bf2a98032e1";
     case AlertKind::kAuditUnavailable:
       return "e656cfac18e5409c86eefc412132a2ee";
+    case AlertKind::kRotationFailed:
+      return "cc3073c7e850d947b11967ba370b74a3";
+    case AlertKind::kExpiring:
+      return "01ccc8ccf85daed0a3848489731fe6fd";
   }
   return "00000000000000000000000000000000";
 }
@@ -41,6 +45,10 @@ std::string_view AlertKindName(AlertKind kind) {
       return "unseal_failed";
     case AlertKind::kAuditUnavailable:
       return "audit_unavailable";
+    case AlertKind::kRotationFailed:
+      return "rotation_failed";
+    case AlertKind::kExpiring:
+      return "expiring";
   }
   return "unknown";
 }
@@ -52,9 +60,11 @@ int AlertPriority(AlertKind kind) {
       return 2;
     case AlertKind::kUnsealFailed:
     case AlertKind::kAuditUnavailable:
+    case AlertKind::kRotationFailed:
       return 3;
     case AlertKind::kDenied:
     case AlertKind::kRollbackRefused:
+    case AlertKind::kExpiring:
       return 4;
   }
   return 4;

@@ -8,7 +8,9 @@
 //   SEALKEEP_REQUEST_ID, SEALKEEP_UID, SEALKEEP_PID, SEALKEEP_UNIT, SEALKEEP_PATH,
 //   SEALKEEP_REASON                    (each only when set)
 // Kinds: denied (4), rollback_refused (4), tamper_detected (2), replay_detected (2),
-// unseal_failed (3), audit_unavailable (3).
+// unseal_failed (3), audit_unavailable (3), rotation_failed (3: a rotation was aborted, the
+// reason given), expiring (4: a secret's current version expires within 30, 7 or 1 days;
+// once per version and threshold).
 //
 // Raise() never blocks the request path and never fails it: it bumps the counter, then
 // queues the alert for a background thread that calls the sink. sd_journal_sendv can
@@ -39,8 +41,10 @@ enum class AlertKind : std::uint8_t {
   kReplayDetected,
   kUnsealFailed,
   kAuditUnavailable,
+  kRotationFailed,
+  kExpiring,
 };
-inline constexpr std::size_t kAlertKindCount = 6;
+inline constexpr std::size_t kAlertKindCount = 8;
 
 std::string_view AlertKindName(AlertKind kind);  // "denied", "rollback_refused", ...
 int AlertPriority(AlertKind kind);               // syslog priority: 2, 3 or 4

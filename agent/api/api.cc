@@ -1,6 +1,7 @@
 // Api::Handle: authorise, audit, dispatch, and map errors.
 #include "agent/api/api.h"
 
+#include <chrono>
 #include <sstream>
 
 #include "agent/api/handlers.h"
@@ -152,6 +153,12 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
       return Need{Capability::kDelete, m.path};
     case Route::kSecretDestroy:
       return Need{Capability::kDestroy, m.path};
+    case Route::kRotationBegin:
+    case Route::kRotationFinish:
+    case Route::kRotationAbort:
+      return Need{Capability::kRotate, m.path};
+    case Route::kRotationStatus:
+      return Need{Capability::kList, m.path};
     case Route::kSecretRollback:
     case Route::kSecretFloor:
       return Need{Capability::kRollback, m.path};
@@ -227,6 +234,10 @@ bool IsSecretRoute(Route r) {
     case Route::kSecretDestroy:
     case Route::kSecretRollback:
     case Route::kSecretFloor:
+    case Route::kRotationBegin:
+    case Route::kRotationFinish:
+    case Route::kRotationAbort:
+    case Route::kRotationStatus:
       return true;
     default:
       return false;
@@ -504,6 +515,11 @@ Reply Api::Dispatch(Context& ctx) const {
     case Route::kDeployCommit:
     case Route::kDeployAbort:
       return HandleDeploy(ctx);
+    case Route::kRotationBegin:
+    case Route::kRotationFinish:
+    case Route::kRotationAbort:
+    case Route::kRotationStatus:
+      return HandleRotation(ctx);
     case Route::kWatch:
       return Failure(Internal("GET /v1/watch is served by Api::Watch"));
     default:
@@ -736,6 +752,21 @@ std::string Api::MetricsText() const {
     metric("sealkeep_dek_cache_entries", "gauge", "Data keys in the cache", s.dek_cache_size);
     metric("sealkeep_master_key_generation", "gauge", "Current master-key generation",
            s.backend.current_generation);
+    // Lifetimes: one pass over the index, no I/O (docs/rotation.md).
+    const auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       std::chrono::system_clock::now().time_since_epoch())
+                                                       .count());
+    secrets::LifetimeReport life = svc->Lifetimes(now_ms, 0);
+    out << "# HELP sealkeep_secrets_expiring Secrets whose current version expires within the window\n"
+           "# TYPE sealkeep_secrets_expiring gauge\n"
+        << "sealkeep_secrets_expiring{within=\"1d\"} " << life.within_1d << "\n"
+        << "sealkeep_secrets_expiring{within=\"7d\"} " << life.within_7d << "\n"
+        << "sealkeep_secrets_expiring{within=\"30d\"} " << life.within_30d << "\n";
+    metric("sealkeep_secrets_expired", "gauge", "Secrets whose current version has expired", life.expired);
+    metric("sealkeep_rotations_due", "gauge",
+           "Secrets whose rotation schedule (label sealkeep.rotation) is due", life.rotations_due);
+    metric("sealkeep_rotations_pending", "gauge",
+           "Secrets with a rotation begun and not yet finished or aborted", life.rotations_pending);
   }
   out << agent_.alerts().MetricsText();
   return out.str();

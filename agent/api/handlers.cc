@@ -55,6 +55,10 @@ policy::Capability CapabilityFor(Op::Type t) {
       return policy::Capability::kRollback;
     case Op::Type::kCheckVersion:
       return policy::Capability::kRead;
+    case Op::Type::kStage:
+    case Op::Type::kPromote:
+    case Op::Type::kAbort:
+      return policy::Capability::kRotate;
   }
   return policy::Capability::kAdmin;
 }
@@ -86,18 +90,20 @@ Status AuthorizeOp(Context& ctx, Op& op) {
   auto check = ctx.authorize_labels;
   // A put that creates the path replaces nothing; everything else acts on the head.
   if (op.type != Op::Type::kPut || head) SK_RETURN_IF_ERROR(check(cap, op.path, head_labels));
-  if (op.type == Op::Type::kPut) {
+  if (op.type == Op::Type::kPut || op.type == Op::Type::kStage) {
     // The labels the new version carries: those asked for, else the path's (none for a create).
     const secrets::Labels* written = !op.labels.empty() ? &op.labels : head ? head_labels : &kNoLabels;
     SK_RETURN_IF_ERROR(check(cap, op.path, written));
-  } else if (op.version && op.type != Op::Type::kCheckVersion) {
+  } else if (op.version && op.type != Op::Type::kCheckVersion && op.type != Op::Type::kPromote &&
+             op.type != Op::Type::kAbort) {
     // The version a rollback copies, or a delete, undelete or destroy touches.
     auto all = ctx.svc->VersionLabels(op.path);
     if (all.ok() && *op.version >= 1 && *op.version <= all->size()) {
       SK_RETURN_IF_ERROR(check(cap, op.path, &(*all)[*op.version - 1]));
     }
   }
-  if (op.type == Op::Type::kPut || op.type == Op::Type::kRollback) {
+  if (op.type == Op::Type::kPut || op.type == Op::Type::kRollback || op.type == Op::Type::kStage ||
+      op.type == Op::Type::kPromote) {
     const secrets::Labels* basis = head_labels != nullptr ? head_labels : &op.labels;
     op.guard.may_prune = check(policy::Capability::kDestroy, op.path, basis).ok();
     op.guard.may_lower_retention = check(policy::Capability::kAdmin, op.path, basis).ok();
@@ -208,14 +214,35 @@ Reply HandleSecretGet(Context& ctx) {
     if (e->second != "base64") return Failure(BadRequest("'encoding' may only be 'base64'"));
     b64 = true;
   }
-  auto got =
-      ctx.svc->Get(ctx.match.path, *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
+  std::optional<secrets::Stage> stage;
+  if (auto s = ctx.match.query.find("stage"); s != ctx.match.query.end()) {
+    if (s->second == "current") {
+      stage = secrets::Stage::kCurrent;
+    } else if (s->second == "pending") {
+      stage = secrets::Stage::kPending;
+    } else if (s->second == "previous") {
+      stage = secrets::Stage::kPrevious;
+    } else {
+      return Failure(BadRequest("'stage' is current, pending or previous"));
+    }
+    if (*version != 0) return Failure(BadRequest("give 'version' or 'stage', not both"));
+  }
+  auto got = stage ? ctx.svc->GetStage(ctx.match.path, *stage)
+                   : ctx.svc->Get(ctx.match.path,
+                                  *version == 0 ? std::nullopt : std::optional<std::uint64_t>(*version));
   if (!got.ok()) return Failure(got.status());
   // The labels of the version actually read: a put may have moved the head since the
   // route's check, which was made on the labels of the version asked for.
   if (Status allowed = ctx.authorize_labels(policy::Capability::kRead, ctx.match.path, &got->labels);
       !allowed.ok()) {
     return Failure(allowed);
+  }
+  // A pending version is a credential not yet in use: only a rotator (`rotate`) reads it.
+  if (stage == secrets::Stage::kPending) {
+    if (Status allowed = ctx.authorize_labels(policy::Capability::kRotate, ctx.match.path, &got->labels);
+        !allowed.ok()) {
+      return Failure(allowed);
+    }
   }
   ByteView value = got->value.Expose();
   b64 = b64 || !IsValidUtf8(value);
@@ -342,12 +369,15 @@ Reply HandleSecretList(Context& ctx) {
       next = last_shown;
       break;
     }
-    paths.push_back({{"path", p.path},
-                     {"head", p.head},
-                     {"state", p.head_state},
-                     {"floor", p.floor},
-                     {"updated_ms", p.updated_ms},
-                     {"labels", p.labels}});
+    Json row = {{"path", p.path},
+                {"head", p.head},
+                {"state", p.head_state},
+                {"floor", p.floor},
+                {"updated_ms", p.updated_ms},
+                {"expires_ms", p.expires_ms},
+                {"labels", p.labels}};
+    if (p.pending != 0) row["pending"] = p.pending;
+    paths.push_back(std::move(row));
     last_examined = last_shown = p.path;
   }
   if (!truncated && listed->size() == budget) {
@@ -571,7 +601,11 @@ Reply HandleSnapshotRestore(Context& ctx) {
   std::vector<std::string> paths;
   for (const auto& [path, version] : info->versions) paths.push_back(path);
   ctx.audit_path = ctx.match.path + ": " + AuditPaths(paths);
-  return RestoreChecked(ctx, *info, {});
+  // A rotated credential (label sealkeep.rotation) keeps its current version: its target
+  // accepts only that one. The report's `kept` names each such path.
+  secrets::RestoreOptions options;
+  options.keep_rotated = true;
+  return RestoreChecked(ctx, *info, options);
 }
 
 Reply RestoreChecked(Context& ctx, const secrets::SnapshotInfo& info, const secrets::RestoreOptions& options,

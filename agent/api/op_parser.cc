@@ -39,6 +39,10 @@ std::vector<std::string_view> FieldsOf(Op::Type type, OpSource source) {
       return {"to", "cas"};
     case Op::Type::kFloor:
       return {"floor"};
+    case Op::Type::kStage:  // rotation ops have their own routes (rotation_handlers.cc), not txn
+    case Op::Type::kPromote:
+    case Op::Type::kAbort:
+      return {};
   }
   return {};
 }
@@ -128,6 +132,10 @@ Result<Op> ParseOp(RequestBody& body, const Json& obj, Op::Type type, OpSource s
       SK_ASSIGN_OR_RETURN(op.floor, Required(obj, "floor", "floor"));
       break;
     }
+    case Op::Type::kStage:
+    case Op::Type::kPromote:
+    case Op::Type::kAbort:
+      return BadRequest("a rotation is begun, finished or aborted on its own route");
   }
   return op;
 }

@@ -138,6 +138,14 @@ std::string_view RouteName(Route r) {
       return "deploy.commit";
     case Route::kDeployAbort:
       return "deploy.abort";
+    case Route::kRotationBegin:
+      return "secret.rotation.begin";
+    case Route::kRotationFinish:
+      return "secret.rotation.finish";
+    case Route::kRotationAbort:
+      return "secret.rotation.abort";
+    case Route::kRotationStatus:
+      return "secret.rotation.status";
   }
   return "unknown";
 }
@@ -205,6 +213,10 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
       bool is_get;
     };
     static constexpr Action kActions[] = {{"/versions", Route::kSecretVersions, true},
+                                          {"/rotation/status", Route::kRotationStatus, true},
+                                          {"/rotation/begin", Route::kRotationBegin, false},
+                                          {"/rotation/finish", Route::kRotationFinish, false},
+                                          {"/rotation/abort", Route::kRotationAbort, false},
                                           {"/undelete", Route::kSecretUndelete, false},
                                           {"/destroy", Route::kSecretDestroy, false},
                                           {"/rollback", Route::kSecretRollback, false},
@@ -263,6 +275,9 @@ bool IsStateChanging(Route r) {
     case Route::kDeployBegin:
     case Route::kDeployCommit:
     case Route::kDeployAbort:
+    case Route::kRotationBegin:
+    case Route::kRotationFinish:
+    case Route::kRotationAbort:
     case Route::kKvWrite:
     case Route::kKvDelete:
     case Route::kKvUndelete:

@@ -45,12 +45,16 @@ enum class Route {
   kKvDestroyAll,
   kKvInfo,
   kKvUnsupported,
-  kWatch,         // GET /v1/watch: a long poll on the journal (watch.h)
-  kDeployList,    // GET /v1/deploys
-  kDeployGet,     // GET /v1/deploys/{release}
-  kDeployBegin,   // POST /v1/deploys/{release}/begin
-  kDeployCommit,  // POST /v1/deploys/{release}/commit
-  kDeployAbort,   // POST /v1/deploys/{release}/abort
+  kWatch,           // GET /v1/watch: a long poll on the journal (watch.h)
+  kDeployList,      // GET /v1/deploys
+  kDeployGet,       // GET /v1/deploys/{release}
+  kDeployBegin,     // POST /v1/deploys/{release}/begin
+  kDeployCommit,    // POST /v1/deploys/{release}/commit
+  kDeployAbort,     // POST /v1/deploys/{release}/abort
+  kRotationBegin,   // POST /v1/secrets/{path}/rotation/begin (docs/rotation.md)
+  kRotationFinish,  // POST /v1/secrets/{path}/rotation/finish
+  kRotationAbort,   // POST /v1/secrets/{path}/rotation/abort
+  kRotationStatus,  // GET /v1/secrets/{path}/rotation/status
 };
 
 std::string_view RouteName(Route r);

@@ -55,6 +55,7 @@ void Housekeeping::operator()() {
     }
   }
   if (auto svc = agent_.service()) svc->SweepCaches();
+  WarnExpiring(now);
   (void)agent_.SealIfFenced();
   const bool open_now = agent_.service() != nullptr;
   if (was_unsealed_ && !open_now) {
@@ -68,6 +69,44 @@ void Housekeeping::operator()() {
   }
   was_unsealed_ = open_now;
   if (!open_now) RetryUnseal(now);
+}
+
+void Housekeeping::WarnExpiring(Clock::time_point now) {
+  auto svc = agent_.service();
+  if (!svc) return;
+  // Every minute (thresholds pass with time), and soon after a change (a put may bring a
+  // version that is already close to its expiry). One pass over the index, no I/O.
+  const std::uint64_t seq = svc->HeadSeq();
+  const auto since = now - last_expiry_check_;
+  if (since < std::chrono::seconds(60) && (seq == expiry_checked_seq_ || since < std::chrono::seconds(5)))
+    return;
+  last_expiry_check_ = now;
+  expiry_checked_seq_ = seq;
+  constexpr std::uint64_t kDay = 86'400'000;
+  const auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::system_clock::now().time_since_epoch())
+                                                     .count());
+  secrets::LifetimeReport life = svc->Lifetimes(now_ms, 10'000);
+  std::map<std::pair<std::string, std::uint64_t>, int> seen;
+  for (const secrets::LifetimeItem& item : life.expiring) {
+    if (item.at_ms <= now_ms) continue;  // expired: reads say so (410); the gauge counts it
+    const std::uint64_t left = item.at_ms - now_ms;
+    const int level = left <= kDay ? 1 : left <= 7 * kDay ? 7 : 30;
+    auto key = std::make_pair(item.path, item.version);
+    auto it = expiry_alerted_.find(key);
+    const int before = it == expiry_alerted_.end() ? 0 : it->second;
+    seen[key] = before == 0 ? level : std::min(before, level);
+    if (before != 0 && before <= level) continue;
+    alerts::Alert a;
+    a.kind = alerts::AlertKind::kExpiring;
+    a.message = item.path + " version " + std::to_string(item.version) + " expires within " +
+                std::to_string(level) + (level == 1 ? " day" : " days") + " (at " +
+                std::to_string(item.at_ms / 1000) + " Unix time)";
+    a.path = item.path;
+    a.reason = "expires_within_" + std::to_string(level) + "d";
+    agent_.alerts().Raise(std::move(a));
+  }
+  expiry_alerted_ = std::move(seen);  // forget versions no longer close to expiry (replaced, or expired)
 }
 
 void Housekeeping::ScheduleRetry() { next_retry_ = Clock::now() + delay_; }

@@ -95,6 +95,12 @@ std::string_view KindName(Kind kind) {
       return "recover";
     case Kind::kReseal:
       return "reseal";
+    case Kind::kStage:
+      return "stage";
+    case Kind::kPromote:
+      return "promote";
+    case Kind::kAbort:
+      return "abort";
   }
   return "unknown";
 }

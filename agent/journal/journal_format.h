@@ -75,8 +75,12 @@ enum class Kind : std::uint8_t {
   kRotate = 10,   // master key rotated; everything re-wrapped under key_generation
   kRecover = 11,  // an admin accepted a store older than the hardware anchor
   kReseal = 12,   // the TPM seal was renewed for a new boot state (PCRs in note)
+  kStage = 13,    // rotation begun: a pending version, not the head (note: who rotates, how)
+  kPromote = 14,  // rotation finished: the pending `version` is the head; from_version the old
+                  // head; labels repeat the pending version's
+  kAbort = 15,    // rotation aborted: the pending `version` is erased (note: the reason)
 };
-inline constexpr std::uint8_t kMaxKind = 12;  // the newest kind; raise it with the enum
+inline constexpr std::uint8_t kMaxKind = 15;  // the newest kind; raise it with the enum
 
 inline constexpr std::size_t kMaxEntryBytes = 1 + 8 + 1 + 8 + kTxnIdSize + (2 + kMaxPathBytes) + 8 + 8 + 4 +
                                               8 + (2 + kMaxActorBytes) + 4 * 32 + (2 + kMaxDetailBytes);
@@ -84,8 +88,11 @@ static_assert(kMaxEntryBytes == 5060);
 
 std::string_view KindName(Kind kind);
 bool IsKnownKind(std::uint8_t kind);
-// Kinds that write a new version of a path.
+// Kinds that write a new version of a path as its head.
 inline bool WritesVersion(Kind k) { return k == Kind::kPut || k == Kind::kRollback || k == Kind::kRestore; }
+// Kinds that write a version's bytes (its content digest and data-key commitment): the
+// above, and a rotation's pending version, which becomes the head only by a kPromote.
+inline bool CreatesVersion(Kind k) { return WritesVersion(k) || k == Kind::kStage; }
 
 using TxnId = std::array<std::uint8_t, kTxnIdSize>;
 

@@ -71,9 +71,11 @@ Result<const PendingEntry*> Batch::Append(journal::Entry e) {
     case journal::Kind::kFloor:
     case journal::Kind::kRotate:
     case journal::Kind::kRecover:
+    case journal::Kind::kPromote:  // a rotated-away credential must not come back with an old store
       anchor_needed = true;
       break;
     case journal::Kind::kDestroy:
+    case journal::Kind::kAbort:
       // A prune (note "pruned") destroys a version as surely as an explicit destroy does:
       // both are anchored at once, so an older copy of the store cannot bring it back.
       checkpoint_needed = true;

@@ -14,6 +14,8 @@ std::string_view StateName(VersionState s) {
       return "deleted";
     case VersionState::kDestroyed:
       return "destroyed";
+    case VersionState::kPending:
+      return "pending";
   }
   return "unknown";
 }
@@ -30,6 +32,7 @@ VersionInfo Created(const journal::Entry& e, bool seal_ok) {
   v.kind = e.kind;
   v.seal_invalid = !seal_ok;
   v.labels = e.detail.labels;
+  if (e.kind == Kind::kStage) v.state = VersionState::kPending;
   return v;
 }
 
@@ -43,7 +46,11 @@ void ApplyToVersion(VersionInfo& v, const journal::Entry& e, bool seal_ok) {
       v.state = VersionState::kLive;
       break;
     case Kind::kDestroy:
+    case Kind::kAbort:
       v.state = VersionState::kDestroyed;
+      break;
+    case Kind::kPromote:
+      v.state = VersionState::kLive;
       break;
     default:
       return;
@@ -59,6 +66,13 @@ void ApplyEntry(PathFields& f, const journal::Entry& e, const Digest& seal, bool
     f.labels = e.detail.labels;
     if (e.detail.max_versions) f.max_versions = *e.detail.max_versions;
   }
+  if (journal::CreatesVersion(e.kind)) f.top = std::max(f.top, e.version);
+  if (e.kind == Kind::kStage) f.pending = e.version;
+  if (e.kind == Kind::kPromote && e.version == f.pending) {
+    f.head = std::max(f.head, e.version);
+    f.labels = e.detail.labels;
+  }
+  if ((e.kind == Kind::kPromote || e.kind == Kind::kAbort) && e.version == f.pending) f.pending = 0;
   if (e.kind == Kind::kFloor) f.floor = std::max(f.floor, e.from_version);
   f.last_seq = e.seq;
   f.last_hash = seal;
@@ -66,7 +80,7 @@ void ApplyEntry(PathFields& f, const journal::Entry& e, const Digest& seal, bool
 }
 
 void ApplyEntry(PathState& s, const journal::Entry& e, const Digest& seal, bool seal_ok) {
-  if (journal::WritesVersion(e.kind)) {
+  if (journal::CreatesVersion(e.kind)) {
     if (e.version == s.versions.size() + 1) {
       s.versions.push_back(Created(e, seal_ok));
     } else if (e.version >= 1 && e.version <= s.versions.size()) {
@@ -164,7 +178,7 @@ std::optional<VersionInfo> PathView::version(std::uint64_t v) const {
     for (const PendingEntry* p : *pending_) {
       const journal::Entry& e = p->entry;
       if (e.version != v) continue;
-      if (journal::WritesVersion(e.kind)) {
+      if (journal::CreatesVersion(e.kind)) {
         out = Created(e, true);
       } else if (out) {
         ApplyToVersion(*out, e, true);

@@ -22,7 +22,9 @@
 
 namespace sk::secrets {
 
-enum class VersionState : std::uint8_t { kLive, kDeleted, kDestroyed };
+// kPending: a rotation's new version (journal kStage), above the head until it is promoted
+// (kLive, the head) or aborted (kDestroyed).
+enum class VersionState : std::uint8_t { kLive, kDeleted, kDestroyed, kPending };
 std::string_view StateName(VersionState s);
 
 struct VersionInfo {
@@ -39,7 +41,9 @@ struct VersionInfo {
 
 // Path-wide facts other than the version list.
 struct PathFields {
-  std::uint64_t head = 0;  // highest version number (versions are 1..head)
+  std::uint64_t head = 0;     // the current version: the highest one written as a head
+  std::uint64_t top = 0;      // the highest version number used: head, or a pending or aborted one above it
+  std::uint64_t pending = 0;  // a rotation's pending version (top), 0 when none
   std::uint64_t floor = 0;
   std::uint32_t max_versions = 0;  // 0: the service default
   std::string labels;              // of the latest written version

@@ -25,6 +25,12 @@ std::string_view OpTypeName(Op::Type t) {
       return "check-version";
     case Op::Type::kFloor:
       return "floor";
+    case Op::Type::kStage:
+      return "stage";
+    case Op::Type::kPromote:
+      return "promote";
+    case Op::Type::kAbort:
+      return "abort";
   }
   return "unknown";
 }
@@ -55,6 +61,7 @@ namespace {
 constexpr std::size_t kMaxOps = 1000;
 constexpr std::size_t kMaxLabels = 32;
 constexpr std::size_t kMaxIdempotencyKey = 128;
+constexpr std::size_t kMaxNote = 1024;
 
 bool LabelKeyChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -74,9 +81,20 @@ Status ValidateLabels(const Labels& labels) {
   return OkStatus();
 }
 
+Status ValidateNote(const std::string& note) {
+  if (note.size() > kMaxNote ||
+      !std::all_of(note.begin(), note.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    return InvalidArgument("a note or reason is at most 1024 printable ASCII characters", "bad_request");
+  }
+  return OkStatus();
+}
+
 Status ValidateOp(const Op& op, const ServiceOptions& options) {
   SK_RETURN_IF_ERROR(ValidatePath(op.path));
   switch (op.type) {
+    case Op::Type::kStage:
+      SK_RETURN_IF_ERROR(ValidateNote(op.note));
+      [[fallthrough]];
     case Op::Type::kPut:
       if (op.value.size() > options.max_value_bytes) {
         return Status(
@@ -96,6 +114,11 @@ Status ValidateOp(const Op& op, const ServiceOptions& options) {
     case Op::Type::kFloor:
       if (op.floor == 0) return InvalidArgument("a floor is a version >= 1", "bad_request");
       return OkStatus();
+    case Op::Type::kPromote:
+    case Op::Type::kAbort:
+      if (!op.version || *op.version == 0)
+        return InvalidArgument("finishing or aborting a rotation names its pending version", "bad_request");
+      return ValidateNote(op.note);
     default:
       return OkStatus();
   }
@@ -131,6 +154,12 @@ Status NoVersion(const std::string& path, std::uint64_t v) {
   return NotFound(v == 0 ? path + " does not exist" : path + " has no version " + std::to_string(v));
 }
 
+Status RotationInProgress(const std::string& path, const PathFields& f, std::string_view what) {
+  return Conflict(std::string(what) + ": " + path + " has a rotation in progress (pending version " +
+                      std::to_string(f.pending) + "); finish or abort it first",
+                  "rotation_in_progress");
+}
+
 }  // namespace
 
 VersionCheck ServiceImpl::MakeCheck(const std::string& path, std::uint64_t version, const VersionInfo& info,
@@ -149,8 +178,9 @@ Result<std::uint64_t> ServiceImpl::WriteVersion(Batch& b, const std::string& pat
                                                 const std::string& labels,
                                                 std::optional<std::uint32_t> max_versions,
                                                 std::uint64_t expires_ms, const std::string& snapshot,
-                                                const Actor& actor) {
-  std::uint64_t version = b.View(path).fields().head + 1;
+                                                const Actor& actor, const std::string& note) {
+  // Above every version written, a pending or aborted one included.
+  std::uint64_t version = b.View(path).fields().top + 1;
   SK_ASSIGN_OR_RETURN(SealedValue sealed, SealValue(*backend_, store_id_, path, version, value));
   journal::Entry e;
   e.kind = kind;
@@ -165,6 +195,7 @@ Result<std::uint64_t> ServiceImpl::WriteVersion(Batch& b, const std::string& pat
   e.detail.labels = labels;
   e.detail.max_versions = max_versions;
   e.detail.snapshot = snapshot;
+  e.detail.note = note;
   SK_RETURN_IF_ERROR(b.writer().PutVersion(path, version, {sealed.ciphertext, sealed.wrapped_dek, false}));
   SK_RETURN_IF_ERROR(b.Append(std::move(e)).status());
   return version;
@@ -254,12 +285,19 @@ class OpApplier {
     SK_RETURN_IF_ERROR(CasCheck(op, f));
     switch (op.type) {
       case Op::Type::kPut:
+        if (f.pending != 0) return RotationInProgress(op.path, f, "a put");
         return Put(op, f, out);
+      case Op::Type::kStage:
+        return Stage(op, f, out);
+      case Op::Type::kPromote:
+      case Op::Type::kAbort:
+        return EndRotation(op, f, out);
       case Op::Type::kDelete:
       case Op::Type::kUndelete:
       case Op::Type::kDestroy:
         return ChangeState(op, view, f, out);
       case Op::Type::kRollback:
+        if (f.pending != 0) return RotationInProgress(op.path, f, "a rollback");
         return DoRollback(op, f, out);
       case Op::Type::kCheckVersion: {
         std::uint64_t want = op.version ? *op.version : *op.cas;
@@ -301,6 +339,10 @@ class OpApplier {
     std::uint64_t v = op.version ? *op.version : f.head;
     std::optional<VersionInfo> info = view.version(v);
     if (v == 0 || !info) return NoVersion(op.path, v);
+    if (f.pending != 0 && (v == f.pending || v == f.head)) {
+      return RotationInProgress(op.path, f,
+                                std::string(OpTypeName(op.type)) + " of version " + std::to_string(v));
+    }
     out.version = v;
     journal::Kind kind = journal::Kind::kDelete;
     switch (op.type) {
@@ -342,6 +384,55 @@ class OpApplier {
         svc_.WriteVersion(b_, op.path, src.value.Expose(), journal::Kind::kRollback, *op.version,
                           src.entry.detail.labels, std::nullopt, src.entry.expires_ms, "", actor_));
     return svc_.Prune(b_, op.path, actor_, op.guard, "rolling " + op.path + " back");
+  }
+
+  Status Stage(const Op& op, const PathFields& f, OpResult& out) {
+    if (f.head == 0) return NoVersion(op.path, 0);
+    if (f.pending != 0) return RotationInProgress(op.path, f, "a new rotation");
+    std::optional<VersionInfo> head = b_.View(op.path).version(f.head);
+    if (!head || head->state != VersionState::kLive) {
+      return Conflict("the head of " + op.path + " (version " + std::to_string(f.head) + ") is " +
+                          std::string(StateName(head ? head->state : VersionState::kDestroyed)) +
+                          ": only a live secret rotates",
+                      "not_live");
+    }
+    std::string labels = op.labels.empty() ? f.labels : CanonicalLabels(op.labels);
+    SK_RETURN_IF_ERROR(ServiceImpl::CheckLabels(op.guard, f, labels));
+    std::uint64_t expires = op.expires_in_s == 0 ? 0 : b_.now_ms() + op.expires_in_s * 1000;
+    SK_ASSIGN_OR_RETURN(
+        out.version, svc_.WriteVersion(b_, op.path, op.value.Expose(), journal::Kind::kStage, f.head, labels,
+                                       std::nullopt, expires, "", actor_, op.note));
+    return OkStatus();
+  }
+
+  Status EndRotation(const Op& op, const PathFields& f, OpResult& out) {
+    const bool finish = op.type == Op::Type::kPromote;
+    out.version = *op.version;
+    if (f.pending == 0 || f.pending != *op.version) {
+      return Conflict(op.path + " has " +
+                          (f.pending == 0 ? std::string("no rotation in progress")
+                                          : "pending version " + std::to_string(f.pending) + ", not " +
+                                                std::to_string(*op.version)),
+                      "no_pending_rotation");
+    }
+    std::optional<VersionInfo> pending = b_.View(op.path).version(f.pending);
+    journal::Entry e;
+    e.kind = finish ? journal::Kind::kPromote : journal::Kind::kAbort;
+    e.path = op.path;
+    e.version = f.pending;
+    e.from_version = f.head;
+    e.actor = actor_.text.substr(0, journal::kMaxActorBytes);
+    e.detail.note = op.note;
+    if (finish) {
+      e.detail.labels = pending ? pending->labels : f.labels;
+      SK_RETURN_IF_ERROR(ServiceImpl::CheckLabels(op.guard, f, e.detail.labels));
+    } else {
+      SK_RETURN_IF_ERROR(b_.writer().EraseVersion(op.path, f.pending));
+      svc_.ForgetVersion(op.path, f.pending);
+    }
+    SK_RETURN_IF_ERROR(b_.Append(std::move(e)).status());
+    if (!finish) return OkStatus();
+    return svc_.Prune(b_, op.path, actor_, op.guard, "finishing the rotation of " + op.path);
   }
 
   Status Floor(const Op& op, const PathFields& f, OpResult& out) {
@@ -388,6 +479,7 @@ Digest RequestDigest(const SecretBytes& jk, const std::vector<Op>& ops) {
     w.Var32(AsBytes(CanonicalLabels(op.labels)));
     w.U64(op.max_versions ? *op.max_versions + 1ULL : 0ULL);
     w.U64(op.floor);
+    if (!op.note.empty()) w.Var16(op.note);  // absent before notes existed: old digests still match
   }
   return h.Compute(w.bytes());
 }

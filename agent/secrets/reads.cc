@@ -3,7 +3,7 @@
 #include "agent/secrets/path.h"
 #include "agent/secrets/service_impl.h"
 
-namespace sk::secrets::internal {
+namespace sk::secrets {
 namespace {
 
 // What a read needs from the index, copied out under the lock.
@@ -16,7 +16,45 @@ struct Located {
 
 }  // namespace
 
+std::string_view StageName(Stage s) {
+  switch (s) {
+    case Stage::kCurrent:
+      return "current";
+    case Stage::kPending:
+      return "pending";
+    case Stage::kPrevious:
+      return "previous";
+  }
+  return "unknown";
+}
+
+namespace internal {
+
+std::uint64_t StageVersion(const PathState& s, Stage stage) {
+  switch (stage) {
+    case Stage::kCurrent:
+      return s.fields.head;
+    case Stage::kPending:
+      return s.fields.pending;
+    case Stage::kPrevious:
+      for (std::uint64_t v = s.fields.head; v > s.low && v > 1; --v) {
+        if (s.versions[v - 2].state == VersionState::kLive) return v - 1;
+      }
+      return 0;
+  }
+  return 0;
+}
+
 Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std::uint64_t> version) {
+  return Read(path, version, std::nullopt);
+}
+
+Result<SecretValue> ServiceImpl::GetStage(const std::string& path, Stage stage) {
+  return Read(path, std::nullopt, stage);
+}
+
+Result<SecretValue> ServiceImpl::Read(const std::string& path, std::optional<std::uint64_t> version,
+                                      std::optional<Stage> stage) {
   SK_RETURN_IF_ERROR(Fenced());
   SK_RETURN_IF_ERROR(ValidatePath(path));
   Located at;
@@ -24,7 +62,14 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
     std::shared_lock lock(index_mu_);
     const PathState* s = index_.Find(path);
     if (s == nullptr || s->fields.head == 0) return NotFound(path + " does not exist");
-    at.version = version.value_or(s->fields.head);
+    if (stage) {
+      at.version = StageVersion(*s, *stage);
+      if (at.version == 0) {
+        return NotFound(path + " has no " + std::string(StageName(*stage)) + " version", "no_such_stage");
+      }
+    } else {
+      at.version = version.value_or(s->fields.head);
+    }
     if (at.version == 0 || at.version > s->versions.size()) {
       return NotFound(path + " has no version " + std::to_string(at.version));
     }
@@ -35,6 +80,9 @@ Result<SecretValue> ServiceImpl::Get(const std::string& path, std::optional<std:
   const std::string name = path + " version " + std::to_string(at.version);
   if (at.info.state == VersionState::kDeleted) return NotFound(name + " is deleted", "deleted");
   if (at.info.state == VersionState::kDestroyed) return NotFound(name + " was destroyed", "destroyed");
+  if (at.info.state == VersionState::kPending && stage != Stage::kPending) {
+    return NotFound(name + " is a rotation's pending version (read it with stage pending)", "pending");
+  }
   if (at.info.expires_ms != 0 && at.info.expires_ms <= NowMs()) {
     return Status(Code::kExpired, "expired", name + " has expired");
   }
@@ -84,6 +132,8 @@ Result<std::vector<PathSummary>> ServiceImpl::List(const std::string& prefix, st
     p.path = std::string(*it);
     p.head = s.fields.head;
     p.head_state = std::string(StateName(s.versions[s.fields.head - 1].state));
+    p.expires_ms = s.versions[s.fields.head - 1].expires_ms;
+    p.pending = s.fields.pending;
     p.floor = s.fields.floor;
     p.updated_ms = s.fields.updated_ms;
     p.labels = ParseLabels(s.fields.labels);
@@ -192,4 +242,5 @@ std::uint64_t ServiceImpl::HeadSeq() {
   return index_.tip.seq;
 }
 
-}  // namespace sk::secrets::internal
+}  // namespace internal
+}  // namespace sk::secrets

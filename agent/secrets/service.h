@@ -104,7 +104,24 @@ struct OpGuard {
 };
 
 struct Op {
-  enum class Type { kPut, kDelete, kUndelete, kDestroy, kRollback, kCheckVersion, kFloor };
+  // kStage, kPromote, kAbort: a staged rotation (docs/rotation.md). Stage writes a pending
+  // version (value, labels, expires_in_s; `note` says who rotates and how) above the head of
+  // a path that has a live head and no pending version; promote makes the pending
+  // `version` the head; abort erases it (`note`: why). While a version is pending, puts,
+  // rollbacks, restores and state changes of the head or the pending version are refused
+  // with rotation_in_progress (kConflict).
+  enum class Type {
+    kPut,
+    kDelete,
+    kUndelete,
+    kDestroy,
+    kRollback,
+    kCheckVersion,
+    kFloor,
+    kStage,
+    kPromote,
+    kAbort
+  };
   Type type = Type::kPut;
   std::string path;
   SecretBytes value;                          // put
@@ -115,7 +132,8 @@ struct Op {
   Labels labels;                              // put
   std::optional<std::uint32_t> max_versions;  // put
   std::uint64_t floor = 0;                    // floor
-  OpGuard guard;                              // put, rollback
+  std::string note;                           // stage, abort (at most 1024 printable characters)
+  OpGuard guard;                              // put, rollback, stage, promote
 };
 std::string_view OpTypeName(Op::Type t);
 
@@ -153,6 +171,8 @@ struct PathSummary {
   std::string path;
   std::uint64_t head = 0;
   std::string head_state;
+  std::uint64_t expires_ms = 0;  // of the head (0: never)
+  std::uint64_t pending = 0;     // a rotation's pending version (0: none)
   std::uint64_t floor = 0;
   std::uint64_t updated_ms = 0;
   Labels labels;
@@ -168,6 +188,47 @@ struct VersionReport {
   std::uint32_t key_generation = 0;
   bool verifies = false;
   std::string reason;  // why not, when !verifies
+};
+
+// Which version a staged read names (GET ?stage=): the head; a rotation's pending version;
+// or the previous one, the newest live version below the head (what was current before
+// the last rotation finished, so a client mid-switch keeps working).
+enum class Stage { kCurrent, kPending, kPrevious };
+std::string_view StageName(Stage s);  // current, pending, previous
+
+// Where a path's rotation stands (GET /v1/secrets/{path}/rotation).
+struct RotationState {
+  std::uint64_t current = 0;  // the head
+  std::uint64_t current_created_ms = 0;
+  std::uint64_t current_expires_ms = 0;
+  std::uint64_t pending = 0;  // 0: no rotation in progress
+  std::uint64_t pending_created_ms = 0;
+  std::uint64_t previous = 0;  // 0: none
+  std::uint64_t every_s = 0;   // from the head's label sealkeep.rotation ("30d"); 0: no schedule
+  std::uint64_t due_ms = 0;    // current_created_ms + every (0: no schedule)
+  Labels labels;               // the head's
+};
+
+// The label that marks a rotated path. Its value is the schedule ("30d", "12h"; see
+// ParseRotationEvery) or any other text (rotated by hand, no schedule).
+inline constexpr std::string_view kRotationLabel = "sealkeep.rotation";
+// "90s", "15m", "12h", "30d" (a whole number and one unit) in seconds; nullopt otherwise.
+std::optional<std::uint64_t> ParseRotationEvery(std::string_view text);
+
+// Lifetimes of every path's head, for /metrics, alerts and `sealkeep ls --expiring`.
+struct LifetimeItem {
+  std::string path;
+  std::uint64_t version = 0;
+  std::uint64_t at_ms = 0;  // when it expires, or when its rotation is due
+};
+struct LifetimeReport {
+  std::uint64_t expired = 0;  // heads past their expiry
+  // Heads not yet expired that expire within 1, 7, 30 days (each count includes the shorter).
+  std::uint64_t within_1d = 0, within_7d = 0, within_30d = 0;
+  std::uint64_t rotations_due = 0;      // scheduled (label) and due, no rotation in progress
+  std::uint64_t rotations_pending = 0;  // a rotation in progress
+  std::vector<LifetimeItem> expiring;   // expired or within 30 days, soonest first (the first max_items)
+  std::vector<LifetimeItem> due;        // rotations due, most overdue first (the first max_items)
 };
 
 struct SnapshotInfo {
@@ -264,7 +325,13 @@ class SecretService {
   // `failure` (optional) says which op failed when the transaction did.
   virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,
                                      const Actor& actor, TxnFailure* failure = nullptr) = 0;
+  // A pending version is not served by number: GetStage(kPending) reads it.
   virtual Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) = 0;
+  // The version `stage` names; NotFound (reason no_such_stage) when there is none.
+  virtual Result<SecretValue> GetStage(const std::string& path, Stage stage) = 0;
+  virtual Result<RotationState> RotationStatus(const std::string& path) = 0;
+  // One pass over the index (no I/O).
+  virtual LifetimeReport Lifetimes(std::uint64_t now_ms, std::size_t max_items) = 0;
   // Paths under `prefix` (segment-aware) that sort after `after` ("" = from the first), in
   // order, at most `limit` of them: bounded work under the index lock whatever the prefix.
   virtual Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit,

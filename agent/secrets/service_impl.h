@@ -31,6 +31,8 @@ std::uint64_t NowMs();
 // HMAC-SHA256(JK, "sealkeep snapshot v1" || 0x00 || body): snapshot_format.h.
 Digest SnapshotSeal(const SecretBytes& jk, ByteView body);
 std::string CanonicalLabels(const Labels& labels);
+// The version `stage` names in s (reads.cc), 0 when none.
+std::uint64_t StageVersion(const PathState& s, Stage stage);
 Labels ParseLabels(const std::string& canonical);
 
 // Readers with their own Sealer, lent to one thread at a time.
@@ -136,6 +138,13 @@ class ServiceImpl final : public SecretService {
                              TxnFailure* failure = nullptr) override;
   // reads.cc
   Result<SecretValue> Get(const std::string& path, std::optional<std::uint64_t> version) override;
+  Result<SecretValue> GetStage(const std::string& path, Stage stage) override;
+  // Get and GetStage: the version named by number (head without one) or by stage.
+  Result<SecretValue> Read(const std::string& path, std::optional<std::uint64_t> version,
+                           std::optional<Stage> stage);
+  // rotation.cc
+  Result<RotationState> RotationStatus(const std::string& path) override;
+  LifetimeReport Lifetimes(std::uint64_t now_ms, std::size_t max_items) override;
   Result<std::vector<PathSummary>> List(const std::string& prefix, std::size_t limit,
                                         const std::string& after) override;
   Result<std::vector<VersionReport>> Versions(const std::string& path) override;
@@ -171,7 +180,8 @@ class ServiceImpl final : public SecretService {
   Result<std::uint64_t> WriteVersion(Batch& b, const std::string& path, ByteView value, journal::Kind kind,
                                      std::uint64_t from_version, const std::string& labels,
                                      std::optional<std::uint32_t> max_versions, std::uint64_t expires_ms,
-                                     const std::string& snapshot, const Actor& actor);
+                                     const std::string& snapshot, const Actor& actor,
+                                     const std::string& note = "");
   // Fully verifies a version as the committer sees it (rollback/restore) and opens it.
   Result<OpenedVersion> CheckForRollback(Batch& b, const std::string& path, std::uint64_t version);
   // Destroys the oldest versions of `path` past its retention (max_versions), journaled

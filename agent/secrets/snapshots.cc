@@ -119,10 +119,13 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(
     for (auto it = body.versions.begin(); it != body.versions.end();) {
       const std::string& path = it->first;
       std::string why;
+      const PathFields fields = b.View(path).fields();
       if (options.keep.count(path) != 0) {
         why = "kept as asked";
-      } else if (options.keep_rotated &&
-                 ParseLabels(b.View(path).fields().labels).count("sealkeep.rotation") != 0) {
+      } else if (fields.pending != 0) {
+        why = "a rotation is in progress (pending version " + std::to_string(fields.pending) +
+              "): the rotation decides its next version";
+      } else if (options.keep_rotated && ParseLabels(fields.labels).count("sealkeep.rotation") != 0) {
         why = "rotated (label sealkeep.rotation): its target no longer accepts the old value";
       }
       if (why.empty()) {

@@ -97,7 +97,7 @@ Result<OpenedVersion> CheckVersion(CheckContext& ctx, const VersionCheck& c, boo
     if (!entry.ok() || !ctx.sealer.EntrySealMatches(row->entry, row->seal) || entry->seq != row->seq) {
       return refuse("seal_invalid", "its journal entry does not verify");
     }
-    if (entry->path != c.path || entry->version != c.version || !journal::WritesVersion(entry->kind)) {
+    if (entry->path != c.path || entry->version != c.version || !journal::CreatesVersion(entry->kind)) {
       return refuse("seal_invalid", "its journal entry names another version");
     }
     out.entry = std::move(entry).value();
