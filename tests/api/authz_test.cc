@@ -720,5 +720,61 @@ TEST_F(AuthzTest, MetricsStayOpenByDefault) {
   EXPECT_EQ(nobody[0].status, 200) << nobody[0].body;
 }
 
+// Staged rotation (docs/rotation.md): a pending value is a credential not yet in use, so
+// only a caller with `rotate` reads it, begins, finishes or aborts; `read` alone sees the
+// current and previous versions.
+TEST_F(AuthzTest, OnlyRotateReadsAPendingValueAndMovesARotation) {
+  Start(R"(
+[roles.reader]
+grants = [{ capabilities = ["read", "list"], paths = ["app/**"] }]
+
+[roles.rotator]
+grants = [{ capabilities = ["read", "list", "rotate"], paths = ["app/**"] }]
+
+[[bindings]]
+name = "reader"
+roles = ["reader"]
+match = { uid = 65534 }
+
+[[bindings]]
+name = "rotator"
+roles = ["rotator"]
+match = { user = "USER" }
+)");
+  RootPut("app/pw", {{"value", "old"}});
+  const std::string begin = json{{"value", "new"}}.dump();
+  auto reader = AsUid(kNobody, {{"POST", "/v1/secrets/app/pw/rotation/begin", begin},
+                                {"GET", "/v1/secrets/app/pw/rotation/status", ""}});
+  EXPECT_EQ(reader[0].status, 403) << reader[0].body;
+  EXPECT_EQ(reader[1].status, 200) << reader[1].body;
+  EXPECT_EQ(reader[1].Json().value("pending", 1), 0);
+
+  auto rotator = AsUser({{"POST", "/v1/secrets/app/pw/rotation/begin", begin},
+                         {"GET", "/v1/secrets/app/pw?stage=pending", ""}});
+  ASSERT_EQ(rotator[0].status, 200) << rotator[0].body;
+  EXPECT_EQ(rotator[0].Json().value("version", 0), 2);
+  EXPECT_EQ(rotator[0].body.find("new"), std::string::npos);  // no answer carries the value
+  ASSERT_EQ(rotator[1].status, 200) << rotator[1].body;
+  EXPECT_EQ(rotator[1].Json().value("value", ""), "new");
+
+  reader = AsUid(kNobody, {{"GET", "/v1/secrets/app/pw?stage=pending", ""},
+                           {"GET", "/v1/secrets/app/pw", ""},
+                           {"GET", "/v1/secrets/app/pw?version=2", ""},
+                           {"POST", "/v1/secrets/app/pw/rotation/finish", R"({"version":2})"}});
+  EXPECT_EQ(reader[0].status, 403) << reader[0].body;
+  EXPECT_EQ(reader[1].Json().value("value", ""), "old");
+  EXPECT_EQ(reader[2].status, 404) << reader[2].body;  // a pending version is not served by number
+  EXPECT_EQ(reader[2].code, "pending");
+  EXPECT_EQ(reader[3].status, 403) << reader[3].body;
+
+  rotator = AsUser({{"POST", "/v1/secrets/app/pw/rotation/finish", R"({"version":2})"}});
+  ASSERT_EQ(rotator[0].status, 200) << rotator[0].body;
+  reader =
+      AsUid(kNobody, {{"GET", "/v1/secrets/app/pw", ""}, {"GET", "/v1/secrets/app/pw?stage=previous", ""}});
+  EXPECT_EQ(reader[0].Json().value("value", ""), "new");
+  EXPECT_EQ(reader[1].Json().value("value", ""), "old");
+  EXPECT_EQ(reader[1].Json().value("version", 0), 1);
+}
+
 }  // namespace
 }  // namespace sk::testing
