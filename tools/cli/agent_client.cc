@@ -10,6 +10,8 @@
 #include <ctime>
 
 #include "agent/secrets/path.h"
+#include "crypto/bytes.h"
+#include "crypto/locked_pool.h"
 #include "tools/cli/command.h"
 
 namespace sk::cli {
@@ -247,6 +249,25 @@ void PrintRestoreRefusal(const HttpResponse& response, const Json& error) {
   std::fprintf(stderr, "sealkeep: %s\n", st.ToString().c_str());
   PrintTable(rows, stderr, "  ");
   throw ExitRequest{ExitCodeFor(st)};
+}
+
+Result<SecretBytes> FetchValue(const std::string& path, std::string_view query, std::uint64_t* version) {
+  std::string target = SecretTarget(path, "?encoding=base64");
+  if (!query.empty()) target += "&" + std::string(query);
+  SK_ASSIGN_OR_RETURN(HttpResponse r, HttpCall(Globals().socket, {"GET", target}));
+  SK_RETURN_IF_ERROR(StatusFromResponse(r));
+  Json j = Json::parse(r.body, nullptr, false);
+  if (!j.is_object() || !j["value_b64"].is_string()) {
+    return Status(Code::kUnavailable, "bad_response", "sealkeepd's answer has no value_b64");
+  }
+  if (version != nullptr) *version = U64(j, "version");
+  std::string& b64 = j["value_b64"].get_ref<std::string&>();
+  auto bytes = Base64Decode(b64);
+  SecureWipe(b64.data(), b64.size());
+  if (!bytes) return Status(Code::kUnavailable, "bad_response", "sealkeepd's value_b64 is not base64");
+  SecretBytes value = SecretBytes::CopyFrom(*bytes);
+  SecureWipe(bytes->data(), bytes->size());
+  return value;
 }
 
 }  // namespace sk::cli

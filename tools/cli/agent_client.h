@@ -62,6 +62,12 @@ std::string QueryEscape(std::string_view s);
 // unreadable file is bad_input (exit 2). Nothing read is ever copied outside SecretBytes.
 SecretBytes ReadSecretInput(const std::string& file, std::size_t cap = 64 * 1024 * 1024);
 
+// The value of `path` from the agent, in locked memory: the head, or what `query` names
+// ("stage=pending", "version=3"; without "?"). `version` (if set) receives the version
+// read. Errors as the agent answers them (transport failures included: no Fail()).
+Result<SecretBytes> FetchValue(const std::string& path, std::string_view query = {},
+                               std::uint64_t* version = nullptr);
+
 // Output helpers.
 std::string FormatTimeMs(std::uint64_t ms);         // "2024-05-01 12:00:00Z"; "-" for 0
 std::string ShortTxn(const Json& answer);           // "1a2b3c4d.." from "txn_id"

@@ -208,24 +208,6 @@ void RequireListable(const std::vector<std::string>& paths) {
   }
 }
 
-// The value of `path` from the agent, in locked memory.
-Result<SecretBytes> FetchValue(const std::string& path) {
-  SK_ASSIGN_OR_RETURN(HttpResponse r,
-                      HttpCall(Globals().socket, {"GET", SecretTarget(path, "?encoding=base64")}));
-  SK_RETURN_IF_ERROR(StatusFromResponse(r));
-  Json j = Json::parse(r.body, nullptr, false);
-  if (!j.is_object() || !j["value_b64"].is_string()) {
-    return Status(Code::kUnavailable, "bad_response", "sealkeepd's answer has no value_b64");
-  }
-  std::string& b64 = j["value_b64"].get_ref<std::string&>();
-  auto bytes = Base64Decode(b64);
-  SecureWipe(b64.data(), b64.size());
-  if (!bytes) return Status(Code::kUnavailable, "bad_response", "sealkeepd's value_b64 is not base64");
-  SecretBytes value = SecretBytes::CopyFrom(*bytes);
-  SecureWipe(bytes->data(), bytes->size());
-  return value;
-}
-
 // Waits up to `seconds` for the agent to answer /v1/health as unsealed.
 void WaitForAgent(double seconds) {
   const auto until = Clock::now() + std::chrono::milliseconds(static_cast<long long>(seconds * 1000));

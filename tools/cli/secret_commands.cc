@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/secrets/service.h"
 #include "crypto/bytes.h"
 #include "crypto/locked_pool.h"
 #include "tools/cli/agent_client.h"
@@ -27,6 +30,8 @@ struct SecretFlags {
   std::uint64_t version = 0;  // 0: not given (the option only takes N >= 1)
   std::vector<std::string> labels;
   std::string prefix;
+  std::string stage;     // get --stage
+  std::string expiring;  // ls --expiring DURATION
   std::uint64_t limit = 1000;
   // Options whose presence matters (cas 0 means "must not exist").
   CLI::Option* put_cas = nullptr;
@@ -111,6 +116,10 @@ void RunGet() {
   if (!Globals().json) query = "encoding=base64";
   if (f.version != 0)
     query += (query.empty() ? "" : "&") + std::string("version=") + std::to_string(f.version);
+  if (!f.stage.empty()) {
+    if (f.version != 0) Fail(InvalidArgument("give --version or --stage, not both", "usage"));
+    query += (query.empty() ? "" : "&") + std::string("stage=") + f.stage;
+  }
   if (!query.empty()) target += "?" + query;
   HttpResponse r = CallOrFail({"GET", target});
   if (Globals().json) return PrintBody(r);
@@ -145,6 +154,14 @@ void RunGet() {
 // bounded number of rows per request, and skips those this caller may not list).
 void RunList() {
   auto& f = Flags();
+  // --expiring: only heads that expire within the window (or have expired), soonest first.
+  std::optional<std::uint64_t> window_ms;
+  if (!f.expiring.empty()) {
+    auto s = secrets::ParseRotationEvery(f.expiring);
+    if (!s)
+      Fail(InvalidArgument("--expiring takes a whole number and one unit: s, m, h or d (\"7d\")", "usage"));
+    window_ms = *s * 1000;
+  }
   const std::string base = "/v1/secrets?prefix=" + QueryEscape(CheckedPrefix(f.prefix));
   Json paths = Json::array();
   bool truncated = false;
@@ -160,25 +177,45 @@ void RunList() {
     if (next == after) break;  // no progress: never loop on an agent that does not page
     after = std::move(next);
   } while (!after.empty() && paths.size() < f.limit);
+  if (window_ms) {
+    const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch())
+                                                    .count());
+    Json kept = Json::array();
+    for (const auto& p : paths) {
+      const std::uint64_t at = U64(p, "expires_ms");
+      if (at != 0 && at <= now + *window_ms) kept.push_back(p);
+    }
+    std::stable_sort(kept.begin(), kept.end(), [](const Json& a, const Json& b) {
+      return U64(a, "expires_ms") < U64(b, "expires_ms");
+    });
+    paths = std::move(kept);
+  }
   if (Globals().json) {
     Json out = {{"paths", paths}, {"truncated", truncated}};
     if (truncated && !after.empty()) out["next"] = after;
     std::printf("%s\n", out.dump().c_str());
     return;
   }
-  std::vector<std::vector<std::string>> rows = {{"PATH", "HEAD", "STATE", "FLOOR", "UPDATED", "LABELS"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"PATH", "HEAD", "STATE", "FLOOR", "UPDATED", window_ms ? "EXPIRES" : "LABELS"}};
   for (const auto& p : paths) {
     std::string labels;
     const Json path_labels = p.value("labels", Json::object());
     for (const auto& [k, v] : path_labels.items()) {
       labels += (labels.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
     }
-    rows.push_back({Str(p, "path"), std::to_string(U64(p, "head")), Str(p, "state"),
-                    std::to_string(U64(p, "floor")), FormatTimeMs(U64(p, "updated_ms")),
-                    labels.empty() ? "-" : labels});
+    std::string state = Str(p, "state");
+    if (U64(p, "pending") != 0) state += " (rotating to " + std::to_string(U64(p, "pending")) + ")";
+    rows.push_back({Str(p, "path"), std::to_string(U64(p, "head")), state, std::to_string(U64(p, "floor")),
+                    FormatTimeMs(U64(p, "updated_ms")),
+                    window_ms        ? FormatTimeMs(U64(p, "expires_ms"))
+                    : labels.empty() ? "-"
+                                     : labels});
   }
   if (rows.size() == 1) {
-    std::fprintf(stderr, "sealkeep: no secrets%s\n", f.prefix.empty() ? "" : (" under " + f.prefix).c_str());
+    std::fprintf(stderr, "sealkeep: no secrets%s%s\n", f.prefix.empty() ? "" : (" under " + f.prefix).c_str(),
+                 window_ms ? (" expiring within " + f.expiring).c_str() : "");
     return;
   }
   PrintTable(rows);
@@ -274,6 +311,11 @@ void Add(CLI::App& app) {
           "agent's JSON answer instead (it holds the value)",
           RunGet);
   AddVersionOption(get, "Read this version instead of the latest live one");
+  get->add_option("--stage", f.stage,
+                  "Read the version a stage names: current (the head), previous (the newest live version "
+                  "below it: what was current before the last rotation), or pending (a rotation's new "
+                  "value; needs `rotate`)")
+      ->check(CLI::IsMember({"current", "previous", "pending"}));
   get->add_flag("--json", Globals().json,
                 "Print the agent's JSON answer (path, version, value, times, labels)");
 
@@ -285,6 +327,9 @@ void Add(CLI::App& app) {
   ls->add_option("--limit", f.limit, "At most N paths (fetched in pages of up to 1000)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000000));
+  ls->add_option("--expiring", f.expiring,
+                 "Only paths whose head expires within DURATION (\"7d\", \"12h\") or has expired, soonest "
+                 "first, with an EXPIRES column (of the paths --limit fetched)");
   ls->callback(RunList);
 
   Sub(app, "versions",
