@@ -93,6 +93,17 @@ TEST_F(RotatorTest, ARotationChangesTheRolesPasswordAndTheAppLogsInWithTheHead) 
   EXPECT_NE(out.find("30d"), std::string::npos) << out;
 }
 
+TEST_F(RotatorTest, TheFirstTimerRunRotatesAPathNeverRotatedThenWaitsForItsSchedule) {
+  int st = 0;
+  std::string out = Run("rotator --config " + config_, &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("db/app: finished"), std::string::npos) << out;
+  ExpectConsistent("after the first run");
+  out = Run("rotator --config " + config_, &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("db/app: not_due"), std::string::npos) << out;
+}
+
 TEST_F(RotatorTest, ATargetThatRefusesLeavesTheOldPasswordWorkingAndTheHeadUnchanged) {
   Put("db/admin", "not-the-admin-password");
   int st = 0;

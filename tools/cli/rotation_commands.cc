@@ -123,9 +123,12 @@ class Rotator {
     SK_RETURN_IF_ERROR(MakeTheTarget());
     if (U64(status, "pending") != 0) return Resume(U64(status, "pending"));
     const std::uint64_t current = U64(status, "current");
+    // Due when `every` has passed since the current version was written, or at once when
+    // the path was never rotated (no sealkeep.rotation label): enabling rotation rotates.
+    const bool rotated_before = status.value("labels", Json::object()).contains(secrets::kRotationLabel);
     const std::uint64_t due =
         U64(status, "current_created_ms") + static_cast<std::uint64_t>(e_.every.count()) * 1000;
-    if (!force && e_.every.count() > 0 && NowMs() < due) {
+    if (!force && rotated_before && NowMs() < due) {
       out_.result = "not_due";
       out_.detail = "due " + FormatTimeMs(due);
       return OkStatus();
