@@ -89,10 +89,10 @@ class RotationTarget {
 // Errors: bad_target (kInvalidArgument), naming the field.
 Status ValidateTargetSpec(const TargetSpec& spec);
 
-// Checks the spec (and that an exec program is an executable file) and makes its target. admin_password is
-// the postgresql admin_user's password (required there; ignored by exec). `libpq` is which library to load
-// (tests name a missing one). Errors: bad_target (kInvalidArgument), libpq_missing (kFailedPrecondition,
-// naming the package libpq5).
+// Checks the spec (and that an exec program is an executable file) and makes its target.
+// admin_password is the postgresql admin_user's password (required there; ignored by
+// exec). `libpq` is which library to load (tests name a missing one). Errors: bad_target
+// (kInvalidArgument), libpq_missing (kFailedPrecondition, naming the package libpq5).
 Result<std::unique_ptr<RotationTarget>> MakeTarget(const TargetSpec& spec, SecretBytes admin_password,
                                                    const char* libpq = kLibpqSoname);
 

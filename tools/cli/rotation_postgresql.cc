@@ -1,0 +1,330 @@
+// The postgresql rotation target (rotation_target.h): libpq's entry points, loaded with
+// dlopen so the CLI does not link it, and the target that sets a role's password with a
+// client-side SCRAM verifier in ALTER ROLE and tests it by logging in as the role.
+#include <dlfcn.h>
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "crypto/locked_pool.h"
+#include "tools/cli/rotation_target_internal.h"
+
+namespace sk::cli::internal {
+namespace {
+
+namespace tr = target_reason;
+
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+
+// libpq's entry points, resolved with dlsym. The library stays loaded for the life of the
+// process: libpq and the TLS library it pulls in are not made to be unloaded.
+struct Libpq {
+  decltype(&::PQconnectStartParams) connect_start = nullptr;
+  decltype(&::PQconnectPoll) connect_poll = nullptr;
+  decltype(&::PQsetErrorVerbosity) set_verbosity = nullptr;
+  decltype(&::PQstatus) status = nullptr;
+  decltype(&::PQsocket) socket = nullptr;
+  decltype(&::PQerrorMessage) error_message = nullptr;
+  decltype(&::PQconnectionUsedPassword) used_password = nullptr;
+  decltype(&::PQfinish) finish = nullptr;
+  decltype(&::PQencryptPasswordConn) encrypt_password = nullptr;
+  decltype(&::PQescapeIdentifier) escape_identifier = nullptr;
+  decltype(&::PQescapeLiteral) escape_literal = nullptr;
+  decltype(&::PQfreemem) freemem = nullptr;
+  decltype(&::PQexec) exec = nullptr;
+  decltype(&::PQresultStatus) result_status = nullptr;
+  decltype(&::PQresultErrorMessage) result_error = nullptr;
+  decltype(&::PQresultErrorField) result_field = nullptr;
+  decltype(&::PQclear) clear = nullptr;
+};
+
+template <typename F>
+bool Resolve(void* lib, const char* name, F& fn) {
+  void* sym = ::dlsym(lib, name);
+  if (sym == nullptr) return false;
+  fn = reinterpret_cast<F>(sym);
+  return true;
+}
+
+Result<Libpq> LoadLibpq(const char* soname) {
+  void* lib = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* why = ::dlerror();
+    return Status(Code::kFailedPrecondition, std::string(tr::kLibpqMissing),
+                  std::string("the postgresql target needs ") + soname +
+                      " (install the package libpq5): " + (why != nullptr ? why : "dlopen failed"));
+  }
+  Libpq pq;
+  const bool ok =
+      Resolve(lib, "PQconnectStartParams", pq.connect_start) &&
+      Resolve(lib, "PQconnectPoll", pq.connect_poll) &&
+      Resolve(lib, "PQsetErrorVerbosity", pq.set_verbosity) && Resolve(lib, "PQstatus", pq.status) &&
+      Resolve(lib, "PQsocket", pq.socket) && Resolve(lib, "PQerrorMessage", pq.error_message) &&
+      Resolve(lib, "PQconnectionUsedPassword", pq.used_password) && Resolve(lib, "PQfinish", pq.finish) &&
+      Resolve(lib, "PQencryptPasswordConn", pq.encrypt_password) &&
+      Resolve(lib, "PQescapeIdentifier", pq.escape_identifier) &&
+      Resolve(lib, "PQescapeLiteral", pq.escape_literal) && Resolve(lib, "PQfreemem", pq.freemem) &&
+      Resolve(lib, "PQexec", pq.exec) && Resolve(lib, "PQresultStatus", pq.result_status) &&
+      Resolve(lib, "PQresultErrorMessage", pq.result_error) &&
+      Resolve(lib, "PQresultErrorField", pq.result_field) && Resolve(lib, "PQclear", pq.clear);
+  if (!ok) {
+    return Status(
+        Code::kFailedPrecondition, std::string(tr::kLibpqMissing),
+        std::string(soname) + " lacks functions sealkeep needs (libpq5 from PostgreSQL 10 or later)");
+  }
+  return pq;
+}
+
+// A NUL-terminated copy of `v` in locked memory, for libpq. Refuses a NUL inside (a C
+// string would cut the value short) and an empty value (PostgreSQL clears the password).
+Result<SecretBytes> CString(ByteView v, std::string_view what) {
+  if (v.empty()) return InvalidArgument(std::string(what) + " is empty", std::string(tr::kBadValue));
+  if (std::find(v.begin(), v.end(), std::uint8_t{0}) != v.end()) {
+    return InvalidArgument(std::string(what) + " holds a NUL byte, which PostgreSQL cannot take",
+                           std::string(tr::kBadValue));
+  }
+  SecretBytes out(v.size() + 1);
+  std::copy(v.begin(), v.end(), out.Expose().begin());
+  return out;
+}
+
+const char* Chars(const SecretBytes& s) { return reinterpret_cast<const char*>(s.Expose().data()); }
+
+// libpq's message on one line, without its LOCATION lines (source file names).
+std::string OneLine(const char* message) {
+  std::string out;
+  std::string_view rest = message != nullptr ? message : "";
+  while (!rest.empty()) {
+    std::size_t end = std::min(rest.find('\n'), rest.size());
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+    if (line.empty() || line.rfind("LOCATION:", 0) == 0) continue;
+    out += (out.empty() ? "" : " ") + std::string(line);
+  }
+  return out;
+}
+
+// The SQLSTATE of a server error in a verbose libpq message ("FATAL:  28P01: password
+// authentication failed..."), or "" when the message has none (libpq's own errors: no
+// such socket, refused, timed out).
+std::string SqlState(std::string_view msg) {
+  for (std::size_t at = msg.find(":  "); at != std::string_view::npos; at = msg.find(":  ", at + 1)) {
+    std::string_view s = msg.substr(at + 3);
+    if (s.size() >= 7 && s.substr(5, 2) == ": " && std::all_of(s.begin(), s.begin() + 5, [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+        }))
+      return std::string(s.substr(0, 5));
+  }
+  return "";
+}
+
+// One libpq connection, finished when it goes.
+class PgConn {
+ public:
+  PgConn(const Libpq& pq, PGconn* conn) : pq_(&pq), conn_(conn) {}
+  ~PgConn() {
+    if (conn_ != nullptr) pq_->finish(conn_);
+  }
+  PgConn(const PgConn&) = delete;
+  PgConn& operator=(const PgConn&) = delete;
+  PGconn* get() const { return conn_; }
+
+ private:
+  const Libpq* pq_;
+  PGconn* conn_;
+};
+
+// Text libpq allocated that may be secret-adjacent (a verifier and its quoting): wiped,
+// then PQfreemem'd.
+class PqText {
+ public:
+  PqText(const Libpq& pq, char* text) : pq_(&pq), text_(text) {}
+  ~PqText() {
+    if (text_ == nullptr) return;
+    SecureWipe(text_, std::strlen(text_));
+    pq_->freemem(text_);
+  }
+  PqText(const PqText&) = delete;
+  PqText& operator=(const PqText&) = delete;
+  const char* get() const { return text_; }
+  std::string_view view() const { return text_ != nullptr ? text_ : ""; }
+
+ private:
+  const Libpq* pq_;
+  char* text_;
+};
+
+enum class LoginFailure { kNone, kPasswordRefused, kUnreachable, kOther };
+
+class PostgresqlTarget final : public RotationTarget {
+ public:
+  PostgresqlTarget(Libpq pq, PostgresqlTargetSpec spec, SecretBytes admin_password)
+      : pq_(pq), spec_(std::move(spec)), admin_password_(std::move(admin_password)) {}
+
+  std::string Describe() const override {
+    return "postgresql role " + spec_.role + " on " + spec_.host + ":" + std::to_string(spec_.port);
+  }
+  Status Set(ByteView new_value, ByteView) override { return SetPassword(new_value); }
+  Status Revert(ByteView old_value, ByteView) override { return SetPassword(old_value); }
+  Status Test(ByteView value) override;
+
+ private:
+  // Logs in as `user`; *failure says how it failed (its message in *error).
+  std::unique_ptr<PgConn> Connect(const std::string& user, const SecretBytes& password, LoginFailure* failure,
+                                  std::string* error) const;
+  Status SetPassword(ByteView value);
+
+  Libpq pq_;
+  PostgresqlTargetSpec spec_;
+  SecretBytes admin_password_;  // NUL-terminated
+};
+
+std::unique_ptr<PgConn> PostgresqlTarget::Connect(const std::string& user, const SecretBytes& password,
+                                                  LoginFailure* failure, std::string* error) const {
+  const std::string port = std::to_string(spec_.port);
+  const std::string timeout = std::to_string(kConnectTimeout.count());
+  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name",
+                        nullptr};
+  const char* values[] = {spec_.host.c_str(), port.c_str(),    spec_.dbname.c_str(), user.c_str(),
+                          Chars(password),    timeout.c_str(), "sealkeep-rotator",   nullptr};
+  auto conn = std::make_unique<PgConn>(pq_, pq_.connect_start(keys, values, 0));
+  *failure = LoginFailure::kUnreachable;
+  if (conn->get() == nullptr) {
+    *error = "libpq could not allocate a connection";
+    return conn;
+  }
+  // Verbose before the handshake: a server error then carries its SQLSTATE, and 28P01 tells
+  // a refused password from anything else in every server language.
+  pq_.set_verbosity(conn->get(), PQERRORS_VERBOSE);
+  // PQconnectPoll ignores connect_timeout: the deadline is kept here.
+  const Clock::time_point deadline = Clock::now() + kConnectTimeout;
+  PostgresPollingStatusType st =
+      pq_.status(conn->get()) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    pollfd p{pq_.socket(conn->get()), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    const int ms = MillisLeft(deadline);
+    if (p.fd < 0 || ms == 0) {
+      *error = p.fd < 0 ? "libpq has no socket" : "no answer within 10 s";
+      return conn;
+    }
+    const int n = ::poll(&p, 1, ms);
+    if (n < 0 && errno != EINTR) {
+      *error = std::string("poll: ") + std::strerror(errno);
+      return conn;
+    }
+    if (n > 0) st = pq_.connect_poll(conn->get());
+  }
+  if (st == PGRES_POLLING_OK) {
+    *failure = LoginFailure::kNone;
+    return conn;
+  }
+  const char* message = pq_.error_message(conn->get());
+  *error = OneLine(message);
+  const std::string state = SqlState(message != nullptr ? message : "");
+  if (state == "28P01") {
+    *failure = LoginFailure::kPasswordRefused;
+  } else if (!state.empty() && state.rfind("08", 0) != 0 && state.rfind("57P0", 0) != 0 &&
+             state.rfind("53", 0) != 0) {
+    *failure = LoginFailure::kOther;  // reached: no such database, role may not log in...
+  }
+  return conn;
+}
+
+Status PostgresqlTarget::Test(ByteView value) {
+  SK_ASSIGN_OR_RETURN(SecretBytes password, CString(value, "the value"));
+  LoginFailure failure = LoginFailure::kUnreachable;
+  std::string error;
+  auto conn = Connect(spec_.role, password, &failure, &error);
+  switch (failure) {
+    case LoginFailure::kNone:
+      break;
+    case LoginFailure::kPasswordRefused:
+      return Refused(Describe() + " does not accept the value: " + error);
+    case LoginFailure::kUnreachable:
+      return Unreachable("cannot reach " + Describe() + ": " + error);
+    case LoginFailure::kOther:
+      return StepFailed("cannot log in as " + Describe() + ": " + error);
+  }
+  if (pq_.used_password(conn->get()) == 0) {
+    return StepFailed(Describe() + " let the role in without asking for a password (trust or peer in " +
+                      "pg_hba.conf), so the test proves nothing");
+  }
+  return OkStatus();
+}
+
+Status PostgresqlTarget::SetPassword(ByteView value) {
+  SK_ASSIGN_OR_RETURN(SecretBytes password, CString(value, "the value"));
+  LoginFailure failure = LoginFailure::kUnreachable;
+  std::string error;
+  auto conn = Connect(spec_.admin_user, admin_password_, &failure, &error);
+  const std::string admin = "admin_user " + spec_.admin_user + " for " + Describe();
+  switch (failure) {
+    case LoginFailure::kNone:
+      break;
+    case LoginFailure::kPasswordRefused:
+      return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
+                    "the server refused the password of " + admin + ": " + error);
+    case LoginFailure::kUnreachable:
+      return Unreachable("cannot reach " + Describe() + ": " + error);
+    case LoginFailure::kOther:
+      return StepFailed("cannot log in as " + admin + ": " + error);
+  }
+  PGconn* c = conn->get();
+  // The verifier is computed here; the statement (and so the server's log) holds only it.
+  PqText verifier(pq_, pq_.encrypt_password(c, Chars(password), spec_.role.c_str(), "scram-sha-256"));
+  if (verifier.get() == nullptr) {
+    return StepFailed("cannot compute a SCRAM verifier for " + Describe() + ": " +
+                      OneLine(pq_.error_message(c)));
+  }
+  PqText role(pq_, pq_.escape_identifier(c, spec_.role.data(), spec_.role.size()));
+  PqText literal(pq_, pq_.escape_literal(c, verifier.get(), verifier.view().size()));
+  if (role.get() == nullptr || literal.get() == nullptr) {
+    return StepFailed("cannot quote the statement for " + Describe() + ": " + OneLine(pq_.error_message(c)));
+  }
+  const std::string_view parts[] = {"ALTER ROLE ", role.view(), " PASSWORD ", literal.view()};
+  std::size_t size = 1;  // the NUL
+  for (std::string_view p : parts) size += p.size();
+  SecretBytes sql(size);
+  auto at = sql.Expose().begin();
+  for (std::string_view p : parts) at = std::copy(p.begin(), p.end(), at);
+  PGresult* result = pq_.exec(c, Chars(sql));
+  const bool ok = result != nullptr && pq_.result_status(result) == PGRES_COMMAND_OK;
+  // A server error's code and primary text only: libpq's full message may quote the
+  // statement (LINE 1: ...), which holds the verifier.
+  std::string why;
+  const char* state = result != nullptr ? pq_.result_field(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = result != nullptr ? pq_.result_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (state != nullptr && primary != nullptr) {
+    why = std::string(state) + ": " + primary;
+  } else if (!ok) {
+    why = OneLine(result != nullptr ? pq_.result_error(result) : pq_.error_message(c));
+  }
+  if (result != nullptr) pq_.clear(result);
+  if (ok) return OkStatus();
+  if (pq_.status(c) == CONNECTION_BAD) {
+    return Unreachable("lost " + Describe() + " during ALTER ROLE (it may or may not have run): " + why);
+  }
+  return StepFailed("ALTER ROLE failed on " + Describe() + ": " + why);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RotationTarget>> MakePostgresqlTarget(const PostgresqlTargetSpec& spec,
+                                                             SecretBytes admin_password, const char* libpq) {
+  if (admin_password.empty()) return BadTarget("a postgresql target needs admin_user's password");
+  SK_ASSIGN_OR_RETURN(SecretBytes admin, CString(admin_password.Expose(), "the admin password"));
+  SK_ASSIGN_OR_RETURN(Libpq pq, LoadLibpq(libpq));
+  std::unique_ptr<RotationTarget> t = std::make_unique<PostgresqlTarget>(pq, spec, std::move(admin));
+  return t;
+}
+
+}  // namespace sk::cli::internal
