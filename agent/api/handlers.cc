@@ -226,6 +226,14 @@ Reply HandleSecretGet(Context& ctx) {
       return Failure(BadRequest("'stage' is current, pending or previous"));
     }
     if (*version != 0) return Failure(BadRequest("give 'version' or 'stage', not both"));
+    // Before anything is looked up, so a caller without `rotate` cannot even learn whether
+    // a rotation is pending (403 either way); the pending version's own labels are checked
+    // once it is read.
+    if (stage == secrets::Stage::kPending) {
+      if (Status allowed = ctx.authorize(policy::Capability::kRotate, ctx.match.path); !allowed.ok()) {
+        return Failure(allowed);
+      }
+    }
   }
   auto got = stage ? ctx.svc->GetStage(ctx.match.path, *stage)
                    : ctx.svc->Get(ctx.match.path,

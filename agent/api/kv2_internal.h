@@ -30,6 +30,9 @@ Status Missing(const std::string& what);
 Status BadRequest(const std::string& why);
 // A path all of whose versions are destroyed: what DELETE metadata leaves, missing to KV.
 bool AllDestroyed(const std::vector<secrets::VersionReport>& versions);
+// The path's head (0 when it does not exist). Not the number of versions: a rotation's
+// pending version, or an aborted one, sits above the head (docs/rotation.md).
+std::uint64_t HeadVersion(Context& ctx, const std::string& path);
 // `path` (ValidatePath), as a KV failure.
 Status CheckPath(const std::string& path);
 

@@ -24,6 +24,15 @@ Result<std::uint64_t> QueryVersion(const Context& ctx) {
 }
 
 // When the path last changed (a write, delete, undelete or destroy): its index row.
+}  // namespace
+
+std::uint64_t HeadVersion(Context& ctx, const std::string& path) {
+  auto r = ctx.svc->RotationStatus(path);
+  return r.ok() ? r->current : 0;
+}
+
+namespace {
+
 std::uint64_t UpdatedMs(Context& ctx, const std::string& path) {
   auto listed = ctx.svc->List(path, 1);
   if (listed.ok() && !listed->empty() && (*listed)[0].path == path) return (*listed)[0].updated_ms;
@@ -49,7 +58,7 @@ Reply ReadRefused(Context& ctx, const std::string& path, std::optional<std::uint
   auto versions = ctx.svc->Versions(path);
   if (!versions.ok()) return Failure(st);
   if (AllDestroyed(*versions)) return Failure(Missing(path + " does not exist"));
-  const std::uint64_t n = asked.value_or(versions->size());
+  const std::uint64_t n = asked.value_or(HeadVersion(ctx, path));
   if (n == 0 || n > versions->size()) return Failure(st);
   const secrets::VersionReport& v = (*versions)[n - 1];
   auto labels = ctx.svc->VersionLabels(path);
@@ -118,7 +127,7 @@ Reply Read(Context& ctx) {
   // head's without one, or when there is no such version; none for a missing path).
   std::optional<secrets::Labels> labels;
   if (auto all = ctx.svc->VersionLabels(path); all.ok() && !all->empty()) {
-    const std::uint64_t want = asked.value_or(all->size());
+    const std::uint64_t want = asked.value_or(HeadVersion(ctx, path));
     labels = want >= 1 && want <= all->size() ? (*all)[want - 1] : all->back();
   }
   if (Status allowed = ctx.authorize_labels(Capability::kRead, path, labels ? &*labels : nullptr);
@@ -152,8 +161,11 @@ Reply Metadata(Context& ctx) {
   const std::uint64_t updated = UpdatedMs(ctx, path);
   Json list = Json::object();
   Json warnings = nullptr;
+  const std::uint64_t head = HeadVersion(ctx, path);
+  if (head == 0) return Failure(Missing(path + " does not exist"));
   for (const auto& v : *versions) {
-    if (v.version == 0 || v.version > may.size() || !may[v.version - 1]) continue;
+    // Not a rotation's pending version, nor an aborted one above the head: never KV versions.
+    if (v.version == 0 || v.version > head || v.version > may.size() || !may[v.version - 1]) continue;
     list[std::to_string(v.version)] = {{"created_time", Rfc3339(v.created_ms)},
                                        {"deletion_time", DeletionTime(v, updated)},
                                        {"destroyed", v.state == "destroyed"}};
@@ -163,11 +175,10 @@ Reply Metadata(Context& ctx) {
                          "): sealkeep will not serve it");
     }
   }
-  const std::size_t head = versions->size();
   Json data = {{"cas_required", false},
                {"created_time", Rfc3339(versions->front().created_ms)},
                {"current_version", head},
-               {"custom_metadata", may[head - 1] ? LabelsOrNull(labels->back()) : nullptr},
+               {"custom_metadata", may[head - 1] ? LabelsOrNull((*labels)[head - 1]) : nullptr},
                {"delete_version_after", "0s"},
                {"max_versions", 0},
                {"oldest_version", 0},

@@ -167,7 +167,7 @@ Reply Write(Context& ctx) {
     // A path of destroyed versions is missing to KV: "create only" continues its
     // numbering, still only if nothing is written to it meanwhile.
     auto versions = ctx.svc->Versions(path);
-    if (versions.ok() && AllDestroyed(*versions)) op.cas = versions->size();
+    if (versions.ok() && AllDestroyed(*versions)) op.cas = HeadVersion(ctx, path);
   }
   const secrets::Labels written = op.labels;
   if (Status allowed = AuthorizeChange(ctx, op); !allowed.ok()) return Failure(allowed);

@@ -4,8 +4,10 @@
 //   POST /v1/secrets/{path}/rotation/finish  {version}
 //   POST /v1/secrets/{path}/rotation/abort   {version, reason}
 //   GET  /v1/secrets/{path}/rotation/status
-// begin, finish and abort need `rotate` on the path (Api's route gate and AuthorizeChange,
-// as for any change); status needs `list`. No answer carries a value: a rotator reads the
+// begin, finish and abort need `rotate` and `write` on the path (Api's route gate,
+// AuthorizeChange as for any change, and the write check here: a rotation replaces the
+// value, so `rotate`, which `admin` implies and which on `sys` means master-key rotation,
+// must not be a way around `write`); status needs `list`. No answer carries a value: a rotator reads the
 // pending value with GET ?stage=pending.
 #include <string>
 
@@ -103,6 +105,7 @@ Reply Begin(Context& ctx) {
     auto made = secrets::Generate(*spec);
     if (!made.ok()) return Failure(made.status());
     op.value = std::move(made).value();
+    op.digest_as = "generator " + body["generator"].dump();  // a retry makes another value: same request
   }
   auto cas = U64Field(body, "cas");
   auto expires = U64Field(body, "expires_in");
@@ -115,23 +118,15 @@ Reply Begin(Context& ctx) {
   op.cas = *cas;
   op.expires_in_s = expires->value_or(0);
   op.note = note->value_or("");
-  // The pending version carries the path's labels (or those given) and always the rotation
-  // label, so a restore or a deploy abort keeps the path's current version from now on.
-  if (labels->empty()) {
-    auto head = ctx.svc->PathLabels(op.path);
-    if (!head.ok()) return Failure(head.status());
-    op.labels = std::move(head).value();
-  } else {
-    op.labels = std::move(labels).value();
-  }
-  const std::string label(secrets::kRotationLabel);
+  // The pending version carries the labels given, else the head's (read inside the commit,
+  // so a put meanwhile is not undone), and always the rotation label, so a restore or a
+  // deploy abort keeps the path's current version from now on.
+  op.labels = std::move(labels).value();
   if (*every) {
     if (!secrets::ParseRotationEvery(**every)) {
       return Failure(BadRequest("'every' is a whole number and one unit: s, m, h or d (\"30d\")"));
     }
-    op.labels[label] = **every;
-  } else if (op.labels.count(label) == 0) {
-    op.labels[label] = "manual";
+    op.rotation_label = **every;
   }
   std::vector<Op> ops;
   ops.push_back(std::move(op));
@@ -194,6 +189,11 @@ Reply Status_(Context& ctx) {
 }  // namespace
 
 Reply HandleRotation(Context& ctx) {
+  if (ctx.match.route != Route::kRotationStatus) {
+    if (Status allowed = ctx.authorize(policy::Capability::kWrite, ctx.match.path); !allowed.ok()) {
+      return Failure(allowed);
+    }
+  }
   switch (ctx.match.route) {
     case Route::kRotationBegin:
       return Begin(ctx);

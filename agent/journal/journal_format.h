@@ -10,13 +10,15 @@
 //   path             var16   secret path (<= 256 bytes); empty for store-wide kinds
 //   version          u64     the path's version written or affected; 0 if none
 //   from_version     u64     rollback/restore: source version; floor: the new floor;
-//                            rotate: previous generation; recover: the anchored seq given up
+//                            rotate: previous generation; recover: the anchored seq given up;
+//                            stage, promote, abort: the head when the entry was written
 //   key_generation   u32     master-key generation wrapping the version's data key;
 //                            rotate: the new generation
 //   expires_ms       u64     expiry of the version written (0: never)
 //   actor            var16   who asked (peer identity text, <= 512 bytes)
-//   content_digest   32      SHA-256 of the stored ciphertext (put/rollback/restore) or of
-//                            the snapshot body (snapshot); zero otherwise
+//   content_digest   32      SHA-256 of the stored ciphertext (put/rollback/restore/stage) or
+//                            of the snapshot body (snapshot); zero otherwise (promote and
+//                            abort name the stage entry's version, whose digest stays there)
 //   dek_commit       32      HMAC-SHA256(DEK, "sealkeep dek commit v1"): binds the version
 //                            to its data key across re-wraps; zero when no version is written
 //   prev_path_hash   32      hash of the previous entry of the same path (zero: first)

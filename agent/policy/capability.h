@@ -7,7 +7,8 @@
 //             prune old versions past max_versions
 //   snapshot  take or restore a release snapshot
 //   sys.read  /v1/sys/status, journal and audit verify, /metrics when it is protected
-//   rotate    /v1/sys/rotate                             reseal    /v1/sys/reseal
+//   rotate    /v1/sys/rotate (on sys); on a secret path,  reseal    /v1/sys/reseal
+//             staged rotation (with write; docs/rotation.md)
 //   recover   /v1/sys/recover (accept a replayed store)  seal      /v1/sys/seal and /unseal
 //   admin     everything the five above grant, plus lowering a path's max_versions and
 //             snapshots of the whole store

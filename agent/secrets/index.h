@@ -46,7 +46,7 @@ struct PathFields {
   std::uint64_t pending = 0;  // a rotation's pending version (top), 0 when none
   std::uint64_t floor = 0;
   std::uint32_t max_versions = 0;  // 0: the service default
-  std::string labels;              // of the latest written version
+  std::string labels;              // of the head
   std::uint64_t last_seq = 0;      // last entry about this path
   Digest last_hash{};
   std::uint64_t updated_ms = 0;

@@ -396,12 +396,39 @@ class OpApplier {
                           ": only a live secret rotates",
                       "not_live");
     }
-    std::string labels = op.labels.empty() ? f.labels : CanonicalLabels(op.labels);
+    Labels carried = op.labels.empty() ? ParseLabels(f.labels) : op.labels;
+    std::string& mark = carried[std::string(kRotationLabel)];
+    if (!op.rotation_label.empty()) {
+      mark = op.rotation_label;
+    } else if (mark.empty()) {
+      mark = "manual";
+    }
+    SK_RETURN_IF_ERROR(ValidateLabels(carried));
+    const std::string labels = CanonicalLabels(carried);
     SK_RETURN_IF_ERROR(ServiceImpl::CheckLabels(op.guard, f, labels));
+    // Finishing would prune past the path's retention: that needs `destroy`, and must be
+    // refused now, before the rotator changes the target, not at finish.
+    if (!op.guard.may_prune) SK_RETURN_IF_ERROR(FinishWouldNotPrune(op.path, f));
     std::uint64_t expires = op.expires_in_s == 0 ? 0 : b_.now_ms() + op.expires_in_s * 1000;
     SK_ASSIGN_OR_RETURN(
         out.version, svc_.WriteVersion(b_, op.path, op.value.Expose(), journal::Kind::kStage, f.head, labels,
                                        std::nullopt, expires, "", actor_, op.note));
+    return OkStatus();
+  }
+
+  Status FinishWouldNotPrune(const std::string& path, const PathFields& f) {
+    const std::uint64_t max = Retention(f.max_versions, svc_.default_max_versions());
+    PathView view = b_.View(path);
+    std::uint64_t kept = 1;  // the pending version, once current
+    for (std::uint64_t v = f.head; v >= view.low() && v >= 1; --v) {
+      std::optional<VersionInfo> info = view.version(v);
+      if (!info || info->state == VersionState::kDestroyed) continue;
+      if (++kept > max) {
+        return Status(Code::kForbidden, "forbidden",
+                      "finishing this rotation would destroy version " + std::to_string(v) + " (" + path +
+                          " keeps " + std::to_string(max) + " versions): that needs destroy on " + path);
+      }
+    }
     return OkStatus();
   }
 
@@ -471,7 +498,7 @@ Digest RequestDigest(const SecretBytes& jk, const std::vector<Op>& ops) {
   for (const Op& op : ops) {
     w.U8(static_cast<std::uint8_t>(op.type));
     w.Var16(op.path);
-    Digest vd = Sha256(op.value.Expose());
+    Digest vd = op.digest_as.empty() ? Sha256(op.value.Expose()) : Sha256(AsBytes(op.digest_as));
     w.Raw(vd);
     w.U64(op.cas ? *op.cas + 1 : 0);
     w.U64(op.version ? *op.version + 1 : 0);
@@ -480,6 +507,7 @@ Digest RequestDigest(const SecretBytes& jk, const std::vector<Op>& ops) {
     w.U64(op.max_versions ? *op.max_versions + 1ULL : 0ULL);
     w.U64(op.floor);
     if (!op.note.empty()) w.Var16(op.note);  // absent before notes existed: old digests still match
+    if (!op.rotation_label.empty()) w.Var16(op.rotation_label);
   }
   return h.Compute(w.bytes());
 }

@@ -89,7 +89,7 @@ LifetimeReport ServiceImpl::Lifetimes(std::uint64_t now_ms, std::size_t max_item
           if (left <= 7 * kDay) ++r.within_7d;
           if (left <= 30 * kDay) ++r.within_30d;
         }
-        if (head.expires_ms <= now_ms + 30 * kDay) {
+        if (max_items != 0 && head.expires_ms > now_ms && head.expires_ms <= now_ms + 30 * kDay) {
           r.expiring.push_back({std::string(path), s->fields.head, head.expires_ms});
         }
       }
@@ -97,7 +97,7 @@ LifetimeReport ServiceImpl::Lifetimes(std::uint64_t now_ms, std::size_t max_item
         const std::uint64_t due = head.created_ms + every * 1000;
         if (due <= now_ms) {
           ++r.rotations_due;
-          r.due.push_back({std::string(path), s->fields.head, due});
+          if (max_items != 0) r.due.push_back({std::string(path), s->fields.head, due});
         }
       }
     }

@@ -133,7 +133,14 @@ struct Op {
   std::optional<std::uint32_t> max_versions;  // put
   std::uint64_t floor = 0;                    // floor
   std::string note;                           // stage, abort (at most 1024 printable characters)
-  OpGuard guard;                              // put, rollback, stage, promote
+  // stage: the label sealkeep.rotation of the pending version, set inside the batch on the
+  // labels it carries (those given, else the head's as the batch sees them); "" keeps the
+  // value those labels have, else "manual".
+  std::string rotation_label;
+  // When not empty, the idempotency digest covers this instead of the value: a value the
+  // agent generated differs on every retry, its generator spec does not.
+  std::string digest_as;
+  OpGuard guard;  // put, rollback, stage, promote
 };
 std::string_view OpTypeName(Op::Type t);
 
@@ -227,7 +234,7 @@ struct LifetimeReport {
   std::uint64_t within_1d = 0, within_7d = 0, within_30d = 0;
   std::uint64_t rotations_due = 0;      // scheduled (label) and due, no rotation in progress
   std::uint64_t rotations_pending = 0;  // a rotation in progress
-  std::vector<LifetimeItem> expiring;   // expired or within 30 days, soonest first (the first max_items)
+  std::vector<LifetimeItem> expiring;   // not expired, within 30 days, soonest first (the first max_items)
   std::vector<LifetimeItem> due;        // rotations due, most overdue first (the first max_items)
 };
 

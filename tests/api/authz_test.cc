@@ -729,7 +729,16 @@ TEST_F(AuthzTest, OnlyRotateReadsAPendingValueAndMovesARotation) {
 grants = [{ capabilities = ["read", "list"], paths = ["app/**"] }]
 
 [roles.rotator]
+grants = [{ capabilities = ["read", "list", "write", "rotate"], paths = ["app/**"] }]
+
+# `rotate` alone (as a master-key operator's, or what `admin` implies) is no way around `write`.
+[roles.rotate-only]
 grants = [{ capabilities = ["read", "list", "rotate"], paths = ["app/**"] }]
+
+[[bindings]]
+name = "rotate-only"
+roles = ["rotate-only"]
+match = { uid = 65533 }
 
 [[bindings]]
 name = "reader"
@@ -748,6 +757,8 @@ match = { user = "USER" }
   EXPECT_EQ(reader[0].status, 403) << reader[0].body;
   EXPECT_EQ(reader[1].status, 200) << reader[1].body;
   EXPECT_EQ(reader[1].Json().value("pending", 1), 0);
+  auto rotate_only = AsUid(65533, {{"POST", "/v1/secrets/app/pw/rotation/begin", begin}});
+  EXPECT_EQ(rotate_only[0].status, 403) << rotate_only[0].body;
 
   auto rotator = AsUser({{"POST", "/v1/secrets/app/pw/rotation/begin", begin},
                          {"GET", "/v1/secrets/app/pw?stage=pending", ""}});

@@ -47,6 +47,19 @@ class RotationDaemonTest : public ::testing::Test {
 
 TEST_F(RotationDaemonTest, GeneratedRotationFinishesAndEveryRouteSaysWhatIsWrong) {
   ASSERT_EQ(agent_.Call("PUT", "/v1/secrets/db/pw", R"({"value":"old"})").status, 200);
+  // A retried generated begin with its idempotency key gives the first answer, not a
+  // conflict (the value differs on every try; the request does not).
+  {
+    ASSERT_EQ(agent_.Call("PUT", "/v1/secrets/other/idem", R"({"value":"i1"})").status, 200);
+    const std::string body = R"({"generator":{"type":"bytes","length":8}})";
+    const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "rot-1"}};
+    HttpResponse first = Http(agent_.socket(), "POST", "/v1/secrets/other/idem/rotation/begin", body, key);
+    HttpResponse again = Http(agent_.socket(), "POST", "/v1/secrets/other/idem/rotation/begin", body, key);
+    ASSERT_EQ(first.status, 200) << first.body;
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.Json().value("txn_id", ""), first.Json().value("txn_id", "x"));
+    EXPECT_EQ(agent_.Call("GET", "/v1/secrets/other/idem/rotation/status").Json().value("pending", 0), 2);
+  }
   // Neither a value nor a generator; both; a bad generator; an unknown field; a bad schedule.
   EXPECT_EQ(Post("/v1/secrets/db/pw/rotation/begin", json::object()).ErrorCode(), "bad_request");
   EXPECT_EQ(Post("/v1/secrets/db/pw/rotation/begin", {{"value", "x"}, {"generator", {{"type", "bytes"}}}})
@@ -87,7 +100,7 @@ TEST_F(RotationDaemonTest, GeneratedRotationFinishesAndEveryRouteSaysWhatIsWrong
   json listed = agent_.Call("GET", "/v1/secrets?prefix=db").Json();
   ASSERT_EQ(listed["paths"].size(), 1u);
   EXPECT_EQ(listed["paths"][0].value("pending", 0), 2);
-  EXPECT_EQ(Metric(Metrics(), "sealkeep_rotations_pending"), 1);
+  EXPECT_EQ(Metric(Metrics(), "sealkeep_rotations_pending"), 2);  // db/pw and other/idem
 
   ASSERT_EQ(Post("/v1/secrets/db/pw/rotation/finish", {{"version", pending}}).status, 200);
   EXPECT_EQ(agent_.Call("GET", "/v1/secrets/db/pw").Json().value("value", ""), made);
@@ -96,7 +109,7 @@ TEST_F(RotationDaemonTest, GeneratedRotationFinishesAndEveryRouteSaysWhatIsWrong
   EXPECT_EQ(status.value("previous", 0), 1);
   EXPECT_EQ(status["labels"].value("sealkeep.rotation", ""), "30d");
   EXPECT_EQ(status.value("every_s", 0), 30 * 86400);
-  EXPECT_EQ(Metric(Metrics(), "sealkeep_rotations_pending"), 0);
+  EXPECT_EQ(Metric(Metrics(), "sealkeep_rotations_pending"), 1);
   EXPECT_EQ(Metric(Metrics(), "sealkeep_rotations_due"), 0);
 }
 
@@ -114,6 +127,25 @@ TEST_F(RotationDaemonTest, AnAbortKeepsTheHeadAndRaisesRotationFailed) {
   ASSERT_EQ(versions["versions"].size(), 2u);
   EXPECT_EQ(versions["versions"][1].value("state", ""), "destroyed");
   EXPECT_EQ(agent_.Call("GET", "/v1/secrets/api/token?stage=pending").ErrorCode(), "no_such_stage");
+}
+
+// Vault's KV v2 view knows no stages: the head is its current version, whatever sits above
+// it (a pending version, or an aborted one), and check-and-set counts from the head.
+TEST_F(RotationDaemonTest, KvClientsSeeTheHeadNotAPendingOrAbortedVersion) {
+  ASSERT_EQ(agent_.Call("POST", "/v1/secret/data/kv/pw", R"({"data":{"password":"p1"}})").status, 200);
+  ASSERT_EQ(Post("/v1/secrets/kv/pw/rotation/begin", {{"value", R"({"password":"p2"})"}}).status, 200);
+  json meta = agent_.Call("GET", "/v1/secret/metadata/kv/pw").Json()["data"];
+  EXPECT_EQ(meta.value("current_version", 0), 1);
+  EXPECT_EQ(meta["versions"].size(), 1u) << meta.dump();
+  EXPECT_EQ(agent_.Call("GET", "/v1/secret/data/kv/pw").Json()["data"]["data"].value("password", ""), "p1");
+  ASSERT_EQ(Post("/v1/secrets/kv/pw/rotation/abort", {{"version", 2}, {"reason", "test"}}).status, 200);
+  meta = agent_.Call("GET", "/v1/secret/metadata/kv/pw").Json()["data"];
+  EXPECT_EQ(meta.value("current_version", 0), 1);
+  HttpResponse cas =
+      agent_.Call("POST", "/v1/secret/data/kv/pw", R"({"options":{"cas":1},"data":{"password":"p3"}})");
+  ASSERT_EQ(cas.status, 200) << cas.body;
+  EXPECT_EQ(cas.Json()["data"].value("version", 0), 3);
+  EXPECT_EQ(agent_.Call("GET", "/v1/secret/metadata/kv/pw").Json()["data"].value("current_version", 0), 3);
 }
 
 TEST_F(RotationDaemonTest, AnExpiringSecretIsInTheRightBucketAndAlertedOnce) {

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,7 +39,8 @@ namespace sk::cli {
 namespace {
 
 constexpr std::chrono::milliseconds kWriteTimeout{60'000};
-constexpr const char* kLockFile = "/run/lock/sealkeep-rotator.lock";
+constexpr const char* kLockDir = "/run/sealkeep-rotator";  // tmpfiles: root:sealkeep 2770
+constexpr const char* kLockFile = "/run/sealkeep-rotator/lock";
 
 struct RotationFlags {
   std::string path;
@@ -93,6 +95,17 @@ void MaybeDie(const char* step) {
   if (at != nullptr && std::string_view(at) == step) ::kill(::getpid(), SIGKILL);
 }
 
+// A reason for the journal and the alert: a step and the target's error code, printable
+// ASCII, short. Never the target's message: an exec program's output is its own and could
+// hold anything (even the value), and the journal keeps what it is given for good.
+std::string ReasonFor(std::string_view step, const Status& st) {
+  std::string out = std::string(step) + ": " + std::string(st.reason().empty() ? "failed" : st.reason());
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out.substr(0, 200);
+}
+
 struct Outcome {
   std::string path;
   std::string result;  // finished, aborted, not_due, failed, resumed_finished, resumed_aborted
@@ -120,8 +133,10 @@ class Rotator {
  private:
   Status RunSteps(bool force, SecretBytes value) {
     SK_ASSIGN_OR_RETURN(Json status, Call("GET", SecretTarget(e_.path, "/rotation/status")));
-    SK_RETURN_IF_ERROR(MakeTheTarget());
-    if (U64(status, "pending") != 0) return Resume(U64(status, "pending"));
+    if (U64(status, "pending") != 0) {
+      SK_RETURN_IF_ERROR(MakeTheTarget());
+      return Resume(U64(status, "pending"));
+    }
     const std::uint64_t current = U64(status, "current");
     // Due when `every` has passed since the current version was written, or at once when
     // the path was never rotated (no sealkeep.rotation label): enabling rotation rotates.
@@ -133,6 +148,7 @@ class Rotator {
       out_.detail = "due " + FormatTimeMs(due);
       return OkStatus();
     }
+    SK_RETURN_IF_ERROR(MakeTheTarget());  // only now: it reads the admin secret (an audited read)
     // begin: the new value is stored (pending) before the target sees it.
     Json body = {{"cas", current}, {"note", "sealkeep rotator: " + target_->Describe()}};
     if (e_.every.count() > 0) body["every"] = EveryText(e_.every);
@@ -141,7 +157,9 @@ class Rotator {
     if (!value.empty()) {
       std::string b64 = Base64Encode(value.Expose());
       WipeOnExit wipe_b64(b64);
-      text = body.dump();
+      const std::string meta = body.dump();
+      text.reserve(meta.size() + b64.size() + 32);  // one buffer of its final size: no freed copy
+      text = meta;
       text.pop_back();
       text += ",\"value_b64\":\"";
       text += b64;  // appended in place: no temporary holds the value
@@ -159,11 +177,11 @@ class Rotator {
     SK_ASSIGN_OR_RETURN(Values v, Fetch(pending, current));
     Status set = target_->Set(v.pending.Expose(), v.current.Expose());
     MaybeDie("set");
-    if (!set.ok()) return PutBack(pending, v, "set failed: " + set.ToString());
+    if (!set.ok()) return PutBack(pending, v, ReasonFor("set failed", set), set);
     Status tested = target_->Test(v.pending.Expose());
     MaybeDie("test");
     if (!tested.ok())
-      return PutBack(pending, v, "the target does not accept the new value: " + tested.ToString());
+      return PutBack(pending, v, ReasonFor("the target does not accept the new value", tested), tested);
     SK_RETURN_IF_ERROR(Finish(pending));
     out_.result = "finished";
     out_.detail = "version " + std::to_string(pending) + " is current at " + target_->Describe();
@@ -222,31 +240,33 @@ class Rotator {
       return accepts_new.WithContext("resuming the rotation to version " + std::to_string(pending) +
                                      " (left pending; the next run tries again)");
     }
-    SK_RETURN_IF_ERROR(PutBack(pending, v, "resumed an interrupted rotation: the target does not accept it"));
+    SK_RETURN_IF_ERROR(
+        PutBack(pending, v, ReasonFor("resumed: the target does not accept the pending value", accepts_new),
+                accepts_new));
     out_.result = "resumed_aborted";
     return OkStatus();
   }
 
-  // The target back on the current value, then abort; if the target cannot be shown to be
-  // on the current value, the rotation stays pending (an abort now could leave the store
-  // and the target disagreeing) and the next run resolves it.
-  Status PutBack(std::uint64_t pending, Values& v, const std::string& why) {
+  // The target back on the current value (always reverted: a set may have landed even when
+  // it reported a failure, or land late through a cache), then shown to accept it, then
+  // abort. If it cannot be shown to be on the current value, the rotation stays pending (an
+  // abort now could leave the store and the target disagreeing) and the next run resolves
+  // it. `why` goes to the journal and the alert; `cause` (the full error) only to the output.
+  Status PutBack(std::uint64_t pending, Values& v, const std::string& why, const Status& cause) {
+    Status reverted = target_->Revert(v.current.Expose(), v.pending.Expose());
     Status on_old = target_->Test(v.current.Expose());
     if (!on_old.ok()) {
-      Status reverted = target_->Revert(v.current.Expose(), v.pending.Expose());
-      on_old = reverted.ok() ? target_->Test(v.current.Expose()) : reverted;
-    }
-    if (!on_old.ok()) {
       return Status(Code::kUnavailable, "rotation_stuck",
-                    e_.path + ": " + why + "; and the target could not be put back on the current value (" +
-                        on_old.ToString() + "): version " + std::to_string(pending) +
-                        " stays pending and the next run resolves it");
+                    e_.path + ": " + cause.ToString() +
+                        "; and the target could not be put back on the current value (" +
+                        (reverted.ok() ? on_old : reverted).ToString() + "): version " +
+                        std::to_string(pending) + " stays pending and the next run resolves it");
     }
-    Json body = {{"version", pending}, {"reason", why.substr(0, 1000)}};
+    Json body = {{"version", pending}, {"reason", why}};
     SK_RETURN_IF_ERROR(Call("POST", SecretTarget(e_.path, "/rotation/abort"), body.dump()).status());
     out_.ok = false;
     out_.result = "aborted";
-    out_.detail = why + "; the target is on the current value";
+    out_.detail = cause.ToString() + "; the target is on the current value";
     return OkStatus();
   }
 
@@ -260,12 +280,18 @@ class Rotator {
   Outcome out_;
 };
 
-// One rotator at a time per host: two would race on the same pending versions. The lock
-// file is $SEALKEEP_ROTATOR_LOCK (the unit sets it in its RuntimeDirectory), else kLockFile.
+// One rotator at a time per host, the timer's and an admin's alike: two would race on the
+// same pending versions (one aborting what the other is setting). The lock file is
+// $SEALKEEP_ROTATOR_LOCK (tests), else kLockFile, in a folder of group sealkeep that the
+// package's tmpfiles.d makes (and this makes when it is missing, as root on a dev machine).
 void TakeLock() {
   const char* env = std::getenv("SEALKEEP_ROTATOR_LOCK");
   const std::string file = env != nullptr && *env != '\0' ? env : kLockFile;
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (file == kLockFile && ::access(kLockDir, F_OK) != 0 && ::mkdir(kLockDir, 02770) == 0) {
+    (void)::chmod(kLockDir, 02770);  // mkdir's mode passes through the umask
+  }
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+  if (fd >= 0) (void)::fchmod(fd, 0660);  // whoever made it, the other side (group sealkeep) opens it too
   if (fd < 0) {
     Fail(Unavailable("cannot open the rotator's lock " + file + ": " + std::strerror(errno), "lock_failed"));
   }
@@ -280,7 +306,7 @@ void Print(const std::vector<Outcome>& outcomes) {
     Json a = Json::array();
     for (const auto& o : outcomes)
       a.push_back({{"path", o.path}, {"result", o.result}, {"detail", o.detail}});
-    std::printf("%s\n", Json{{"rotations", a}}.dump().c_str());
+    std::printf("%s\n", Json{{"rotations", a}}.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
     return;
   }
   for (const auto& o : outcomes) {
@@ -347,7 +373,9 @@ void RunBegin() {
     SecretBytes value = ReadSecretInput(f.value_file);
     std::string b64 = Base64Encode(value.Expose());
     WipeOnExit wipe_b64(b64);
-    body = meta.dump();
+    const std::string head = meta.dump();
+    body.reserve(head.size() + b64.size() + 32);  // one buffer of its final size: no freed copy
+    body = head;
     body.pop_back();
     body += meta.empty() ? "\"value_b64\":\"" : ",\"value_b64\":\"";
     body += b64;  // appended in place: no temporary holds the value

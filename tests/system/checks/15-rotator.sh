@@ -33,7 +33,7 @@ cp /etc/sealkeep/policy.toml /root/policy.before-rotator
 cat >>/etc/sealkeep/policy.toml <<"POLICY"
 
 [roles.lane-rotator]
-grants = [{ capabilities = ["read", "list", "rotate"], paths = ["lane/rot/**"] }]
+grants = [{ capabilities = ["read", "list", "write", "rotate"], paths = ["lane/rot/**"] }]
 
 [[bindings]]
 name = "rotator"
