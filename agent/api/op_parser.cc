@@ -10,18 +10,6 @@ using secrets::Op;
 
 Status BadRequest(const std::string& why) { return InvalidArgument(why, "bad_request"); }
 
-Result<secrets::Labels> LabelsField(const Json& obj) {
-  secrets::Labels out;
-  auto it = obj.find("labels");
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_object()) return BadRequest("'labels' must be an object of strings");
-  for (auto l = it->begin(); l != it->end(); ++l) {
-    if (!l->is_string()) return BadRequest("label values must be strings");
-    out[l.key()] = l->get<std::string>();
-  }
-  return out;
-}
-
 // The fields `type` takes from `source`, besides "op" and "path" in a txn.
 std::vector<std::string_view> FieldsOf(Op::Type type, OpSource source) {
   const bool txn = source == OpSource::kTxn;
@@ -82,6 +70,18 @@ Status FillPut(RequestBody& body, const Json& obj, Op& op) {
 }
 
 }  // namespace
+
+Result<secrets::Labels> LabelsField(const Json& obj) {
+  secrets::Labels out;
+  auto it = obj.find("labels");
+  if (it == obj.end() || it->is_null()) return out;
+  if (!it->is_object()) return BadRequest("'labels' must be an object of strings");
+  for (auto l = it->begin(); l != it->end(); ++l) {
+    if (!l->is_string()) return BadRequest("label values must be strings");
+    out[l.key()] = l->get<std::string>();
+  }
+  return out;
+}
 
 std::optional<Op::Type> OpTypeFromName(std::string_view name) {
   static constexpr std::pair<std::string_view, Op::Type> kNames[] = {

@@ -24,6 +24,9 @@ namespace sk::api {
 
 enum class OpSource { kRoute, kTxn };
 
+// The "labels" member of `obj` (absent or null: none): an object of strings, else bad_request.
+Result<secrets::Labels> LabelsField(const Json& obj);
+
 // "put", "delete", "undelete", "destroy", "rollback", "floor", "check" (txn names).
 std::optional<secrets::Op::Type> OpTypeFromName(std::string_view name);
 

@@ -13,6 +13,7 @@
 
 #include "agent/alerts/alerts.h"
 #include "agent/api/handlers.h"
+#include "agent/api/op_parser.h"
 #include "agent/api/request_body.h"
 #include "agent/secrets/generator.h"
 
@@ -67,18 +68,6 @@ Result<secrets::GeneratorSpec> ParseGenerator(const Json& g) {
   return spec;
 }
 
-Result<secrets::Labels> LabelsOf(const Json& body) {
-  secrets::Labels out;
-  auto it = body.find("labels");
-  if (it == body.end() || it->is_null()) return out;
-  if (!it->is_object()) return BadRequest("'labels' must be an object of strings");
-  for (auto l = it->begin(); l != it->end(); ++l) {
-    if (!l->is_string()) return BadRequest("label values must be strings");
-    out[l.key()] = l->get<std::string>();
-  }
-  return out;
-}
-
 Reply Begin(Context& ctx) {
   auto parsed = ParseRequestBody(ctx.req.body);
   if (!parsed.ok()) return Failure(parsed.status());
@@ -111,7 +100,7 @@ Reply Begin(Context& ctx) {
   auto expires = U64Field(body, "expires_in");
   auto every = StringField(body, "every");
   auto note = StringField(body, "note");
-  auto labels = LabelsOf(body);
+  auto labels = LabelsField(body);
   for (const Status& st : {cas.status(), expires.status(), every.status(), note.status(), labels.status()}) {
     if (!st.ok()) return Failure(st);
   }

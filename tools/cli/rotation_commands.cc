@@ -78,6 +78,22 @@ std::string EveryText(std::chrono::seconds every) {
   return std::to_string(s) + "s";
 }
 
+// `meta` (a JSON object, no secret in it) with "value_b64" added, built in one buffer of
+// its final size so no freed allocation keeps a copy of the value; the caller wipes it.
+std::string BodyWithValue(const Json& meta, const SecretBytes& value) {
+  std::string b64 = Base64Encode(value.Expose());
+  WipeOnExit wipe_b64(b64);
+  const std::string head = meta.dump();
+  std::string body;
+  body.reserve(head.size() + b64.size() + 32);
+  body = head;
+  body.pop_back();
+  body += meta.empty() ? "\"value_b64\":\"" : ",\"value_b64\":\"";
+  body += b64;  // appended in place: no temporary holds the value
+  body += "\"}";
+  return body;  // moved out (NRVO): the one buffer
+}
+
 // One call whose error is a Status (the rotator goes on with the next path).
 Result<Json> Call(const std::string& method, const std::string& target, const std::string& body = "") {
   SK_ASSIGN_OR_RETURN(HttpResponse r, HttpCall(Globals().socket, {method, target, body, kWriteTimeout}));
@@ -155,15 +171,7 @@ class Rotator {
     std::string text;
     WipeOnExit wipe(text);
     if (!value.empty()) {
-      std::string b64 = Base64Encode(value.Expose());
-      WipeOnExit wipe_b64(b64);
-      const std::string meta = body.dump();
-      text.reserve(meta.size() + b64.size() + 32);  // one buffer of its final size: no freed copy
-      text = meta;
-      text.pop_back();
-      text += ",\"value_b64\":\"";
-      text += b64;  // appended in place: no temporary holds the value
-      text += "\"}";
+      text = BodyWithValue(body, value);
     } else if (!e_.generator.is_null()) {
       body["generator"] = e_.generator;
       text = body.dump();
@@ -370,16 +378,7 @@ void RunBegin() {
     meta["generator"] = g;
     body = meta.dump();
   } else {
-    SecretBytes value = ReadSecretInput(f.value_file);
-    std::string b64 = Base64Encode(value.Expose());
-    WipeOnExit wipe_b64(b64);
-    const std::string head = meta.dump();
-    body.reserve(head.size() + b64.size() + 32);  // one buffer of its final size: no freed copy
-    body = head;
-    body.pop_back();
-    body += meta.empty() ? "\"value_b64\":\"" : ",\"value_b64\":\"";
-    body += b64;  // appended in place: no temporary holds the value
-    body += "\"}";
+    body = BodyWithValue(meta, ReadSecretInput(f.value_file));
   }
   HttpResponse r = CallOrFail({"POST", SecretTarget(f.path, "/rotation/begin"), body, kWriteTimeout});
   if (Globals().json) return PrintBody(r);

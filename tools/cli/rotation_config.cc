@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/secrets/path.h"
+#include "agent/secrets/service.h"
 
 namespace sk::cli {
 namespace {
@@ -212,35 +213,16 @@ Result<RotationEntry> ParseEntry(const toml::table& t, const std::string& name, 
 }  // namespace
 
 Result<std::chrono::seconds> ParseDuration(std::string_view text) {
-  const auto bad = [&](const std::string& why) {
-    return InvalidArgument("\"" + std::string(text.substr(0, 64)) + "\" " + why, "bad_duration");
-  };
-  std::uint64_t unit = 0;
-  switch (text.empty() ? '\0' : text.back()) {
-    case 's':
-      unit = 1;
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = 86400;
-      break;
-    default:
-      return bad("is not a duration: a whole number then s, m, h or d (\"90s\", \"15m\", \"12h\", \"30d\")");
+  // The agent's own rule (the schedule a rotated path's label carries), so the two agree.
+  std::optional<std::uint64_t> s = secrets::ParseRotationEvery(text);
+  if (!s) {
+    return InvalidArgument(
+        "\"" + std::string(text.substr(0, 64)) +
+            "\" is not a duration: a whole positive number then s, m, h or d (\"90s\", \"15m\", "
+            "\"12h\", \"30d\"), at most 100 years",
+        "bad_duration");
   }
-  std::string_view digits = text.substr(0, text.size() - 1);
-  std::uint64_t n = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
-    return bad("is not a duration: a whole number then s, m, h or d (\"90s\", \"15m\", \"12h\", \"30d\")");
-  }
-  if (n == 0) return bad("is not a positive duration");
-  if (n > static_cast<std::uint64_t>(kCentury.count()) / unit) return bad("is longer than 100 years");
-  return std::chrono::seconds(static_cast<std::int64_t>(n * unit));
+  return std::chrono::seconds(static_cast<std::int64_t>(*s));
 }
 
 Result<std::vector<RotationEntry>> ParseRotationConfig(std::string_view text, std::string_view name) {
