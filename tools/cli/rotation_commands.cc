@@ -467,7 +467,8 @@ void Add(CLI::App& app) {
   auto* begin = rot->add_subcommand(
       "begin",
       "Store a new value of PATH as its pending version (POST .../rotation/begin). The value is read from "
-      "stdin or --value-file, or made by the agent with --generate; it is never printed. Needs `rotate`");
+      "stdin or --value-file, or made by the agent with --generate; it is never printed. Needs `rotate` and "
+      "`write` on PATH");
   path_arg(begin);
   begin->add_option("--value-file", f.value_file, "Read the new value from this file ('-': stdin)");
   begin->add_option("--generate", f.generate, "Have the agent make the value: password or bytes")
