@@ -6,6 +6,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -75,9 +76,14 @@ __attribute__((target("sha,sse4.1,ssse3"))) void BlocksShaNi(std::uint32_t h[8],
 }
 #undef SK_SHA_ROUNDS4
 
+// CPUID, not __builtin_cpu_supports("sha"): clang (the fuzz build) does not know that name.
 bool CpuHasShaNi() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  const bool ssse3 = (c & bit_SSSE3) != 0;
+  const bool sse41 = (c & bit_SSE4_1) != 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  return (b & bit_SHA) != 0 && ssse3 && sse41;
 }
 #endif
 

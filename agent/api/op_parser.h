@@ -11,7 +11,8 @@
 //   floor     floor (required)
 //   check     version (required), cas      (txn only)
 // Any other field is refused (bad_request, naming it), as is a field of the wrong type.
-// Pure: no I/O, no policy; a fuzzer calls it on any parsed body.
+// Pure: no I/O, no policy; the fuzzer (tests/fuzz/fuzz_api_request.cc) calls it on any
+// parsed body.
 #pragma once
 
 #include <optional>

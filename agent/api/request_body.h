@@ -21,7 +21,7 @@
 // in `secrets`, behind the same marker; none of its bytes reaches a std::string. The text
 // is written compactly (CompactJson below); RawJsonField() takes it out.
 //
-// Pure (no I/O, no globals): a fuzzer calls it on any bytes.
+// Pure (no I/O, no globals): the fuzzer (tests/fuzz/fuzz_api_request.cc) calls it on any bytes.
 #pragma once
 
 #include <optional>

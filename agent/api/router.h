@@ -1,5 +1,6 @@
 // The route table of the v1 API (docs/api.md), as a pure function from method and target
-// to a route, so the fuzzer and the tests can call it on any bytes.
+// to a route, so the fuzzer (tests/fuzz/fuzz_api_request.cc) and the tests can call it on
+// any bytes.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Subject: who is calling, as the kernel says (docs/design.md), and the pure parsers that
 // read a peer's systemd unit and groups out of /proc text. Reading /proc itself and the
 // user/group databases lives in peer_identity.h; the functions here touch no file, so
-// tests and fuzzers call them on any bytes.
+// tests and the fuzzer (tests/fuzz/fuzz_formats.cc) call them on any bytes.
 #pragma once
 
 #include <cstdint>

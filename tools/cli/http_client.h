@@ -5,8 +5,9 @@
 // response whose body length is given by Content-Length (sealkeepd always sends it;
 // chunked bodies are refused as malformed). The whole exchange has one deadline.
 //
-// The response parser, ParseResponseHead(), is a pure function over bytes so tests and a
-// fuzzer can drive it without a socket. It caps the head at 64 KiB and the body at 64 MiB.
+// The response parser, ParseResponseHead(), is a pure function over bytes so tests and the
+// fuzzer (tests/fuzz/fuzz_http_response.cc) can drive it without a socket. It caps the head at 64 KiB and the
+// body at 64 MiB.
 //
 // Bodies may hold secret values (a PUT's request, a GET's answer): the client never logs
 // them, the request body is borrowed (the caller wipes it), and an HttpResponse wipes its

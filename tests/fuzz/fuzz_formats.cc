@@ -1,0 +1,51 @@
+// libFuzzer target: every binary decoder of what sealkeep stores, on any bytes. The first
+// byte picks the decoder: a journal entry, a sealed head record, a snapshot body, a wrapped
+// key blob (the stored forms an attacker with the disk can edit), an audit log line or
+// checkpoint, or the /proc text a caller's identity is read from (its cgroup: the systemd
+// unit; its status: groups and uid; its stat: start time). Each must answer with an error,
+// never crash, leak or read out of bounds.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "agent/audit/audit_format.h"
+#include "agent/journal/journal_format.h"
+#include "agent/policy/subject.h"
+#include "agent/secrets/snapshot_format.h"
+#include "hsm/wrapped_blob_format.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const sk::ByteView bytes(data + 1, size - 1);
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  switch (data[0] % 8) {
+    case 0:
+      if (auto e = sk::journal::DecodeEntry(bytes); e.ok()) (void)sk::journal::EncodeEntry(*e);
+      break;
+    case 1:
+      (void)sk::journal::DecodeHeadRecord(bytes);
+      break;
+    case 2:
+      (void)sk::secrets::DecodeSnapshot(bytes);
+      break;
+    case 3:
+      (void)sk::hsm::ParseWrappedBlob(bytes);
+      break;
+    case 4:
+      (void)sk::audit::ParseLine(text);
+      break;
+    case 5:
+      (void)sk::audit::ParseCheckpoint(text);
+      break;
+    case 6:
+      (void)sk::policy::ParseSystemdUnits(text);
+      (void)sk::policy::UnitsFromCgroupPath(text);
+      break;
+    default:
+      (void)sk::policy::ParseStatusGroups(text);
+      (void)sk::policy::ParseStatusEffectiveUid(text);
+      (void)sk::policy::ParseStatStartTicks(text);
+      break;
+  }
+  return 0;
+}
