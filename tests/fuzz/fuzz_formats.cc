@@ -1,8 +1,10 @@
 // libFuzzer target: every binary decoder of what sealkeep stores, on any bytes. The first
 // byte picks the decoder: a journal entry, a sealed head record, a snapshot body, a wrapped
 // key blob (the stored forms an attacker with the disk can edit), an audit log line or
-// checkpoint, or the /proc text a caller's identity is read from (its cgroup: the systemd
-// unit; its status: groups and uid; its stat: start time). Each must answer with an error,
+// checkpoint, the hardware side's stored forms (the PKCS#11 anchor object's value, the TPM
+// sealed-key file and its payload, the TPM record, the NV anchor), or the /proc text a
+// caller's identity is read from (its cgroup: the systemd unit; its status: groups and uid;
+// its stat: start time). Each must answer with an error,
 // never crash, leak or read out of bounds.
 #include <cstddef>
 #include <cstdint>
@@ -12,13 +14,17 @@
 #include "agent/journal/journal_format.h"
 #include "agent/policy/subject.h"
 #include "agent/secrets/snapshot_format.h"
+#include "hsm/pkcs11/anchor_format.h"
+#include "hsm/tpm/nv_anchor_format.h"
+#include "hsm/tpm/record_format.h"
+#include "hsm/tpm/sealed_file_format.h"
 #include "hsm/wrapped_blob_format.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const sk::ByteView bytes(data + 1, size - 1);
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 12) {
     case 0:
       if (auto e = sk::journal::DecodeEntry(bytes); e.ok()) (void)sk::journal::EncodeEntry(*e);
       break;
@@ -36,6 +42,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 5:
       (void)sk::audit::ParseCheckpoint(text);
+      break;
+    case 8:
+      (void)sk::hsm::pkcs11::ParseAnchorValue(bytes);
+      break;
+    case 9:
+      (void)sk::hsm::tpm::ParseSealedFile(bytes);
+      (void)sk::hsm::tpm::ParsePayload(bytes);
+      break;
+    case 10:
+      (void)sk::hsm::tpm::ParseRecord(bytes);
+      break;
+    case 11:
+      (void)sk::hsm::tpm::ParseNvAnchor(bytes);
       break;
     case 6:
       (void)sk::policy::ParseSystemdUnits(text);
