@@ -162,7 +162,9 @@ int RunDaemon(const config::AgentConfig& config) {
     Notify("STOPPING=1");
     server.Stop();
   });
+  agent.leases().Start();
   server.Run([&] { housekeeping(); }, daemon::TickMs());
+  agent.leases().Stop();
   agent.Seal("shutting down");
   Log(LogLevel::kInfo, "stopped");
   return 0;

@@ -27,6 +27,8 @@ std::string_view AlertMessageId(AlertKind kind) {
       return "cc3073c7e850d947b11967ba370b74a3";
     case AlertKind::kExpiring:
       return "01ccc8ccf85daed0a3848489731fe6fd";
+    case AlertKind::kLeaseRevokeFailed:
+      return "f678fd6f4516bec650fdf4b6fb3c297b";
   }
   return "00000000000000000000000000000000";
 }
@@ -49,6 +51,8 @@ std::string_view AlertKindName(AlertKind kind) {
       return "rotation_failed";
     case AlertKind::kExpiring:
       return "expiring";
+    case AlertKind::kLeaseRevokeFailed:
+      return "lease_revoke_failed";
   }
   return "unknown";
 }
@@ -61,6 +65,7 @@ int AlertPriority(AlertKind kind) {
     case AlertKind::kUnsealFailed:
     case AlertKind::kAuditUnavailable:
     case AlertKind::kRotationFailed:
+    case AlertKind::kLeaseRevokeFailed:
       return 3;
     case AlertKind::kDenied:
     case AlertKind::kRollbackRefused:

@@ -43,8 +43,9 @@ enum class AlertKind : std::uint8_t {
   kAuditUnavailable,
   kRotationFailed,
   kExpiring,
+  kLeaseRevokeFailed,
 };
-inline constexpr std::size_t kAlertKindCount = 8;
+inline constexpr std::size_t kAlertKindCount = 9;
 
 std::string_view AlertKindName(AlertKind kind);  // "denied", "rollback_refused", ...
 int AlertPriority(AlertKind kind);               // syslog priority: 2, 3 or 4

@@ -1,6 +1,7 @@
 // Api::Handle: authorise, audit, dispatch, and map errors.
 #include "agent/api/api.h"
 
+#include <array>
 #include <chrono>
 #include <sstream>
 
@@ -181,6 +182,9 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
     case Route::kDeployBegin:
     case Route::kDeployCommit:
     case Route::kDeployAbort:  // the handlers check `snapshot` on the release's prefix and paths
+    case Route::kLeaseCreate:  // the handlers check `lease` on the lease's name
+    case Route::kLeaseList:
+    case Route::kLeaseRevoke:
       return std::nullopt;
     case Route::kKvRead:  // the KV handlers check per path and version, as the native routes
     case Route::kKvWrite:
@@ -249,7 +253,8 @@ bool IsSecretRoute(Route r) {
 bool DefersChangeRecord(Route r) {
   return IsSecretRoute(r) || r == Route::kTxn || r == Route::kSnapshotCreate ||
          r == Route::kSnapshotRestore || r == Route::kDeployBegin || r == Route::kDeployCommit ||
-         r == Route::kDeployAbort || (IsKvRoute(r) && IsStateChanging(r));
+         r == Route::kDeployAbort || r == Route::kLeaseCreate || r == Route::kLeaseRevoke ||
+         (IsKvRoute(r) && IsStateChanging(r));
 }
 
 // A record the audit log refused: the alert, unless the agent is only sealed (its records
@@ -520,6 +525,10 @@ Reply Api::Dispatch(Context& ctx) const {
     case Route::kRotationAbort:
     case Route::kRotationStatus:
       return HandleRotation(ctx);
+    case Route::kLeaseCreate:
+    case Route::kLeaseList:
+    case Route::kLeaseRevoke:
+      return HandleLease(ctx);
     case Route::kWatch:
       return Failure(Internal("GET /v1/watch is served by Api::Watch"));
     default:
@@ -767,6 +776,15 @@ std::string Api::MetricsText() const {
            "Secrets whose rotation schedule (label sealkeep.rotation) is due", life.rotations_due);
     metric("sealkeep_rotations_pending", "gauge",
            "Secrets with a rotation begun and not yet finished or aborted", life.rotations_pending);
+    // Leases by state (docs/rotation.md): revoking ones are drops the sweep keeps retrying.
+    std::array<std::uint64_t, 5> by_state{};
+    for (const secrets::LeaseRecord& l : svc->Leases()) ++by_state[static_cast<std::size_t>(l.state)];
+    out << "# HELP sealkeep_leases Leased database users by state\n# TYPE sealkeep_leases gauge\n";
+    for (secrets::LeaseState st : {secrets::LeaseState::kCreating, secrets::LeaseState::kActive,
+                                   secrets::LeaseState::kRevoking, secrets::LeaseState::kFailed}) {
+      out << "sealkeep_leases{state=\"" << secrets::LeaseStateName(st) << "\"} "
+          << by_state[static_cast<std::size_t>(st)] << "\n";
+    }
   }
   out << agent_.alerts().MetricsText();
   return out.str();

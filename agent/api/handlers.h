@@ -106,6 +106,8 @@ Reply HandleSys(Context& ctx);     // rotate, seal, unseal, recover, reseal, ver
 Reply HandleDeploy(Context& ctx);  // /v1/deploys: begin, commit, abort, list, get (deploys.cc)
 // /v1/secrets/{path}/rotation/{begin,finish,abort,status} (rotation_handlers.cc)
 Reply HandleRotation(Context& ctx);
+// /v1/leases: create, list, revoke (lease_handlers.cc)
+Reply HandleLease(Context& ctx);
 // A one-op change to the route's path: AuthorizeChange, the change record, the commit; the
 // answer names the path and the version the op wrote or touched.
 Reply CommitOne(Context& ctx, std::vector<secrets::Op> ops);

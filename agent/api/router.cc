@@ -146,6 +146,12 @@ std::string_view RouteName(Route r) {
       return "secret.rotation.abort";
     case Route::kRotationStatus:
       return "secret.rotation.status";
+    case Route::kLeaseCreate:
+      return "lease.create";
+    case Route::kLeaseList:
+      return "lease.list";
+    case Route::kLeaseRevoke:
+      return "lease.revoke";
   }
   return "unknown";
 }
@@ -181,6 +187,18 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
   if (path == "/v1/snapshots") return only(post, Route::kSnapshotCreate);
   if (path == "/v1/watch") return only(get, Route::kWatch);
   if (path == "/v1/deploys" || path == "/v1/deploys/") return only(get, Route::kDeployList);
+  if (path == "/v1/leases" || path == "/v1/leases/") {
+    if (get) return Found(Route::kLeaseList, "", std::move(q));
+    return only(post, Route::kLeaseCreate);
+  }
+  constexpr std::string_view kLeases = "/v1/leases/";
+  if (StartsWith(path, kLeases)) {
+    std::string_view rest = path.substr(kLeases.size());
+    if (!EndsWith(rest, "/revoke") || rest.size() == 7 ||
+        rest.substr(0, rest.size() - 7).find('/') != std::string_view::npos)
+      return Error(RouteError::kNotFound);
+    return only(post, Route::kLeaseRevoke, std::string(rest.substr(0, rest.size() - 7)));
+  }
 
   constexpr std::string_view kDeploys = "/v1/deploys/";
   if (StartsWith(path, kDeploys)) {
@@ -278,6 +296,8 @@ bool IsStateChanging(Route r) {
     case Route::kRotationBegin:
     case Route::kRotationFinish:
     case Route::kRotationAbort:
+    case Route::kLeaseCreate:
+    case Route::kLeaseRevoke:
     case Route::kKvWrite:
     case Route::kKvDelete:
     case Route::kKvUndelete:

@@ -56,6 +56,9 @@ enum class Route {
   kRotationFinish,  // POST /v1/secrets/{path}/rotation/finish
   kRotationAbort,   // POST /v1/secrets/{path}/rotation/abort
   kRotationStatus,  // GET /v1/secrets/{path}/rotation/status
+  kLeaseCreate,     // POST /v1/leases {name, ttl} (docs/rotation.md, "Leases")
+  kLeaseList,       // GET /v1/leases
+  kLeaseRevoke,     // POST /v1/leases/{id}/revoke
 };
 
 std::string_view RouteName(Route r);

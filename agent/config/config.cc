@@ -110,7 +110,7 @@ Status CheckKvMount(const AgentConfig& c) {
     return InvalidArgument(c.source + ": agent.kv_mount is one path segment of [A-Za-z0-9._-] (\"\" = none)",
                            "bad_config");
   }
-  for (const char* native : {"sys", "secrets", "snapshots", "txn", "health", "watch", "deploys"}) {
+  for (const char* native : {"sys", "secrets", "snapshots", "txn", "health", "watch", "deploys", "leases"}) {
     if (m == native) {
       return InvalidArgument(c.source + ": agent.kv_mount \"" + m + "\" is taken by sealkeep's own /v1/" + m,
                              "bad_config");
@@ -259,10 +259,23 @@ Status ApplyFiles(const toml::table& root, AgentConfig& c) {
   return OkStatus();
 }
 
+// [leases]: where the lease server listens, and how often expired leases are swept.
+Status ApplyLeases(const toml::table& root, AgentConfig& c) {
+  SK_ASSIGN_OR_RETURN(const toml::table* leases, Table(root, "leases", c.source));
+  TableReader le(*leases, "leases", c.source);
+  SK_RETURN_IF_ERROR(le.Str("socket", c.leases_socket));
+  SK_RETURN_IF_ERROR(le.Int("sweep_seconds", c.lease_sweep_seconds, 1, 3600));
+  SK_RETURN_IF_ERROR(le.Finish());
+  if (!c.leases_socket.empty() && c.leases_socket.front() != '/') {
+    return InvalidArgument(c.source + ": leases.socket is an absolute path (\"\" = no leases)", "bad_config");
+  }
+  return OkStatus();
+}
+
 Status Apply(const toml::table& root, AgentConfig& c) {
   for (const auto& [k, v] : root) {
     static const std::set<std::string> known = {"agent",  "store", "backend", "pkcs11", "tpm",
-                                                "limits", "cache", "policy",  "audit"};
+                                                "limits", "cache", "policy",  "audit",  "leases"};
     if (known.count(std::string(k.str())) == 0)
       return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
   }
@@ -270,6 +283,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(ApplyStore(root, c));
   SK_RETURN_IF_ERROR(ApplyBackend(root, c));
   SK_RETURN_IF_ERROR(ApplyLimits(root, c));
+  SK_RETURN_IF_ERROR(ApplyLeases(root, c));
   return ApplyFiles(root, c);
 }
 

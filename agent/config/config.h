@@ -15,6 +15,8 @@
 //   [cache]    dek_entries, dek_ttl_seconds
 //   [policy]   file (default "policy.toml"; "" = only root and the agent's own user may call it)
 //   [audit]    dir (default "audit"; "" = no audit log), segment_bytes
+//   [leases]   socket (the lease server's, default /run/sealkeep-leases/leases.sock; "" =
+//              no leases), sweep_seconds (30: how often expired leases are revoked)
 // Relative paths are relative to state_dir. The defaults are the safe ones: a policy file
 // (which must then exist: the agent does not start without it) and an audit log; going
 // without either takes an explicit "" (StartupWarnings says so for the audit log). docs/config.md
@@ -66,6 +68,10 @@ struct AgentConfig {
   std::string policy_file;  // "" = built-in policy (root and the agent's own uid), only when asked for
   std::string audit_dir;    // "" = no audit log, only when asked for
   std::size_t audit_segment_bytes = 16 * 1024 * 1024;
+  // Leased database users (docs/rotation.md): the socket of `sealkeep rotator
+  // --serve-leases` (sealkeep-leases.service), which makes and drops the roles.
+  std::string leases_socket = "/run/sealkeep-leases/leases.sock";
+  int lease_sweep_seconds = 30;
 };
 
 // Parses TOML text; `source` names it in error messages. reason bad_config (kInvalidArgument).

@@ -13,9 +13,14 @@ Agent::Agent(config::AgentConfig config)
     : config_(std::move(config)),
       own_uid_(static_cast<std::uint32_t>(::geteuid())),
       alerts_(std::make_unique<alerts::Alerts>()),
+      leases_(std::make_unique<LeaseBroker>(*this, config_.leases_socket,
+                                            std::chrono::seconds(config_.lease_sweep_seconds))),
       sealed_(Status(Code::kSealed, "sealed", "the agent has not been unsealed yet")) {}
 
-Agent::~Agent() { Seal("shutting down"); }
+Agent::~Agent() {
+  leases_->Stop();
+  Seal("shutting down");
+}
 
 Status Agent::LoadPolicy() {
   if (!policy_enabled()) return OkStatus();

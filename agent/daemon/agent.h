@@ -34,6 +34,7 @@
 #include "agent/audit/audit_writer.h"
 #include "agent/audit/sealed_queue.h"
 #include "agent/config/config.h"
+#include "agent/daemon/lease_broker.h"
 #include "agent/policy/policy_holder.h"
 #include "agent/secrets/service.h"
 #include "hsm/key_backend.h"
@@ -101,6 +102,8 @@ class Agent {
   alerts::Alerts& alerts() { return *alerts_; }
 
   const config::AgentConfig& config() const { return config_; }
+  // Leased database users (lease_broker.h); run_daemon starts its sweeper.
+  LeaseBroker& leases() { return *leases_; }
   double uptime_s() const;
   std::uint32_t own_uid() const { return own_uid_; }
 
@@ -128,6 +131,7 @@ class Agent {
   std::function<void(std::uint64_t)> on_commit_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<alerts::Alerts> alerts_;
+  std::unique_ptr<LeaseBroker> leases_;
   policy::PolicyHolder policy_;
 
   std::mutex transition_mu_;  // serialises Unseal, AcceptRollback and Seal; held throughout

@@ -101,6 +101,8 @@ std::string_view KindName(Kind kind) {
       return "promote";
     case Kind::kAbort:
       return "abort";
+    case Kind::kLease:
+      return "lease";
   }
   return "unknown";
 }

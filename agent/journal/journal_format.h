@@ -81,8 +81,10 @@ enum class Kind : std::uint8_t {
   kPromote = 14,  // rotation finished: the pending `version` is the head; from_version the old
                   // head; labels repeat the pending version's
   kAbort = 15,    // rotation aborted: the pending `version` is erased (note: the reason)
+  kLease = 16,    // a leased database user's new state (no path; note: the record, never
+                  // a password; expires_ms: the lease's end). secrets/lease_record.h
 };
-inline constexpr std::uint8_t kMaxKind = 15;  // the newest kind; raise it with the enum
+inline constexpr std::uint8_t kMaxKind = 16;  // the newest kind; raise it with the enum
 
 inline constexpr std::size_t kMaxEntryBytes = 1 + 8 + 1 + 8 + kTxnIdSize + (2 + kMaxPathBytes) + 8 + 8 + 4 +
                                               8 + (2 + kMaxActorBytes) + 4 * 32 + (2 + kMaxDetailBytes);

@@ -30,6 +30,8 @@ std::string_view CapabilityName(Capability cap) {
       return "recover";
     case Capability::kSeal:
       return "seal";
+    case Capability::kLease:
+      return "lease";
   }
   return "unknown";
 }
@@ -43,7 +45,7 @@ std::optional<Capability> ParseCapability(std::string_view name) {
 
 std::string_view CapabilityNames() {
   return "read, list, write, delete, destroy, rollback, snapshot, admin, sys.read, rotate, reseal, recover, "
-         "seal";
+         "seal, lease";
 }
 
 bool IsSysCapability(Capability cap) {

@@ -10,6 +10,8 @@
 //   rotate    /v1/sys/rotate (on sys); on a secret path,  reseal    /v1/sys/reseal
 //             staged rotation (with write; docs/rotation.md)
 //   recover   /v1/sys/recover (accept a replayed store)  seal      /v1/sys/seal and /unseal
+//   lease     a leased database user of the lease kind the path names, its list and revoke
+//             (POST /v1/leases; docs/rotation.md)
 //   admin     everything the five above grant, plus lowering a path's max_versions and
 //             snapshots of the whole store
 // No capability implies another, except `admin`: a grant of admin is a grant of sys.read,
@@ -38,16 +40,17 @@ enum class Capability : std::uint8_t {
   kReseal,
   kRecover,
   kSeal,
+  kLease,
 };
 
-inline constexpr std::size_t kCapabilityCount = 13;
+inline constexpr std::size_t kCapabilityCount = 14;
 
 // Every capability, in declaration order.
 inline constexpr std::array<Capability, kCapabilityCount> kAllCapabilities = {
     Capability::kRead,    Capability::kList,     Capability::kWrite,    Capability::kDelete,
     Capability::kDestroy, Capability::kRollback, Capability::kSnapshot, Capability::kAdmin,
     Capability::kSysRead, Capability::kRotate,   Capability::kReseal,   Capability::kRecover,
-    Capability::kSeal,
+    Capability::kSeal,    Capability::kLease,
 };
 
 // What a grant of `admin` grants besides admin itself.

@@ -41,7 +41,7 @@ std::string DefaultPolicyText(std::uint32_t uid, std::string_view user_name) {
       "grants = [\n"
       "  { capabilities = [\"read\", \"list\", \"write\", \"delete\", \"destroy\", \"rollback\", "
       "\"snapshot\", "
-      "\"admin\"], paths = [\"**\"] },\n"
+      "\"admin\", \"lease\"], paths = [\"**\"] },\n"
       "]\n"
       "\n"
       "[[bindings]]\n"

@@ -131,6 +131,7 @@ void Index::Replay(const journal::Entry& e, const Digest& stored_seal, bool seal
     if (bad_seqs.size() < 100) bad_seqs.push_back(e.seq);
   }
   if (e.kind == Kind::kRotate) ++rotations;
+  if (e.kind == Kind::kLease && seal_ok) ApplyLeaseEntry(leases, e);
   if (e.path.empty()) return;
   PathState& s = Slot(e.path);
   if (e.prev_path_hash != s.fields.last_hash) s.fields.chain_ok_from = e.seq;
@@ -154,6 +155,7 @@ void Index::ReplayUnparsed(const std::string& row_path, std::uint64_t seq) {
 void Index::Apply(const journal::Entry& e, const Digest& seal) {
   tip = {e.seq, seal};
   if (e.kind == Kind::kRotate) ++rotations;
+  if (e.kind == Kind::kLease) ApplyLeaseEntry(leases, e);
   if (e.path.empty()) return;
   ApplyEntry(Slot(e.path), e, seal, true);
 }

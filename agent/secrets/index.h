@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent/journal/journal_format.h"
+#include "agent/secrets/lease_record.h"
 
 namespace sk::secrets {
 
@@ -63,6 +64,9 @@ struct PathState {
 // Applies one entry's effect. `seal_ok` false marks the versions it touches.
 void ApplyEntry(PathFields& fields, const journal::Entry& e, const Digest& seal, bool seal_ok);
 void ApplyEntry(PathState& state, const journal::Entry& e, const Digest& seal, bool seal_ok);
+// A kLease entry's effect on the leases (leases.cc): a new lease when it is created, a new
+// state when the transition is allowed; anything else is ignored.
+void ApplyLeaseEntry(std::map<std::string, LeaseRecord>& leases, const journal::Entry& e);
 
 struct JournalTip {
   std::uint64_t seq = 0;
@@ -92,6 +96,8 @@ class Index {
   std::uint64_t bad_seals = 0;
   std::vector<std::uint64_t> bad_seqs;  // first few, for reports
   std::uint32_t rotations = 0;
+  // Every lease the journal names, by id (lease entries carry no path).
+  std::map<std::string, LeaseRecord> leases;
 
  private:
   PathState& Slot(const std::string& path);

@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/secrets/lease_record.h"
 #include "crypto/secret_bytes.h"
 #include "crypto/status.h"
 #include "hsm/key_backend.h"
@@ -371,6 +372,13 @@ class SecretService {
   virtual Result<TxnResult> Rotate(const Actor& actor) = 0;
   // Journals that an admin re-sealed the master key to a new boot state (`note` says how).
   virtual Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) = 0;
+  // Journals a lease's new state (lease_record.h): a new id must be `creating`; a known one
+  // takes only its new state and reason from `record` and must follow the diagram.
+  // Errors: bad_lease (kInvalidArgument), no_such_lease (kNotFound), lease_state
+  // (kFailedPrecondition), and a commit's.
+  virtual Result<TxnResult> RecordLease(const LeaseRecord& record, const Actor& actor) = 0;
+  // Every lease the journal names, oldest first (revoked ones too).
+  virtual std::vector<LeaseRecord> Leases() = 0;
 
   // Full verification of the store as it is on disk, in one read transaction (commits
   // may land meanwhile) against the anchor as it stood at that snapshot: every seal,

@@ -163,6 +163,9 @@ class ServiceImpl final : public SecretService {
   // admin.cc
   Result<TxnResult> Rotate(const Actor& actor) override;
   Result<TxnResult> RecordReseal(const std::string& note, const Actor& actor) override;
+  // leases.cc
+  Result<TxnResult> RecordLease(const LeaseRecord& record, const Actor& actor) override;
+  std::vector<LeaseRecord> Leases() override;
   Result<VerifyReport> VerifyAll() override;
   ServiceStatus Report() override;
   const SecretBytes& audit_key() const override { return ak_; }
@@ -229,6 +232,7 @@ class ServiceImpl final : public SecretService {
   DekCache cache_;
 
   mutable std::shared_mutex index_mu_;
+  std::mutex lease_mu_;  // RecordLease: one lease change at a time
   Index index_;
 
   // Held by the committer from a batch's store commit to the end of its anchor step,

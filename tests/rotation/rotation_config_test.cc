@@ -255,3 +255,77 @@ TEST(RotationConfigTest, ErrorsNameTheFileTheyCameFrom) {
 
 }  // namespace
 }  // namespace sk::testing
+
+namespace sk::testing {
+namespace {
+
+// [[lease]] tables (rotation_config.h): a good one with its defaults, and each error.
+constexpr const char* kLeaseDb =
+    "database = { host = \"/run/postgresql\", admin_user = \"rot\", admin_secret = \"db/admin\" }\n";
+constexpr const char* kLeaseCreate =
+    "create = [\"CREATE ROLE {{role}} LOGIN PASSWORD {{password}} VALID UNTIL {{valid_until}}\"]\n";
+
+std::string Lease(const std::string& rest) { return "[[lease]]\nname = \"pg/ro\"\n" + rest; }
+
+TEST(LeaseConfigTest, AGoodLeaseWithItsDefaultsAndRotationsBesideIt) {
+  const std::string text = Lease(std::string(kLeaseDb) + kLeaseCreate) +
+                           "[[rotation]]\npath = \"a\"\nevery = \"1d\"\n"
+                           "target = { type = \"exec\", program = \"/bin/true\" }\n";
+  auto leases = cli::ParseLeaseConfig(text, "rotation.toml");
+  ASSERT_TRUE(leases.ok()) << leases.status().ToString();
+  ASSERT_EQ(leases->size(), 1u);
+  const cli::LeaseEntry& e = (*leases)[0];
+  EXPECT_EQ(e.name, "pg/ro");
+  EXPECT_EQ(e.max_ttl, std::chrono::hours(24));
+  EXPECT_EQ(e.db.host, "/run/postgresql");
+  EXPECT_EQ(e.db.port, 5432);
+  EXPECT_EQ(e.db.dbname, "postgres");
+  EXPECT_EQ(e.db.admin_user, "rot");
+  EXPECT_EQ(e.admin_secret, "db/admin");
+  EXPECT_EQ(e.create.size(), 1u);
+  EXPECT_TRUE(e.revoke.empty());
+  // The rotations of the same file still parse, leases beside them.
+  auto rotations = cli::ParseRotationConfig(text, "rotation.toml");
+  ASSERT_TRUE(rotations.ok()) << rotations.status().ToString();
+  EXPECT_EQ(rotations->size(), 1u);
+}
+
+TEST(LeaseConfigTest, EachErrorNamesTheLineAndKey) {
+  struct Case {
+    std::string toml;
+    int line;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {Lease(kLeaseDb), 1, "lease[1].create is required"},
+      {Lease(std::string(kLeaseDb) + "create = [\"CREATE ROLE {{role}} PASSWORD {{password}}\"]\n"), 4,
+       "lease[1].create must use {{valid_until}}"},
+      {Lease(std::string(kLeaseDb) + kLeaseCreate + "revoke = [\"DROP ROLE {{rol}}\"]\n"), 5,
+       "lease[1].revoke holds {{rol}}"},
+      {Lease(std::string(kLeaseDb) + kLeaseCreate +
+             "revoke = [\"ALTER ROLE {{role}} PASSWORD {{password}}\"]\n"),
+       5, "lease[1].revoke cannot use {{password}}"},
+      {Lease(std::string(kLeaseDb) + kLeaseCreate + "max_ttl = \"400d\"\n"), 5,
+       "lease[1].max_ttl must be from 1s to 365d"},
+      {Lease("database = { host = \"/run/postgresql\", admin_user = \"rot\" }\n" + std::string(kLeaseCreate)),
+       3, "lease[1].database.admin_secret is required"},
+      {Lease(std::string(kLeaseDb) + kLeaseCreate) + Lease(std::string(kLeaseDb) + kLeaseCreate), 6,
+       "lease[2].name pg/ro is already a lease at line 2"},
+      {"[[lease]]\nname = \"../x\"\n" + std::string(kLeaseDb) + kLeaseCreate, 2,
+       "lease[1].name is not a sealkeep path"},
+      {"lease = 1\n", 1, "lease must be [[lease]] tables"},
+  };
+  for (const Case& c : cases) {
+    auto r = cli::ParseLeaseConfig(c.toml, "rotation.toml");
+    ASSERT_FALSE(r.ok()) << c.toml;
+    EXPECT_EQ(r.status().reason(), "bad_config");
+    const std::string prefix = "rotation.toml:" + std::to_string(c.line) + ": ";
+    EXPECT_EQ(std::string(r.status().message()).rfind(prefix, 0), 0u) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(c.needle), std::string::npos) << r.status().ToString();
+    // The rotator reading the same file refuses it too.
+    EXPECT_FALSE(cli::ParseRotationConfig(c.toml, "rotation.toml").ok()) << c.toml;
+  }
+}
+
+}  // namespace
+}  // namespace sk::testing

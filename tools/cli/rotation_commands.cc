@@ -32,6 +32,7 @@
 #include "crypto/locked_pool.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
+#include "tools/cli/lease_database.h"
 #include "tools/cli/rotation_config.h"
 #include "tools/cli/rotation_target.h"
 
@@ -54,6 +55,8 @@ struct RotationFlags {
   std::uint64_t version = 0;
   std::string config = std::string(kRotationConfigFile);
   bool force = false;
+  bool serve_leases = false;
+  std::string listen;
   CLI::Option* cas_opt = nullptr;
   std::uint64_t cas = 0;
 };
@@ -337,6 +340,7 @@ std::vector<RotationEntry> LoadConfigOrFail() {
 }
 
 void RunRotator() {
+  if (Flags().serve_leases) ServeLeases(Flags().config, Flags().listen);
   std::vector<RotationEntry> entries = LoadConfigOrFail();
   TakeLock();
   std::vector<Outcome> outcomes;
@@ -521,6 +525,12 @@ void Add(CLI::App& app) {
       "another failure");
   rotator->add_option("--config", f.config, "The rotation config")->capture_default_str();
   rotator->add_flag("--force", f.force, "Rotate every path now, due or not");
+  rotator->add_flag(
+      "--serve-leases", f.serve_leases,
+      "Instead of rotating: serve the [[lease]] kinds of --config to the agent on --listen, making "
+      "and dropping leased database roles, until stopped (sealkeep-leases.service)");
+  rotator->add_option("--listen", f.listen,
+                      "--serve-leases: the socket (default /run/sealkeep-leases/leases.sock)");
   rotator->callback(RunRotator);
 }
 

@@ -9,6 +9,7 @@
 
 #include "agent/secrets/path.h"
 #include "agent/secrets/service.h"
+#include "tools/cli/lease_database.h"
 
 namespace sk::cli {
 namespace {
@@ -210,6 +211,118 @@ Result<RotationEntry> ParseEntry(const toml::table& t, const std::string& name, 
   return entry;
 }
 
+Result<LeaseEntry> ParseLease(const toml::table& t, const std::string& name, std::string_view file) {
+  Keys e(t, name, file);
+  LeaseEntry entry;
+  SK_RETURN_IF_ERROR(e.Str("name", entry.name, true));
+  SK_RETURN_IF_ERROR(CheckPath(e, "name", entry.name));
+  SK_RETURN_IF_ERROR(e.Duration("max_ttl", entry.max_ttl, false, std::chrono::seconds(1),
+                                std::chrono::hours(365 * 24), "from 1s to 365d"));
+  SK_ASSIGN_OR_RETURN(const toml::table* db, e.Table("database", true));
+  {
+    Keys k(*db, name + ".database", file);
+    std::int64_t port = entry.db.port;
+    SK_RETURN_IF_ERROR(k.Str("host", entry.db.host, true));
+    SK_RETURN_IF_ERROR(k.Int("port", port, 1, 65535));
+    SK_RETURN_IF_ERROR(k.Str("dbname", entry.db.dbname, false));
+    SK_RETURN_IF_ERROR(k.Str("admin_user", entry.db.admin_user, true));
+    SK_RETURN_IF_ERROR(k.Str("admin_secret", entry.admin_secret, true));
+    SK_RETURN_IF_ERROR(CheckPath(k, "admin_secret", entry.admin_secret));
+    SK_RETURN_IF_ERROR(k.Finish());
+    entry.db.port = static_cast<std::uint16_t>(port);
+  }
+  SK_RETURN_IF_ERROR(e.StrList("create", entry.create));
+  SK_RETURN_IF_ERROR(e.StrList("revoke", entry.revoke));
+  if (entry.create.empty()) return e.Error("create", "is required: the statements that make the role");
+  std::string all;
+  for (const std::string& sql : entry.create) all += sql + "\n";
+  for (const char* needed : {"{{role}}", "{{password}}", "{{valid_until}}"}) {
+    if (all.find(needed) == std::string::npos) {
+      return e.Error("create",
+                     std::string("must use ") + needed +
+                         " (the role, its password and VALID UNTIL, so the database ends the lease too)");
+    }
+  }
+  for (const auto* list : {&entry.create, &entry.revoke}) {
+    for (const std::string& sql : *list) {
+      if (std::string bad = UnknownPlaceholder(sql); !bad.empty()) {
+        return e.Error(list == &entry.create ? "create" : "revoke",
+                       "holds " + bad + ": the placeholders are {{role}}, {{password}} and {{valid_until}}");
+      }
+      if (list == &entry.revoke && sql.find("{{password}}") != std::string::npos)
+        return e.Error("revoke", "cannot use {{password}}");
+    }
+  }
+  SK_RETURN_IF_ERROR(e.Finish());
+  return entry;
+}
+
+struct ParsedFile {
+  std::vector<RotationEntry> rotations;
+  std::vector<LeaseEntry> leases;
+};
+
+Result<ParsedFile> ParseFile(std::string_view text, std::string_view name) {
+  if (text.size() > kMaxRotationConfig) {
+    return InvalidArgument(std::string(name) + " is larger than 1 MiB", "bad_config");
+  }
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string(name));
+  } catch (const toml::parse_error& e) {
+    return Bad(name, e.source(), std::string(e.description()));
+  }
+  for (const auto& [k, v] : root) {
+    if (k.str() != "rotation" && k.str() != "lease")
+      return Bad(name, v.source(), "unknown key " + std::string(k.str()));
+  }
+  ParsedFile out;
+  if (const toml::node* list = root.get("rotation"); list != nullptr) {
+    if (!list->is_array_of_tables()) return Bad(name, list->source(), "rotation must be [[rotation]] tables");
+    std::map<std::string, std::size_t> lines;  // path -> where it was first given
+    for (const toml::node& n : *list->as_array()) {
+      std::string entry_name = "rotation[" + std::to_string(out.rotations.size() + 1) + "]";
+      SK_ASSIGN_OR_RETURN(RotationEntry e, ParseEntry(*n.as_table(), entry_name, name));
+      const toml::node* path = n.as_table()->get("path");
+      auto [it, fresh] = lines.emplace(e.path, path->source().begin.line);
+      if (!fresh) {
+        return Bad(
+            name, path->source(),
+            entry_name + ".path " + e.path + " is already rotated at line " + std::to_string(it->second));
+      }
+      out.rotations.push_back(std::move(e));
+    }
+  }
+  if (const toml::node* list = root.get("lease"); list != nullptr) {
+    if (!list->is_array_of_tables()) return Bad(name, list->source(), "lease must be [[lease]] tables");
+    std::map<std::string, std::size_t> lines;
+    for (const toml::node& n : *list->as_array()) {
+      std::string entry_name = "lease[" + std::to_string(out.leases.size() + 1) + "]";
+      SK_ASSIGN_OR_RETURN(LeaseEntry e, ParseLease(*n.as_table(), entry_name, name));
+      const toml::node* lease_name = n.as_table()->get("name");
+      auto [it, fresh] = lines.emplace(e.name, lease_name->source().begin.line);
+      if (!fresh) {
+        return Bad(
+            name, lease_name->source(),
+            entry_name + ".name " + e.name + " is already a lease at line " + std::to_string(it->second));
+      }
+      out.leases.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+Result<std::string> ReadConfigFile(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status(Code::kNotFound, "config_missing", "cannot read the rotation config " + file);
+  std::string text(kMaxRotationConfig + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (in.bad())
+    return Status(Code::kUnavailable, "config_unreadable", "cannot read the rotation config " + file);
+  return text;
+}
+
 }  // namespace
 
 Result<std::chrono::seconds> ParseDuration(std::string_view text) {
@@ -226,47 +339,23 @@ Result<std::chrono::seconds> ParseDuration(std::string_view text) {
 }
 
 Result<std::vector<RotationEntry>> ParseRotationConfig(std::string_view text, std::string_view name) {
-  if (text.size() > kMaxRotationConfig) {
-    return InvalidArgument(std::string(name) + " is larger than 1 MiB", "bad_config");
-  }
-  toml::table root;
-  try {
-    root = toml::parse(text, std::string(name));
-  } catch (const toml::parse_error& e) {
-    return Bad(name, e.source(), std::string(e.description()));
-  }
-  for (const auto& [k, v] : root) {
-    if (k.str() != "rotation") return Bad(name, v.source(), "unknown key " + std::string(k.str()));
-  }
-  std::vector<RotationEntry> out;
-  const toml::node* list = root.get("rotation");
-  if (list == nullptr) return out;
-  if (!list->is_array_of_tables()) return Bad(name, list->source(), "rotation must be [[rotation]] tables");
-  std::map<std::string, std::size_t> lines;  // path -> where it was first given
-  for (const toml::node& n : *list->as_array()) {
-    std::string entry_name = "rotation[" + std::to_string(out.size() + 1) + "]";
-    SK_ASSIGN_OR_RETURN(RotationEntry e, ParseEntry(*n.as_table(), entry_name, name));
-    const toml::node* path = n.as_table()->get("path");
-    auto [it, fresh] = lines.emplace(e.path, path->source().begin.line);
-    if (!fresh) {
-      return Bad(
-          name, path->source(),
-          entry_name + ".path " + e.path + " is already rotated at line " + std::to_string(it->second));
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
+  SK_ASSIGN_OR_RETURN(ParsedFile f, ParseFile(text, name));
+  return std::move(f.rotations);
+}
+
+Result<std::vector<LeaseEntry>> ParseLeaseConfig(std::string_view text, std::string_view name) {
+  SK_ASSIGN_OR_RETURN(ParsedFile f, ParseFile(text, name));
+  return std::move(f.leases);
 }
 
 Result<std::vector<RotationEntry>> LoadRotationConfig(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Status(Code::kNotFound, "config_missing", "cannot read the rotation config " + file);
-  std::string text(kMaxRotationConfig + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (in.bad())
-    return Status(Code::kUnavailable, "config_unreadable", "cannot read the rotation config " + file);
+  SK_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(file));
   return ParseRotationConfig(text, file);
+}
+
+Result<std::vector<LeaseEntry>> LoadLeaseConfig(const std::string& file) {
+  SK_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(file));
+  return ParseLeaseConfig(text, file);
 }
 
 }  // namespace sk::cli

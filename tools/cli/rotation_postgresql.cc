@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "crypto/locked_pool.h"
+#include "tools/cli/lease_database.h"
 #include "tools/cli/rotation_target_internal.h"
 
 namespace sk::cli::internal {
@@ -45,6 +47,7 @@ struct Libpq {
   decltype(&::PQresultErrorMessage) result_error = nullptr;
   decltype(&::PQresultErrorField) result_field = nullptr;
   decltype(&::PQclear) clear = nullptr;
+  decltype(&::PQntuples) ntuples = nullptr;
 };
 
 template <typename F>
@@ -75,7 +78,8 @@ Result<Libpq> LoadLibpq(const char* soname) {
       Resolve(lib, "PQescapeLiteral", pq.escape_literal) && Resolve(lib, "PQfreemem", pq.freemem) &&
       Resolve(lib, "PQexec", pq.exec) && Resolve(lib, "PQresultStatus", pq.result_status) &&
       Resolve(lib, "PQresultErrorMessage", pq.result_error) &&
-      Resolve(lib, "PQresultErrorField", pq.result_field) && Resolve(lib, "PQclear", pq.clear);
+      Resolve(lib, "PQresultErrorField", pq.result_field) && Resolve(lib, "PQclear", pq.clear) &&
+      Resolve(lib, "PQntuples", pq.ntuples);
   if (!ok) {
     return Status(
         Code::kFailedPrecondition, std::string(tr::kLibpqMissing),
@@ -165,31 +169,10 @@ class PqText {
 
 enum class LoginFailure { kNone, kPasswordRefused, kUnreachable, kOther };
 
-class PostgresqlTarget final : public RotationTarget {
- public:
-  PostgresqlTarget(Libpq pq, PostgresqlTargetSpec spec, SecretBytes admin_password)
-      : pq_(pq), spec_(std::move(spec)), admin_password_(std::move(admin_password)) {}
-
-  std::string Describe() const override {
-    return "postgresql role " + spec_.role + " on " + spec_.host + ":" + std::to_string(spec_.port);
-  }
-  Status Set(ByteView new_value, ByteView) override { return SetPassword(new_value); }
-  Status Revert(ByteView old_value, ByteView) override { return SetPassword(old_value); }
-  Status Test(ByteView value) override;
-
- private:
-  // Logs in as `user`; *failure says how it failed (its message in *error).
-  std::unique_ptr<PgConn> Connect(const std::string& user, const SecretBytes& password, LoginFailure* failure,
-                                  std::string* error) const;
-  Status SetPassword(ByteView value);
-
-  Libpq pq_;
-  PostgresqlTargetSpec spec_;
-  SecretBytes admin_password_;  // NUL-terminated
-};
-
-std::unique_ptr<PgConn> PostgresqlTarget::Connect(const std::string& user, const SecretBytes& password,
-                                                  LoginFailure* failure, std::string* error) const {
+// Logs in to spec's server as `user`; *failure says how it failed (its message in *error).
+std::unique_ptr<PgConn> ConnectAs(const Libpq& pq_, const PostgresqlTargetSpec& spec_,
+                                  const std::string& user, const SecretBytes& password, LoginFailure* failure,
+                                  std::string* error) {
   const std::string port = std::to_string(spec_.port);
   const std::string timeout = std::to_string(kConnectTimeout.count());
   const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name",
@@ -238,6 +221,30 @@ std::unique_ptr<PgConn> PostgresqlTarget::Connect(const std::string& user, const
   }
   return conn;
 }
+
+class PostgresqlTarget final : public RotationTarget {
+ public:
+  PostgresqlTarget(Libpq pq, PostgresqlTargetSpec spec, SecretBytes admin_password)
+      : pq_(pq), spec_(std::move(spec)), admin_password_(std::move(admin_password)) {}
+
+  std::string Describe() const override {
+    return "postgresql role " + spec_.role + " on " + spec_.host + ":" + std::to_string(spec_.port);
+  }
+  Status Set(ByteView new_value, ByteView) override { return SetPassword(new_value); }
+  Status Revert(ByteView old_value, ByteView) override { return SetPassword(old_value); }
+  Status Test(ByteView value) override;
+
+ private:
+  std::unique_ptr<PgConn> Connect(const std::string& user, const SecretBytes& password, LoginFailure* failure,
+                                  std::string* error) const {
+    return ConnectAs(pq_, spec_, user, password, failure, error);
+  }
+  Status SetPassword(ByteView value);
+
+  Libpq pq_;
+  PostgresqlTargetSpec spec_;
+  SecretBytes admin_password_;  // NUL-terminated
+};
 
 Status PostgresqlTarget::Test(ByteView value) {
   SK_ASSIGN_OR_RETURN(SecretBytes password, CString(value, "the value"));
@@ -316,6 +323,163 @@ Status PostgresqlTarget::SetPassword(ByteView value) {
   return StepFailed("ALTER ROLE failed on " + Describe() + ": " + why);
 }
 
+// Leased users (lease_database.h): the operator's statements with the placeholders filled.
+class PostgresqlLeases final : public LeaseDatabase {
+ public:
+  PostgresqlLeases(Libpq pq, LeaseDatabaseSpec spec, SecretBytes admin_password)
+      : pq_(pq), spec_(std::move(spec)), admin_password_(std::move(admin_password)) {}
+
+  std::string Describe() const override {
+    return "postgresql " + spec_.db.dbname + " on " + spec_.db.host + ":" + std::to_string(spec_.db.port);
+  }
+  Status Create(const std::string& role, ByteView password, std::int64_t valid_until_unix) override;
+  Status Drop(const std::string& role) override;
+
+ private:
+  Result<std::unique_ptr<PgConn>> Admin() const;
+  // Runs `sql`; `what` names it in errors (never the statement: it may hold a verifier).
+  Status Exec(PGconn* c, const char* sql, const std::string& what, int* rows = nullptr) const;
+  // `sql` with {{role}}, {{password}} and {{valid_until}} replaced, in locked memory.
+  Result<SecretBytes> Fill(PGconn* c, const std::string& sql, const std::string& role, const char* verifier,
+                           std::int64_t valid_until_unix) const;
+
+  Libpq pq_;
+  LeaseDatabaseSpec spec_;
+  SecretBytes admin_password_;  // NUL-terminated
+};
+
+Result<std::unique_ptr<PgConn>> PostgresqlLeases::Admin() const {
+  LoginFailure failure = LoginFailure::kUnreachable;
+  std::string error;
+  auto conn = ConnectAs(pq_, spec_.db, spec_.db.admin_user, admin_password_, &failure, &error);
+  const std::string admin = "admin_user " + spec_.db.admin_user + " for " + Describe();
+  switch (failure) {
+    case LoginFailure::kNone:
+      return conn;
+    case LoginFailure::kPasswordRefused:
+      return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
+                    "the server refused the password of " + admin + ": " + error);
+    case LoginFailure::kUnreachable:
+      return Unreachable("cannot reach " + Describe() + ": " + error);
+    case LoginFailure::kOther:
+      break;
+  }
+  return StepFailed("cannot log in as " + admin + ": " + error);
+}
+
+Status PostgresqlLeases::Exec(PGconn* c, const char* sql, const std::string& what, int* rows) const {
+  PGresult* result = pq_.exec(c, sql);
+  const ExecStatusType st = result != nullptr ? pq_.result_status(result) : PGRES_FATAL_ERROR;
+  const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  std::string why;
+  const char* state = result != nullptr ? pq_.result_field(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = result != nullptr ? pq_.result_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (state != nullptr && primary != nullptr) {
+    why = std::string(state) + ": " + primary;
+  } else if (!ok) {
+    why = OneLine(result != nullptr ? pq_.result_error(result) : pq_.error_message(c));
+  }
+  if (ok && rows != nullptr) *rows = pq_.ntuples(result);
+  if (result != nullptr) pq_.clear(result);
+  if (ok) return OkStatus();
+  if (pq_.status(c) == CONNECTION_BAD)
+    return Unreachable("lost " + Describe() + " during " + what + ": " + why);
+  return StepFailed(what + " failed on " + Describe() + ": " + why);
+}
+
+Result<SecretBytes> PostgresqlLeases::Fill(PGconn* c, const std::string& sql, const std::string& role,
+                                           const char* verifier, std::int64_t valid_until_unix) const {
+  PqText ident(pq_, pq_.escape_identifier(c, role.data(), role.size()));
+  std::time_t t = static_cast<std::time_t>(valid_until_unix);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char when[64];
+  const std::size_t n = std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S+00", &tm);
+  PqText until(pq_, pq_.escape_literal(c, when, n));
+  std::unique_ptr<PqText> secret;
+  if (verifier != nullptr) {
+    secret = std::make_unique<PqText>(pq_, pq_.escape_literal(c, verifier, std::strlen(verifier)));
+  }
+  if (ident.get() == nullptr || until.get() == nullptr || (secret && secret->get() == nullptr))
+    return StepFailed("cannot quote a statement for " + Describe() + ": " + OneLine(pq_.error_message(c)));
+  std::string out;
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { SecureWipe(s.data(), s.size()); }
+  } wipe{out};
+  out.reserve(sql.size() + 512);
+  for (std::size_t at = 0; at < sql.size();) {
+    if (sql.compare(at, 8, "{{role}}") == 0) {
+      out += ident.view();
+      at += 8;
+    } else if (sql.compare(at, 12, "{{password}}") == 0) {
+      if (!secret) return StepFailed("{{password}} is only for the create statements");
+      out += secret->view();
+      at += 12;
+    } else if (sql.compare(at, 15, "{{valid_until}}") == 0) {
+      out += until.view();
+      at += 15;
+    } else {
+      out += sql[at++];
+    }
+  }
+  SecretBytes filled(out.size() + 1);
+  std::copy(out.begin(), out.end(), filled.Expose().begin());
+  return filled;
+}
+
+Status PostgresqlLeases::Create(const std::string& role, ByteView password, std::int64_t valid_until_unix) {
+  SK_ASSIGN_OR_RETURN(SecretBytes pw, CString(password, "the password"));
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Admin());
+  PGconn* c = conn->get();
+  PqText verifier(pq_, pq_.encrypt_password(c, Chars(pw), role.c_str(), "scram-sha-256"));
+  if (verifier.get() == nullptr)
+    return StepFailed("cannot compute a SCRAM verifier for " + Describe() + ": " +
+                      OneLine(pq_.error_message(c)));
+  SK_RETURN_IF_ERROR(Exec(c, "BEGIN", "BEGIN"));
+  for (std::size_t i = 0; i < spec_.create.size(); ++i) {
+    auto sql = Fill(c, spec_.create[i], role, verifier.get(), valid_until_unix);
+    Status st = sql.ok() ? Exec(c, Chars(*sql), "create statement " + std::to_string(i + 1)) : sql.status();
+    if (!st.ok()) {
+      (void)Exec(c, "ROLLBACK", "ROLLBACK");
+      return st;
+    }
+  }
+  return Exec(c, "COMMIT", "COMMIT");
+}
+
+Status PostgresqlLeases::Drop(const std::string& role) {
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Admin());
+  PGconn* c = conn->get();
+  PqText literal(pq_, pq_.escape_literal(c, role.data(), role.size()));
+  PqText ident(pq_, pq_.escape_identifier(c, role.data(), role.size()));
+  if (literal.get() == nullptr || ident.get() == nullptr)
+    return StepFailed("cannot quote the role for " + Describe() + ": " + OneLine(pq_.error_message(c)));
+  int rows = 0;
+  SK_RETURN_IF_ERROR(Exec(c,
+                          ("SELECT 1 FROM pg_roles WHERE rolname = " + std::string(literal.view())).c_str(),
+                          "looking the role up", &rows));
+  if (rows == 0) return OkStatus();  // never made, or already gone
+  // No new session from here on, then end the ones it has.
+  SK_RETURN_IF_ERROR(
+      Exec(c, ("ALTER ROLE " + std::string(ident.view()) + " NOLOGIN").c_str(), "ALTER ROLE NOLOGIN"));
+  SK_RETURN_IF_ERROR(Exec(c,
+                          ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = " +
+                           std::string(literal.view()))
+                              .c_str(),
+                          "terminating its sessions"));
+  SK_RETURN_IF_ERROR(Exec(c, "BEGIN", "BEGIN"));
+  const std::vector<std::string>& revoke = spec_.revoke.empty() ? kDefaultLeaseRevoke : spec_.revoke;
+  for (std::size_t i = 0; i < revoke.size(); ++i) {
+    auto sql = Fill(c, revoke[i], role, nullptr, 0);
+    Status st = sql.ok() ? Exec(c, Chars(*sql), "revoke statement " + std::to_string(i + 1)) : sql.status();
+    if (!st.ok()) {
+      (void)Exec(c, "ROLLBACK", "ROLLBACK");
+      return st;
+    }
+  }
+  return Exec(c, "COMMIT", "COMMIT");
+}
 }  // namespace
 
 Result<std::unique_ptr<RotationTarget>> MakePostgresqlTarget(const PostgresqlTargetSpec& spec,
@@ -328,3 +492,28 @@ Result<std::unique_ptr<RotationTarget>> MakePostgresqlTarget(const PostgresqlTar
 }
 
 }  // namespace sk::cli::internal
+
+namespace sk::cli {
+
+Result<std::unique_ptr<LeaseDatabase>> MakeLeaseDatabase(const LeaseDatabaseSpec& spec,
+                                                         SecretBytes admin_password, const char* libpq) {
+  if (admin_password.empty()) return internal::BadTarget("a lease database needs admin_user's password");
+  if (spec.create.empty()) return internal::BadTarget("a lease database needs create statements");
+  SK_ASSIGN_OR_RETURN(SecretBytes admin, internal::CString(admin_password.Expose(), "the admin password"));
+  SK_ASSIGN_OR_RETURN(internal::Libpq pq, internal::LoadLibpq(libpq));
+  std::unique_ptr<LeaseDatabase> db =
+      std::make_unique<internal::PostgresqlLeases>(pq, spec, std::move(admin));
+  return db;
+}
+
+std::string UnknownPlaceholder(const std::string& sql) {
+  for (std::size_t at = sql.find("{{"); at != std::string::npos; at = sql.find("{{", at + 2)) {
+    const std::size_t end = sql.find("}}", at);
+    const std::string token = sql.substr(at, end == std::string::npos ? std::string::npos : end + 2 - at);
+    if (token != "{{role}}" && token != "{{password}}" && token != "{{valid_until}}")
+      return token.substr(0, 64);
+  }
+  return "";
+}
+
+}  // namespace sk::cli
