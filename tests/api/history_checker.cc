@@ -77,7 +77,8 @@ std::vector<Violation> CheckHistory(const std::vector<HistoryOp>& ops, const Fin
       const bool here = it != stored.end();
       present += here ? 1 : 0;
       if (here && it->second.path != w.path) {
-        add("wrong_version", op.label + ": " + w.value + " written to " + w.path + " is stored at " + it->second.path);
+        add("wrong_version",
+            op.label + ": " + w.value + " written to " + w.path + " is stored at " + it->second.path);
       }
       if (op.outcome == Outcome::kOk) {
         if (!here) {
@@ -98,8 +99,8 @@ std::vector<Violation> CheckHistory(const std::vector<HistoryOp>& ops, const Fin
                                       std::to_string(op.writes.size()) + " writes are stored");
     }
     if (present != 0 && present != op.writes.size()) {
-      add("partial_txn", op.label + ": " + std::to_string(present) + " of " + std::to_string(op.writes.size()) +
-                             " writes are stored");
+      add("partial_txn", op.label + ": " + std::to_string(present) + " of " +
+                             std::to_string(op.writes.size()) + " writes are stored");
     }
   }
 
@@ -109,7 +110,8 @@ std::vector<Violation> CheckHistory(const std::vector<HistoryOp>& ops, const Fin
     if (p.at) by_path[p.at->path].push_back(&p);
   }
   for (auto& [path, list] : by_path) {
-    std::sort(list.begin(), list.end(), [](const Placed* a, const Placed* b) { return a->at->version < b->at->version; });
+    std::sort(list.begin(), list.end(),
+              [](const Placed* a, const Placed* b) { return a->at->version < b->at->version; });
     // For each version, the latest invocation among the versions above it must not come
     // after... equivalently: no later version's op completed before an earlier version's op
     // was invoked. Scan from the top keeping the earliest completion seen above.
@@ -156,16 +158,17 @@ std::vector<Violation> CheckHistory(const std::vector<HistoryOp>& ops, const Fin
     auto path = final_state.find(op.read_path);
     if (path == final_state.end() || op.read_version == 0 || op.read_version > path->second.size() ||
         path->second[op.read_version - 1].value != op.read_value) {
-      add("phantom_read", op.label + ": " + op.read_path + " v" + std::to_string(op.read_version) + " read as " +
-                              op.read_value + ", which is not what that version holds");
+      add("phantom_read", op.label + ": " + op.read_path + " v" + std::to_string(op.read_version) +
+                              " read as " + op.read_value + ", which is not what that version holds");
       continue;
     }
     if (op.read_version < floor) {
-      add("stale_read", op.label + ": read " + op.read_path + " v" + std::to_string(op.read_version) + " after " +
-                            floor_by + " had written v" + std::to_string(floor));
+      add("stale_read", op.label + ": read " + op.read_path + " v" + std::to_string(op.read_version) +
+                            " after " + floor_by + " had written v" + std::to_string(floor));
     }
     if (auto w = writer.find(op.read_value); w != writer.end() && w->second->op->invoke_ns > op.complete_ns) {
-      add("read_from_future", op.label + ": read " + op.read_value + " before " + w->second->op->label + " wrote it");
+      add("read_from_future",
+          op.label + ": read " + op.read_value + " before " + w->second->op->label + " wrote it");
     }
   }
   return out;

@@ -39,7 +39,7 @@ struct HistoryOp {
   Kind kind = Kind::kPut;
   Outcome outcome = Outcome::kUnknown;
   std::int64_t invoke_ns = 0;
-  std::int64_t complete_ns = 0;  // when the definite answer came (ignored for kUnknown)
+  std::int64_t complete_ns = 0;      // when the definite answer came (ignored for kUnknown)
   std::vector<HistoryWrite> writes;  // kPut: one; kTxn: several paths
   // kGet:
   std::string read_path;

@@ -10,8 +10,8 @@ namespace {
 using Kind = HistoryOp::Kind;
 using Outcome = HistoryOp::Outcome;
 
-HistoryOp Put(const std::string& label, const std::string& path, const std::string& value, std::uint64_t version,
-              std::int64_t t0, std::int64_t t1, Outcome outcome = Outcome::kOk,
+HistoryOp Put(const std::string& label, const std::string& path, const std::string& value,
+              std::uint64_t version, std::int64_t t0, std::int64_t t1, Outcome outcome = Outcome::kOk,
               std::optional<std::uint64_t> cas = std::nullopt) {
   HistoryOp op;
   op.label = label;
@@ -35,8 +35,8 @@ HistoryOp Txn(const std::string& label, std::vector<HistoryWrite> writes, std::i
   return op;
 }
 
-HistoryOp Get(const std::string& label, const std::string& path, std::uint64_t version, const std::string& value,
-              std::int64_t t0, std::int64_t t1) {
+HistoryOp Get(const std::string& label, const std::string& path, std::uint64_t version,
+              const std::string& value, std::int64_t t0, std::int64_t t1) {
   HistoryOp op;
   op.label = label;
   op.kind = Kind::kGet;
@@ -104,7 +104,8 @@ TEST(HistoryCheckerTest, AnIdempotentRetryAppliedTwice) {
 
 TEST(HistoryCheckerTest, AnUnacknowledgedTransactionHalfApplied) {
   Good g;
-  g.ops.push_back(Txn("t2", {{"c", "c1", std::nullopt, 0}, {"d", "d1", std::nullopt, 0}}, 200, 0, Outcome::kUnknown));
+  g.ops.push_back(
+      Txn("t2", {{"c", "c1", std::nullopt, 0}, {"d", "d1", std::nullopt, 0}}, 200, 0, Outcome::kUnknown));
   g.state["c"] = {{1, "c1"}};
   ExpectOnly(CheckHistory(g.ops, g.state), "partial_txn");
 }

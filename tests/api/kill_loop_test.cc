@@ -37,7 +37,8 @@ constexpr int kClients = 16;
 constexpr int kPaths = 8;
 
 std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -210,8 +211,8 @@ class Client {
 TEST(KillLoopTest, SixteenClientsAndRepeatedKillsLeaveAHistoryTheCheckerAccepts) {
   ::signal(SIGPIPE, SIG_IGN);
   const int kills = EnvInt("SK_KILL_LOOP_KILLS", 20);
-  const std::uint32_t seed =
-      static_cast<std::uint32_t>(EnvInt("SK_KILL_LOOP_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
+  const std::uint32_t seed = static_cast<std::uint32_t>(
+      EnvInt("SK_KILL_LOOP_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
   std::printf("kill loop: %d kills, seed %u (SK_KILL_LOOP_SEED=%u reruns it)\n", kills, seed, seed);
   TempDir dir("killloop");
   AgentProcess agent(dir.path());
@@ -232,7 +233,8 @@ TEST(KillLoopTest, SixteenClientsAndRepeatedKillsLeaveAHistoryTheCheckerAccepts)
     {
       std::unique_lock<std::mutex> lock(run.mu);
       const std::uint64_t target = run.completed + more;
-      ASSERT_TRUE(run.progress.wait_for(lock, std::chrono::seconds(120), [&] { return run.completed >= target; }))
+      ASSERT_TRUE(
+          run.progress.wait_for(lock, std::chrono::seconds(120), [&] { return run.completed >= target; }))
           << "no progress after kill " << k;
     }
     ASSERT_EQ(agent.Stop(9), 128 + 9) << "kill " << k;
@@ -271,11 +273,14 @@ TEST(KillLoopTest, SixteenClientsAndRepeatedKillsLeaveAHistoryTheCheckerAccepts)
   }
   for (const auto& [path, versions] : state) stored += versions.size();
   std::printf(
-      "kill loop: %d kills; %zu invocations: %llu writes acknowledged, %llu refused, %llu reads; %llu without an "
+      "kill loop: %d kills; %zu invocations: %llu writes acknowledged, %llu refused, %llu reads; %llu "
+      "without an "
       "answer (%llu retried with their key, %llu replayed, %llu abandoned); %llu versions stored\n",
-      kills, run.history.size(), static_cast<unsigned long long>(acked), static_cast<unsigned long long>(failed),
-      static_cast<unsigned long long>(reads), static_cast<unsigned long long>(run.unknown.load()),
-      static_cast<unsigned long long>(run.retried.load()), static_cast<unsigned long long>(run.replayed.load()),
+      kills, run.history.size(), static_cast<unsigned long long>(acked),
+      static_cast<unsigned long long>(failed), static_cast<unsigned long long>(reads),
+      static_cast<unsigned long long>(run.unknown.load()),
+      static_cast<unsigned long long>(run.retried.load()),
+      static_cast<unsigned long long>(run.replayed.load()),
       static_cast<unsigned long long>(run.abandoned.load()), static_cast<unsigned long long>(stored));
   // The run must have exercised what it claims to check.
   EXPECT_GT(acked, 100u);
