@@ -144,8 +144,13 @@ Status LeaseBroker::Call(const std::string& header, const SecretBytes* password)
   if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean())
     return NoAnswer(socket_, answer.empty() ? "it closed without an answer" : "its answer is not understood");
   if (j["ok"].get<bool>()) return OkStatus();
-  std::string reason = j.value("reason", "lease_server_failed");
-  std::string message = j.value("message", "the lease server failed");
+  // Read by type: a value of another type must not throw in the agent.
+  auto text = [&j](const char* key, const char* fallback) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+  };
+  std::string reason = text("reason", "lease_server_failed");
+  std::string message = text("message", "the lease server failed");
   if (reason.empty() || reason.size() > 64 ||
       reason.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
     reason = "lease_server_failed";
@@ -208,8 +213,19 @@ Result<LeaseBroker::Granted> LeaseBroker::Create(const std::string& name, std::c
     return made;
   }
   r.state = LeaseState::kActive;
-  SK_ASSIGN_OR_RETURN(secrets::TxnResult written, svc->RecordLease(r, actor));
-  r.seq = written.seq;
+  auto written = svc->RecordLease(r, actor);
+  if (!written.ok()) {
+    // Revoked while it was being made (lease_state), or the journal failed: the role exists
+    // and nobody gets its login, so it goes now (or, failing that, with the sweep).
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_.erase(r.id);
+    }
+    r.state = LeaseState::kCreating;
+    (void)Drop(r, written.status().reason() == "lease_state" ? "revoked" : "not_recorded");
+    return written.status();
+  }
+  r.seq = written->seq;
   r.actor = actor.text;
   r.updated_ms = NowMs();
   return Granted{std::move(r), std::move(password)};
@@ -237,10 +253,38 @@ void LeaseBroker::NoteFailure(const LeaseRecord& r, const Status& st) {
   agent_.alerts().Raise(std::move(a));
 }
 
-Status LeaseBroker::Drop(const LeaseRecord& r) {
+Status LeaseBroker::Drop(const LeaseRecord& snapshot, const std::string& reason) {
   std::lock_guard<std::mutex> serial(drop_mu_);
   auto svc = agent_.service();
   if (!svc) return agent_.sealed_status();
+  // The state now, not the caller's copy: a revoke and the sweep may both have come here.
+  std::optional<LeaseRecord> now;
+  for (LeaseRecord& l : svc->Leases()) {
+    if (l.id == snapshot.id) now = std::move(l);
+  }
+  if (!now) return Status(Code::kNotFound, "no_such_lease", "no lease " + snapshot.id);
+  if (now->state == LeaseState::kRevoked) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.erase(now->id);
+    return OkStatus();
+  }
+  {
+    // A create still under way: the role may not exist yet, so a drop now could come
+    // before it. Journal the intent only; the create drops what it made when it sees it.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_flight_.count(now->id) != 0) {
+      if (now->state != LeaseState::kRevoking) {
+        LeaseRecord revoking = *now;
+        revoking.state = LeaseState::kRevoking;
+        revoking.reason = reason;
+        secrets::Actor a;
+        a.text = "sealkeepd lease sweep";
+        (void)svc->RecordLease(revoking, a);
+      }
+      return Status(Code::kUnavailable, "lease_creating", "lease " + now->id + " is still being created");
+    }
+  }
+  const LeaseRecord& r = *now;
   secrets::Actor actor;
   actor.text = "sealkeepd lease sweep";
   nlohmann::json header = {{"op", "drop"}, {"name", r.name}, {"role", r.role}};
@@ -249,7 +293,7 @@ Status LeaseBroker::Drop(const LeaseRecord& r) {
     if (r.state != LeaseState::kRevoking) {
       LeaseRecord revoking = r;
       revoking.state = LeaseState::kRevoking;
-      revoking.reason = std::string(dropped.reason());
+      revoking.reason = reason.empty() ? std::string(dropped.reason()) : reason;
       (void)svc->RecordLease(revoking, actor);
     }
     NoteFailure(r, dropped);
@@ -257,14 +301,16 @@ Status LeaseBroker::Drop(const LeaseRecord& r) {
   }
   LeaseRecord revoked = r;
   revoked.state = LeaseState::kRevoked;
-  revoked.reason.clear();
-  SK_RETURN_IF_ERROR(svc->RecordLease(revoked, actor).status());
-  std::lock_guard<std::mutex> lock(mu_);
-  failures_.erase(r.id);
-  return OkStatus();
+  revoked.reason = reason;
+  Status recorded = svc->RecordLease(revoked, actor).status();
+  if (recorded.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.erase(r.id);
+  }
+  return recorded;  // not journaled: the next sweep drops again (a gone role is dropped) and records it
 }
 
-Result<LeaseBroker::Listed> LeaseBroker::Revoke(const std::string& id, const secrets::Actor& actor) {
+Result<LeaseBroker::Listed> LeaseBroker::Revoke(const std::string& id, const secrets::Actor&) {
   auto svc = agent_.service();
   if (!svc) return agent_.sealed_status();
   std::optional<LeaseRecord> found;
@@ -272,17 +318,8 @@ Result<LeaseBroker::Listed> LeaseBroker::Revoke(const std::string& id, const sec
     if (r.id == id) found = std::move(r);
   }
   if (!found) return Status(Code::kNotFound, "no_such_lease", "no lease " + id);
-  if (found->state != LeaseState::kRevoked) {
-    if (found->state != LeaseState::kRevoking) {
-      LeaseRecord revoking = *found;
-      revoking.state = LeaseState::kRevoking;
-      revoking.reason = "revoked";
-      SK_RETURN_IF_ERROR(svc->RecordLease(revoking, actor).status());
-      found->state = LeaseState::kRevoking;
-      found->reason = "revoked";
-    }
-    (void)Drop(*found);
-  }
+  // Drop journals revoked when the role is gone, revoking (retried by the sweep) when not.
+  if (found->state != LeaseState::kRevoked) (void)Drop(*found, "revoked");
   for (Listed& l : List()) {
     if (l.record.id == id) return l;
   }
@@ -311,6 +348,10 @@ void LeaseBroker::SweepOnce() {
   if (!svc || socket_.empty()) return;
   const std::uint64_t now = NowMs();
   for (const LeaseRecord& r : svc->Leases()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (in_flight_.count(r.id) != 0) continue;  // its create decides (and drops if revoked)
+    }
     bool drop = false;
     switch (r.state) {
       case LeaseState::kActive:
@@ -320,12 +361,9 @@ void LeaseBroker::SweepOnce() {
       case LeaseState::kFailed:
         drop = true;
         break;
-      case LeaseState::kCreating: {
-        std::lock_guard<std::mutex> lock(mu_);
-        drop = in_flight_.count(r.id) == 0 &&
-               r.updated_ms + static_cast<std::uint64_t>(kCreatingGrace.count()) * 1000 <= now;
+      case LeaseState::kCreating:
+        drop = r.updated_ms + static_cast<std::uint64_t>(kCreatingGrace.count()) * 1000 <= now;
         break;
-      }
       case LeaseState::kRevoked:
         break;
     }
@@ -334,7 +372,7 @@ void LeaseBroker::SweepOnce() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
-    (void)Drop(r);
+    (void)Drop(r, r.state == LeaseState::kActive ? "expired" : "");
   }
 }
 

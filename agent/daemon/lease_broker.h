@@ -81,9 +81,10 @@ class LeaseBroker {
  private:
   // Asks the server; `password` only for create. OK when it answered ok.
   Status Call(const std::string& header, const SecretBytes* password) const;
-  // Drops r's role and journals `revoked`; on failure journals `revoking` (when it was not)
-  // and counts the failure.
-  Status Drop(const secrets::LeaseRecord& r);
+  // Drops the role of lease r.id (its state re-read first: nothing to do once revoked; only
+  // `revoking` journaled while its create is under way) and journals `revoked` with
+  // `reason`; on failure journals `revoking` (when it was not) and counts the failure.
+  Status Drop(const secrets::LeaseRecord& r, const std::string& reason);
   void NoteFailure(const secrets::LeaseRecord& r, const Status& st);
 
   Agent& agent_;

@@ -54,15 +54,18 @@ class LeaseTest : public ::testing::Test {
  protected:
   void SetUp() override {
     agent_.Start();
-    HttpResponse r =
-        agent_.Call("PUT", "/v1/secrets/db/admin", json{{"value", pg_.superuser_password()}}.dump());
+    // The lease server's login: not a superuser, only CREATEROLE (what docs/rotation.md asks).
+    ASSERT_TRUE(pg_.Exec("CREATE ROLE lease_admin LOGIN CREATEROLE PASSWORD 'lease-admin-pw'"));
+    HttpResponse r = agent_.Call("PUT", "/v1/secrets/db/admin", json{{"value", "lease-admin-pw"}}.dump());
     ASSERT_EQ(r.status, 200) << r.body;
-    WriteFile(config_, R"([[lease]]
+    WriteFile(
+        config_,
+        R"([[lease]]
 name = "pg/readonly"
 max_ttl = "2h"
-database = { host = ")" + pg_.socket_dir() +
-                           R"(", port = 5432, dbname = "postgres", admin_user = ")" + pg_.superuser() +
-                           R"(", admin_secret = "db/admin" }
+database = { host = ")" +
+            pg_.socket_dir() +
+            R"(", port = 5432, dbname = "postgres", admin_user = "lease_admin", admin_secret = "db/admin" }
 create = ["CREATE ROLE {{role}} LOGIN PASSWORD {{password}} VALID UNTIL {{valid_until}}",
           "GRANT pg_read_all_data TO {{role}}"]
 )");
@@ -188,6 +191,35 @@ TEST_F(LeaseTest, LeasesSurviveRestartsOfTheAgentAndTheLeaseServer) {
   std::string out = Cli("lease revoke " + id, &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_EQ(Lease(id).value("state", ""), "revoked");
+  EXPECT_FALSE(RoleExists(user));
+}
+
+TEST_F(LeaseTest, ARevokeEndsTheRolesOpenSessions) {
+  json lease = Create("1h");
+  const std::string id = lease.value("id", ""), user = lease.value("username", "");
+  // A session of the lease's role that would run for a minute.
+  pid_t psql = ::fork();
+  ASSERT_GE(psql, 0);
+  if (psql == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::setenv("PGPASSWORD", lease.value("password", "").c_str(), 1);
+    ::execlp("psql", "psql", "-h", pg_.socket_dir().c_str(), "-U", user.c_str(), "-d", "postgres", "-c",
+             "SELECT pg_sleep(60)", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return !pg_.Query("SELECT 1 FROM pg_stat_activity WHERE usename = " + Postgres::Literal(user)).empty();
+  })) << "the lease's session did not start";
+  int st = 0;
+  std::string out = Cli("lease revoke " + id, &st);
+  EXPECT_EQ(st, 0) << out;
+  // The session was terminated: psql ends (with an error) long before its minute.
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] { return ::waitpid(psql, &status, WNOHANG) == psql; }))
+      << "the session outlived the revoke";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0);
   EXPECT_FALSE(RoleExists(user));
 }
 

@@ -255,9 +255,10 @@ Result<SecretBytes> FetchValue(const std::string& path, std::string_view query, 
   std::string target = SecretTarget(path, "?encoding=base64");
   if (!query.empty()) target += "&" + std::string(query);
   SK_ASSIGN_OR_RETURN(HttpResponse r, HttpCall(Globals().socket, {"GET", target}));
+  WipeOnExit wipe_body(r.body);  // it holds the value (base64)
   SK_RETURN_IF_ERROR(StatusFromResponse(r));
   Json j = Json::parse(r.body, nullptr, false);
-  if (!j.is_object() || !j["value_b64"].is_string()) {
+  if (!j.is_object() || !j.contains("value_b64") || !j["value_b64"].is_string()) {
     return Status(Code::kUnavailable, "bad_response", "sealkeepd's answer has no value_b64");
   }
   if (version != nullptr) *version = U64(j, "version");

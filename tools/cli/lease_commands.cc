@@ -7,6 +7,7 @@
 // handles one request at a time; the admin login it uses is a sealkeep secret it reads
 // from the agent for each request (the [[lease]] table's database.admin_secret).
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -168,7 +169,11 @@ Status Handle(const std::vector<LeaseEntry>& leases, const SecretBytes& request,
   const std::string header(all.begin(), nl);
   Json h = Json::parse(header, nullptr, false);
   if (!h.is_object()) return InvalidArgument("the header is not a JSON object", "bad_request");
-  const std::string op = h.value("op", ""), name = h.value("name", ""), role = h.value("role", "");
+  auto text = [&h](const char* key) {
+    auto it = h.find(key);
+    return it != h.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string op = text("op"), name = text("name"), role = text("role");
   *log = op + " " + name + " " + role;
   const std::string id = role.size() == 25 ? role.substr(9) : "";
   if (!secrets::ValidLeaseId(id) || role != secrets::LeaseRole(id))
@@ -257,8 +262,13 @@ void ServeLeases(const std::string& config, const std::string& listen) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, f.listen.data(), f.listen.size());
+  // Only the agent is answered (SO_PEERCRED below); the mode keeps everyone else from even
+  // taking a place in the queue: group sealkeep (the agent's, which this service is in)
+  // when it exists, else the server's own.
+  const group* sk_group = ::getgrnam("sealkeep");
   if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::chmod(f.listen.c_str(), 0666) != 0 || ::listen(listener.get(), 16) != 0) {
+      (sk_group != nullptr && ::chown(f.listen.c_str(), static_cast<uid_t>(-1), sk_group->gr_gid) != 0) ||
+      ::chmod(f.listen.c_str(), 0660) != 0 || ::listen(listener.get(), 64) != 0) {
     Fail(Status(Code::kUnavailable, "listen_failed",
                 "cannot listen on " + f.listen + ": " + std::strerror(errno)));
   }
@@ -282,7 +292,11 @@ void ServeLeases(const std::string& config, const std::string& listen) {
       log = "refused uid " + std::to_string(peer.uid);
     } else {
       auto request = ReadRequest(conn.get());
-      st = request.ok() ? Handle(*leases, *request, &log) : request.status();
+      try {
+        st = request.ok() ? Handle(*leases, *request, &log) : request.status();
+      } catch (const std::exception&) {
+        st = InvalidArgument("the request is not understood", "bad_request");
+      }
     }
     const std::string answer = Answer(st);
     (void)::send(conn.get(), answer.data(), answer.size(), MSG_NOSIGNAL);

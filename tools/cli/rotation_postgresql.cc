@@ -354,8 +354,13 @@ Result<std::unique_ptr<PgConn>> PostgresqlLeases::Admin() const {
   auto conn = ConnectAs(pq_, spec_.db, spec_.db.admin_user, admin_password_, &failure, &error);
   const std::string admin = "admin_user " + spec_.db.admin_user + " for " + Describe();
   switch (failure) {
-    case LoginFailure::kNone:
+    case LoginFailure::kNone: {
+      // A statement stuck behind a lock must not hold the (one-at-a-time) lease server past
+      // the agent's 30 s wait.
+      SK_RETURN_IF_ERROR(Exec(conn->get(), "SET statement_timeout = '20s'", "SET statement_timeout"));
+      SK_RETURN_IF_ERROR(Exec(conn->get(), "SET lock_timeout = '10s'", "SET lock_timeout"));
       return conn;
+    }
     case LoginFailure::kPasswordRefused:
       return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
                     "the server refused the password of " + admin + ": " + error);
@@ -407,7 +412,12 @@ Result<SecretBytes> PostgresqlLeases::Fill(PGconn* c, const std::string& sql, co
     std::string& s;
     ~Wipe() { SecureWipe(s.data(), s.size()); }
   } wipe{out};
-  out.reserve(sql.size() + 512);
+  // Reserved at its final size: a reallocation would free a copy of the verifier unwiped.
+  std::size_t size = sql.size();
+  for (std::size_t at = sql.find("{{"); at != std::string::npos; at = sql.find("{{", at + 2)) {
+    size += std::max({ident.view().size(), until.view().size(), secret ? secret->view().size() : 0});
+  }
+  out.reserve(size + 1);
   for (std::size_t at = 0; at < sql.size();) {
     if (sql.compare(at, 8, "{{role}}") == 0) {
       out += ident.view();
@@ -445,6 +455,14 @@ Status PostgresqlLeases::Create(const std::string& role, ByteView password, std:
       return st;
     }
   }
+  // The admin becomes a member of the role it made, so it may later end the role's sessions
+  // and DROP OWNED BY it (PostgreSQL 15 does not make a CREATEROLE creator one).
+  auto grant = Fill(c, "GRANT {{role}} TO CURRENT_USER", role, nullptr, 0);
+  Status granted = grant.ok() ? Exec(c, Chars(*grant), "GRANT the role to the admin") : grant.status();
+  if (!granted.ok()) {
+    (void)Exec(c, "ROLLBACK", "ROLLBACK");
+    return granted;
+  }
   return Exec(c, "COMMIT", "COMMIT");
 }
 
@@ -478,7 +496,14 @@ Status PostgresqlLeases::Drop(const std::string& role) {
       return st;
     }
   }
-  return Exec(c, "COMMIT", "COMMIT");
+  SK_RETURN_IF_ERROR(Exec(c, "COMMIT", "COMMIT"));
+  // Dropped means gone: revoke statements that leave the role are a failure, retried.
+  SK_RETURN_IF_ERROR(Exec(c,
+                          ("SELECT 1 FROM pg_roles WHERE rolname = " + std::string(literal.view())).c_str(),
+                          "checking the role is gone", &rows));
+  if (rows != 0)
+    return StepFailed("the revoke statements left role " + role + " in place (they must DROP ROLE it)");
+  return OkStatus();
 }
 }  // namespace
 
