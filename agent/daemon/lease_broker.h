@@ -13,15 +13,19 @@
 //           lease_revoke_failed (once per lease until it lands) and is retried by every
 //           sweep (every [leases] sweep_seconds), across restarts.
 //   expiry: the sweep drops every active lease past its end the same way.
+//   reap:   every kReapEvery sweeps, the server drops lease roles an hour past their VALID
+//           UNTIL that no record names (a store put back from an old copy loses records).
 //
 // The wire (one request per connection, SO_PEERCRED-checked by the server): a JSON line
 //   {"op":"create","name":N,"role":R,"valid_until":UNIX_SECONDS}  then the password line
 //   {"op":"drop","name":N,"role":R}
+//   {"op":"reap"}
 // and the answer, one JSON line: {"ok":true} or {"ok":false,"reason":CODE,"message":TEXT}.
 //
 // Thread-safety: every member is safe to call from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -45,6 +49,9 @@ class Agent;
 inline constexpr std::chrono::seconds kMaxLeaseTtl{365LL * 24 * 3600};
 // A `creating` record older than this with no create in flight is a crash's leftover.
 inline constexpr std::chrono::seconds kCreatingGrace{120};
+// Every this many sweeps (the first included) the lease server is asked to reap: drop
+// lease roles long past their VALID UNTIL that no record names (LeaseDatabase::Reap).
+inline constexpr std::uint64_t kReapEvery = 20;
 
 class LeaseBroker {
  public:
@@ -102,6 +109,7 @@ class LeaseBroker {
     bool alerted = false;
   };
   std::map<std::string, Failure> failures_;
+  std::atomic<std::uint64_t> sweeps_{0};
   std::thread sweeper_;
 };
 

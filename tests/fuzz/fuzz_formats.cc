@@ -1,11 +1,10 @@
 // libFuzzer target: every binary decoder of what sealkeep stores, on any bytes. The first
-// byte picks the decoder: a journal entry, a sealed head record, a snapshot body, a wrapped
-// key blob (the stored forms an attacker with the disk can edit), an audit log line or
-// checkpoint, the hardware side's stored forms (the PKCS#11 anchor object's value, the TPM
-// sealed-key file and its payload, the TPM record, the NV anchor), or the /proc text a
-// caller's identity is read from (its cgroup: the systemd unit; its status: groups and uid;
-// its stat: start time). Each must answer with an error,
-// never crash, leak or read out of bounds.
+// byte picks the decoder: a journal entry (and a lease entry's note), a sealed head record, a snapshot body,
+// a wrapped key blob (the stored forms an attacker with the disk can edit), an audit log line or checkpoint,
+// the hardware side's stored forms (the PKCS#11 anchor object's value, the TPM sealed-key file and its
+// payload, the TPM record, the NV anchor), or the /proc text a caller's identity is read from (its cgroup:
+// the systemd unit; its status: groups and uid; its stat: start time). Each must answer with an error, never
+// crash, leak or read out of bounds.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -13,6 +12,7 @@
 #include "agent/audit/audit_format.h"
 #include "agent/journal/journal_format.h"
 #include "agent/policy/subject.h"
+#include "agent/secrets/lease_record.h"
 #include "agent/secrets/snapshot_format.h"
 #include "hsm/pkcs11/anchor_format.h"
 #include "hsm/tpm/nv_anchor_format.h"
@@ -26,7 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   switch (data[0] % 12) {
     case 0:
-      if (auto e = sk::journal::DecodeEntry(bytes); e.ok()) (void)sk::journal::EncodeEntry(*e);
+      if (auto e = sk::journal::DecodeEntry(bytes); e.ok()) {
+        (void)sk::journal::EncodeEntry(*e);
+        (void)sk::secrets::ParseLeaseNote(e->detail.note);  // a lease entry's record
+      }
+      (void)sk::secrets::ParseLeaseNote(text);
       break;
     case 1:
       (void)sk::journal::DecodeHeadRecord(bytes);

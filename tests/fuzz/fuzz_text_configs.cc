@@ -1,6 +1,7 @@
 // libFuzzer target: the TOML files an admin writes, on any text. The first byte picks the
 // parser: the policy (ParsePolicy), the agent's config (ParseConfig), the rotator's
-// rotation.toml (ParseRotationConfig). Each must answer with a located error, never crash.
+// rotation.toml (ParseRotationConfig, and its [[lease]] tables: ParseLeaseConfig). Each must answer with a
+// located error, never crash.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -21,6 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     default:
       (void)sk::cli::ParseRotationConfig(text, "fuzz.toml");
+      (void)sk::cli::ParseLeaseConfig(text, "fuzz.toml");
       break;
   }
   return 0;

@@ -223,6 +223,27 @@ TEST_F(LeaseTest, ARevokeEndsTheRolesOpenSessions) {
   EXPECT_FALSE(RoleExists(user));
 }
 
+TEST_F(LeaseTest, TheReapDropsLeaseRolesLongExpiredThatNoRecordNames) {
+  // Roles of leases whose records are gone (a store put back from an old copy): one long
+  // past its end, one still valid, and a role that is not a lease's.
+  const std::string old_role = "sk_lease_00000000000000aa", live_role = "sk_lease_00000000000000bb";
+  ASSERT_TRUE(
+      pg_.Exec("CREATE ROLE " + old_role + " LOGIN PASSWORD 'x' VALID UNTIL '2020-01-01 00:00:00+00'"));
+  ASSERT_TRUE(pg_.Exec("CREATE ROLE " + live_role + " LOGIN PASSWORD 'x' VALID UNTIL 'infinity'"));
+  ASSERT_TRUE(pg_.Exec("CREATE ROLE sk_lease_other LOGIN PASSWORD 'x' VALID UNTIL '2020-01-01 00:00:00+00'"));
+  // The lease server's admin must be a member to drop them, as it is of the roles it makes.
+  ASSERT_TRUE(pg_.Exec("GRANT " + old_role + ", " + live_role + " TO lease_admin"));
+  // The agent's first sweep after a start asks for a reap.
+  ASSERT_EQ(agent_.Stop(), 0);
+  agent_.Start();
+  ASSERT_TRUE(WaitFor([&] { return !RoleExists(old_role); })) << ReadAll(server_log_);
+  EXPECT_TRUE(RoleExists(live_role));
+  EXPECT_TRUE(RoleExists("sk_lease_other"));
+  EXPECT_NE(ReadAll(server_log_).find("reap: 1 expired lease role(s) without a record dropped"),
+            std::string::npos)
+      << ReadAll(server_log_);
+}
+
 TEST_F(LeaseTest, RefusalsLeaveNoRoleBehind) {
   int st = 0;
   std::string out = Cli("lease create pg/other --ttl 1h", &st);

@@ -162,6 +162,32 @@ Result<SecretBytes> ReadRequest(int fd) {
   return out;
 }
 
+// How long past its VALID UNTIL a lease role may linger before the reap drops it without
+// a record: well beyond the agent's own sweep, which drops it with one.
+constexpr std::int64_t kReapGraceS = 3600;
+
+// Every kind's database: drop lease roles long past their end (LeaseDatabase::Reap).
+Status Reap(const std::vector<LeaseEntry>& leases, std::string* log) {
+  int dropped = 0;
+  Status first;
+  for (const LeaseEntry& e : leases) {
+    auto admin = FetchValue(e.admin_secret);
+    if (!admin.ok()) {
+      if (first.ok()) first = admin.status().WithContext("reading the admin password " + e.admin_secret);
+      continue;
+    }
+    auto db = MakeLeaseDatabase({e.db, e.create, e.revoke}, std::move(admin).value());
+    auto n = db.ok() ? (*db)->Reap(kReapGraceS) : Result<int>(db.status());
+    if (!n.ok()) {
+      if (first.ok()) first = n.status();
+      continue;
+    }
+    dropped += *n;
+  }
+  *log = "reap: " + std::to_string(dropped) + " expired lease role(s) without a record dropped";
+  return first;
+}
+
 Status Handle(const std::vector<LeaseEntry>& leases, const SecretBytes& request, std::string* log) {
   ByteView all = request.Expose();
   const auto nl = std::find(all.begin(), all.end(), std::uint8_t{'\n'});
@@ -175,6 +201,7 @@ Status Handle(const std::vector<LeaseEntry>& leases, const SecretBytes& request,
   };
   const std::string op = text("op"), name = text("name"), role = text("role");
   *log = op + " " + name + " " + role;
+  if (op == "reap") return Reap(leases, log);
   const std::string id = role.size() == 25 ? role.substr(9) : "";
   if (!secrets::ValidLeaseId(id) || role != secrets::LeaseRole(id))
     return InvalidArgument("the role is not a lease's (sk_lease_ and 16 hex digits)", "bad_request");

@@ -41,6 +41,11 @@ class LeaseDatabase {
   virtual std::string Describe() const = 0;
   virtual Status Create(const std::string& role, ByteView password, std::int64_t valid_until_unix) = 0;
   virtual Status Drop(const std::string& role) = 0;
+  // Drops every lease role (sk_lease_ and 16 hex digits) whose VALID UNTIL passed more than
+  // `grace_s` ago, whatever the agent's journal says: a safety net for roles whose record
+  // was lost (a store put back from an old copy and accepted with recover). Returns how
+  // many were dropped.
+  virtual Result<int> Reap(std::int64_t grace_s) = 0;
 };
 
 // `admin_password` is db.admin_user's. Errors: bad_target, libpq_missing (as MakeTarget).

@@ -48,6 +48,7 @@ struct Libpq {
   decltype(&::PQresultErrorField) result_field = nullptr;
   decltype(&::PQclear) clear = nullptr;
   decltype(&::PQntuples) ntuples = nullptr;
+  decltype(&::PQgetvalue) get_value = nullptr;
 };
 
 template <typename F>
@@ -79,7 +80,7 @@ Result<Libpq> LoadLibpq(const char* soname) {
       Resolve(lib, "PQexec", pq.exec) && Resolve(lib, "PQresultStatus", pq.result_status) &&
       Resolve(lib, "PQresultErrorMessage", pq.result_error) &&
       Resolve(lib, "PQresultErrorField", pq.result_field) && Resolve(lib, "PQclear", pq.clear) &&
-      Resolve(lib, "PQntuples", pq.ntuples);
+      Resolve(lib, "PQntuples", pq.ntuples) && Resolve(lib, "PQgetvalue", pq.get_value);
   if (!ok) {
     return Status(
         Code::kFailedPrecondition, std::string(tr::kLibpqMissing),
@@ -334,6 +335,7 @@ class PostgresqlLeases final : public LeaseDatabase {
   }
   Status Create(const std::string& role, ByteView password, std::int64_t valid_until_unix) override;
   Status Drop(const std::string& role) override;
+  Result<int> Reap(std::int64_t grace_s) override;
 
  private:
   Result<std::unique_ptr<PgConn>> Admin() const;
@@ -505,6 +507,33 @@ Status PostgresqlLeases::Drop(const std::string& role) {
     return StepFailed("the revoke statements left role " + role + " in place (they must DROP ROLE it)");
   return OkStatus();
 }
+Result<int> PostgresqlLeases::Reap(std::int64_t grace_s) {
+  std::vector<std::string> roles;
+  {
+    SK_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Admin());
+    PGconn* c = conn->get();
+    const std::string sql =
+        "SELECT rolname FROM pg_roles WHERE rolname ~ '^sk_lease_[0-9a-f]{16}$' AND rolvaliduntil IS NOT "
+        "NULL "
+        "AND rolvaliduntil < now() - interval '" +
+        std::to_string(grace_s) + " seconds'";
+    PGresult* result = pq_.exec(c, sql.c_str());
+    const bool ok = result != nullptr && pq_.result_status(result) == PGRES_TUPLES_OK;
+    if (ok) {
+      for (int i = 0; i < pq_.ntuples(result); ++i) roles.emplace_back(pq_.get_value(result, i, 0));
+    }
+    std::string why = ok ? "" : OneLine(result != nullptr ? pq_.result_error(result) : pq_.error_message(c));
+    if (result != nullptr) pq_.clear(result);
+    if (!ok) return StepFailed("listing expired lease roles on " + Describe() + " failed: " + why);
+  }
+  int dropped = 0;
+  for (const std::string& role : roles) {
+    SK_RETURN_IF_ERROR(Drop(role));
+    ++dropped;
+  }
+  return dropped;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RotationTarget>> MakePostgresqlTarget(const PostgresqlTargetSpec& spec,
