@@ -7,7 +7,6 @@
 // handles one request at a time; the admin login it uses is a sealkeep secret it reads
 // from the agent for each request (the [[lease]] table's database.admin_secret).
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -290,11 +289,9 @@ void ServeLeases(const std::string& config, const std::string& listen) {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, f.listen.data(), f.listen.size());
   // Only the agent is answered (SO_PEERCRED below); the mode keeps everyone else from even
-  // taking a place in the queue: group sealkeep (the agent's, which this service is in)
-  // when it exists, else the server's own.
-  const group* sk_group = ::getgrnam("sealkeep");
+  // taking a place in the queue. The socket's group is this process's: the unit runs it
+  // with Group=sealkeep, the agent's group.
   if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
-      (sk_group != nullptr && ::chown(f.listen.c_str(), static_cast<uid_t>(-1), sk_group->gr_gid) != 0) ||
       ::chmod(f.listen.c_str(), 0660) != 0 || ::listen(listener.get(), 64) != 0) {
     Fail(Status(Code::kUnavailable, "listen_failed",
                 "cannot listen on " + f.listen + ": " + std::strerror(errno)));

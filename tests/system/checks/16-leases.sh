@@ -41,6 +41,9 @@ systemctl reload sealkeepd'
   printf %s lane-admin-pw | ct sealkeep put lane/lease/admin
   ct systemctl start sealkeep-leases.service
   expect_eq "the lease server" "$(ct systemctl is-active sealkeep-leases.service)" active
+  # Reachable by the agent's group only: the socket 0660 and its folder 0750, group sealkeep.
+  expect_eq "the lease socket" "$(ct stat -c '%a %G' /run/sealkeep-leases/leases.sock)" "660 sealkeep"
+  expect_eq "the lease socket's folder" "$(ct stat -c '%a %G' /run/sealkeep-leases)" "750 sealkeep"
   local out rc
   out=$(ct sealkeep lease create lane/none --ttl 1m 2>&1) && rc=0 || rc=$?
   expect_eq "a kind the server does not know (exit)" "$rc" 3 || { echo "$out" >&2; return 1; }
