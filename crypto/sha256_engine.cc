@@ -96,7 +96,12 @@ BlocksFn Choose() {
   return Sha256BlocksPortable;
 }
 
-const BlocksFn g_blocks = Choose();
+// Chosen on first use, not at load: CPUID traps to the hypervisor in a VM (tens of
+// microseconds), and a CLI that hashes nothing should not pay it at every start.
+BlocksFn Blocks() {
+  static const BlocksFn chosen = Choose();
+  return chosen;
+}
 
 }  // namespace
 
@@ -110,10 +115,10 @@ void Sha256BlocksPortable(std::uint32_t h[8], const std::uint8_t* data, std::siz
 }
 
 void Sha256Blocks(std::uint32_t h[8], const std::uint8_t* data, std::size_t nblocks) {
-  if (nblocks > 0) g_blocks(h, data, nblocks);
+  if (nblocks > 0) Blocks()(h, data, nblocks);
 }
 
-bool Sha256UsesShaNi() { return g_blocks != Sha256BlocksPortable; }
+bool Sha256UsesShaNi() { return Blocks() != Sha256BlocksPortable; }
 
 void Sha256Engine::Init() {
   std::memcpy(h, kInit, sizeof h);

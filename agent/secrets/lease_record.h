@@ -41,6 +41,8 @@ struct LeaseRecord {
   std::string reason;            // failed, revoking: an error code ([a-z_], no message)
 };
 
+// Whether `s` can be a field of a note: 1-512 bytes, no space, newline or NUL.
+bool ValidLeaseToken(std::string_view s);
 // Whether `id` is 16 lower-case hex digits.
 bool ValidLeaseId(std::string_view id);
 // The role a lease's id names.

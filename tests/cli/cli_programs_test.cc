@@ -119,5 +119,55 @@ TEST(Programs, SealkeepVersionAfterASubcommandIsAUsageError) {
   EXPECT_FALSE(Has(r.err, "no.sock")) << "status ran: " << r.err;
 }
 
+// sealkeep is the light half of the CLI (tools/CMakeLists.txt): the commands that only
+// talk to the agent, without the TPM stack, libcrypto or SQLite loaded at all; every other
+// command goes to sealkeep-full beside it, the same arguments, the same answers.
+std::string Needed(const std::string& program) {
+  return RunCommandOutput("readelf -d " + program + " | grep NEEDED");
+}
+
+TEST(Programs, TheLightSealkeepLoadsNeitherTheTpmStackNorLibcryptoNorSqlite) {
+  const std::string light = Needed(kSealkeep);
+  ASSERT_TRUE(Has(light, "libc.so")) << light;
+  for (const char* lib : {"libtss2", "libcrypto", "libsqlite3", "libp11"}) {
+    EXPECT_FALSE(Has(light, lib)) << kSealkeep << " needs " << lib << ":\n" << light;
+  }
+  const std::string full = Needed(std::string(SK_BINARY_DIR) + "/tools/sealkeep-full");
+  EXPECT_TRUE(Has(full, "libtss2-esys")) << "sealkeep-full has the TPM commands:\n" << full;
+}
+
+TEST(Programs, CommandsTheLightSealkeepLacksRunInSealkeepFull) {
+  ProgramRun tpm = Exec(kSealkeep, "tpm --help");
+  EXPECT_EQ(tpm.rc, 0) << tpm.err;
+  EXPECT_TRUE(Has(tpm.out, "Usage: sealkeep tpm")) << tpm.out;
+  ProgramRun hsm = Exec(kSealkeep, "--json hsm --help");
+  EXPECT_EQ(hsm.rc, 0) << hsm.err;
+  EXPECT_TRUE(Has(hsm.out, "Usage: sealkeep hsm")) << hsm.out;
+  // The top-level help lists every command, the light ones and the others.
+  ProgramRun help = Exec(kSealkeep, "--help");
+  EXPECT_EQ(help.rc, 0);
+  for (const char* cmd : {"get", "lease", "rotation", "tpm", "hsm", "setup"}) {
+    EXPECT_TRUE(Has(help.out, std::string("  ") + cmd)) << cmd << " missing from:\n" << help.out;
+  }
+  // A light command runs in the light program itself (it fails to reach the agent here).
+  ProgramRun get = Exec(kSealkeep, "get x");
+  EXPECT_EQ(get.rc, 6) << get.err;
+}
+
+TEST(Programs, WithoutSealkeepFullBesideItTheLightSealkeepSaysWhatIsMissing) {
+  TempDir dir("light-alone");
+  ASSERT_EQ(std::system(("cp " + kSealkeep + " " + dir.Join("sealkeep")).c_str()), 0);
+  ProgramRun r = Exec(dir.Join("sealkeep"), "tpm --help");
+  if (::access("/usr/libexec/sealkeep/sealkeep-full", X_OK) == 0) {
+    GTEST_SKIP() << "an installed sealkeep-full answers for it on this machine";
+  }
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(Has(r.err, "sealkeep-full")) << r.err;
+  EXPECT_TRUE(Has(r.err, "reinstall the sealkeep package")) << r.err;
+  // Its own commands still work alone.
+  ProgramRun get = Exec(dir.Join("sealkeep"), "get --help");
+  EXPECT_EQ(get.rc, 0) << get.err;
+}
+
 }  // namespace
 }  // namespace sk::testing

@@ -1,9 +1,20 @@
 // sealkeep: the admin and client CLI. main() only assembles the registered commands.
+//
+// Built twice (tools/CMakeLists.txt): sealkeep-full has every command; sealkeep (built with
+// SK_CLI_LIGHT) has those that only talk to the agent, and hands anything else to
+// sealkeep-full, with the same arguments and environment: see ExecFull below.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <string>
+#include <string_view>
 
 #include "sealkeep_version.h"
 #include "tools/cli/command.h"
@@ -11,6 +22,56 @@
 namespace sk::cli {
 void AddRegisteredCommands(CLI::App& app);
 }
+
+#ifdef SK_CLI_LIGHT
+namespace {
+
+// Whether this (light) app has the command argv names: the first argument that is not one
+// of the program's own options (--socket S, --socket=S, --json). No command, another
+// option first (--help, --version) or a command it lacks: false, for sealkeep-full.
+bool Handles(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--socket") {
+      ++i;
+      continue;
+    }
+    if (a == "--json" || a.rfind("--socket=", 0) == 0) continue;
+    if (a.empty() || a[0] == '-') return false;
+    const std::string name(a);
+    return !app.get_subcommands([&name](CLI::App* sub) { return sub->check_name(name); }).empty();
+  }
+  return false;
+}
+
+// Runs sealkeep-full with argv: beside this program (the build tree), then in
+// ../libexec/sealkeep/ from it, then /usr/libexec/sealkeep/. Returns only on failure.
+int ExecFull(char** argv) {
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = "/usr/bin";
+  if (n > 0) {
+    self[n] = '\0';
+    dir = std::string(self);
+    dir.resize(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
+  }
+  for (const std::string& path : {dir + "/sealkeep-full", dir + "/../libexec/sealkeep/sealkeep-full",
+                                  std::string("/usr/libexec/sealkeep/sealkeep-full")}) {
+    if (::access(path.c_str(), X_OK) == 0) {
+      ::execv(path.c_str(), argv);
+      std::fprintf(stderr, "sealkeep: cannot run %s: %s\n", path.c_str(), std::strerror(errno));
+      return sk::cli::kExitError;
+    }
+  }
+  std::fprintf(stderr,
+               "sealkeep: this command is in sealkeep-full, which is not installed beside %s or in "
+               "/usr/libexec/sealkeep (reinstall the sealkeep package)\n",
+               dir.c_str());
+  return sk::cli::kExitError;
+}
+
+}  // namespace
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"sealkeep: provision HSM slots and TPM seals, manage versioned secrets, verify journals",
@@ -45,6 +106,9 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict/refused, 5 forbidden,\n"
       "            6 sealed/unavailable, 7 corruption/verification failed.");
   sk::cli::AddRegisteredCommands(app);
+#ifdef SK_CLI_LIGHT
+  if (!Handles(app, argc, argv)) return ExecFull(argv);
+#endif
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) {
