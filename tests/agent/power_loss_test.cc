@@ -23,14 +23,7 @@ namespace sk::secrets {
 namespace {
 
 using store::FaultVfs;
-
-Op PutOp(const std::string& path, const std::string& value) {
-  Op op;
-  op.type = Op::Type::kPut;
-  op.path = path;
-  op.value = SecretBytes::CopyFrom(AsBytes(value));
-  return op;
-}
+using testing::PutOp;
 
 struct Case {
   const char* name;

@@ -131,4 +131,12 @@ void ServiceHarness::RestoreStoreCopy(const std::string& name) {
   }
 }
 
+secrets::Op PutOp(const std::string& path, const std::string& value) {
+  secrets::Op op;
+  op.type = secrets::Op::Type::kPut;
+  op.path = path;
+  op.value = SecretBytes::CopyFrom(AsBytes(value));
+  return op;
+}
+
 }  // namespace sk::testing

@@ -63,4 +63,7 @@ class ServiceHarness {
 
 std::string Text(const SecretBytes& b);
 
+// A put op of `value` (as text) to `path`, for Transact.
+secrets::Op PutOp(const std::string& path, const std::string& value);
+
 }  // namespace sk::testing

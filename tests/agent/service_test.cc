@@ -15,15 +15,8 @@
 namespace sk::secrets {
 namespace {
 
+using testing::PutOp;
 using testing::ServiceHarness;
-
-Op PutOp(const std::string& path, const std::string& value) {
-  Op op;
-  op.type = Op::Type::kPut;
-  op.path = path;
-  op.value = SecretBytes::CopyFrom(AsBytes(value));
-  return op;
-}
 
 Op MakeOp(Op::Type t, const std::string& path, std::optional<std::uint64_t> version = std::nullopt) {
   Op op;

@@ -132,6 +132,17 @@ std::string SqlState(std::string_view msg) {
   return "";
 }
 
+// A failed statement's SQLSTATE and primary message (`ok`: "" unless the server said
+// something), never libpq's full text: it may quote the statement (LINE 1: ...), which can
+// hold a verifier.
+std::string ServerError(const Libpq& pq, PGresult* result, PGconn* c, bool ok) {
+  const char* state = result != nullptr ? pq.result_field(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = result != nullptr ? pq.result_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (state != nullptr && primary != nullptr) return std::string(state) + ": " + primary;
+  if (ok) return "";
+  return OneLine(result != nullptr ? pq.result_error(result) : pq.error_message(c));
+}
+
 // One libpq connection, finished when it goes.
 class PgConn {
  public:
@@ -306,16 +317,7 @@ Status PostgresqlTarget::SetPassword(ByteView value) {
   for (std::string_view p : parts) at = std::copy(p.begin(), p.end(), at);
   PGresult* result = pq_.exec(c, Chars(sql));
   const bool ok = result != nullptr && pq_.result_status(result) == PGRES_COMMAND_OK;
-  // A server error's code and primary text only: libpq's full message may quote the
-  // statement (LINE 1: ...), which holds the verifier.
-  std::string why;
-  const char* state = result != nullptr ? pq_.result_field(result, PG_DIAG_SQLSTATE) : nullptr;
-  const char* primary = result != nullptr ? pq_.result_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  if (state != nullptr && primary != nullptr) {
-    why = std::string(state) + ": " + primary;
-  } else if (!ok) {
-    why = OneLine(result != nullptr ? pq_.result_error(result) : pq_.error_message(c));
-  }
+  const std::string why = ServerError(pq_, result, c, ok);
   if (result != nullptr) pq_.clear(result);
   if (ok) return OkStatus();
   if (pq_.status(c) == CONNECTION_BAD) {
@@ -378,14 +380,7 @@ Status PostgresqlLeases::Exec(PGconn* c, const char* sql, const std::string& wha
   PGresult* result = pq_.exec(c, sql);
   const ExecStatusType st = result != nullptr ? pq_.result_status(result) : PGRES_FATAL_ERROR;
   const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-  std::string why;
-  const char* state = result != nullptr ? pq_.result_field(result, PG_DIAG_SQLSTATE) : nullptr;
-  const char* primary = result != nullptr ? pq_.result_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  if (state != nullptr && primary != nullptr) {
-    why = std::string(state) + ": " + primary;
-  } else if (!ok) {
-    why = OneLine(result != nullptr ? pq_.result_error(result) : pq_.error_message(c));
-  }
+  const std::string why = ServerError(pq_, result, c, ok);
   if (ok && rows != nullptr) *rows = pq_.ntuples(result);
   if (result != nullptr) pq_.clear(result);
   if (ok) return OkStatus();
