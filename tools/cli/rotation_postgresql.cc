@@ -234,6 +234,24 @@ std::unique_ptr<PgConn> ConnectAs(const Libpq& pq_, const PostgresqlTargetSpec& 
   return conn;
 }
 
+// What a failed admin login means, as a Status (OK for kNone). `admin` names the login and
+// the target, `where` the target alone.
+Status AdminLoginStatus(LoginFailure failure, const std::string& admin, const std::string& where,
+                        const std::string& error) {
+  switch (failure) {
+    case LoginFailure::kNone:
+      return OkStatus();
+    case LoginFailure::kPasswordRefused:
+      return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
+                    "the server refused the password of " + admin + ": " + error);
+    case LoginFailure::kUnreachable:
+      return Unreachable("cannot reach " + where + ": " + error);
+    case LoginFailure::kOther:
+      break;
+  }
+  return StepFailed("cannot log in as " + admin + ": " + error);
+}
+
 class PostgresqlTarget final : public RotationTarget {
  public:
   PostgresqlTarget(Libpq pq, PostgresqlTargetSpec spec, SecretBytes admin_password)
@@ -285,18 +303,8 @@ Status PostgresqlTarget::SetPassword(ByteView value) {
   LoginFailure failure = LoginFailure::kUnreachable;
   std::string error;
   auto conn = Connect(spec_.admin_user, admin_password_, &failure, &error);
-  const std::string admin = "admin_user " + spec_.admin_user + " for " + Describe();
-  switch (failure) {
-    case LoginFailure::kNone:
-      break;
-    case LoginFailure::kPasswordRefused:
-      return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
-                    "the server refused the password of " + admin + ": " + error);
-    case LoginFailure::kUnreachable:
-      return Unreachable("cannot reach " + Describe() + ": " + error);
-    case LoginFailure::kOther:
-      return StepFailed("cannot log in as " + admin + ": " + error);
-  }
+  SK_RETURN_IF_ERROR(
+      AdminLoginStatus(failure, "admin_user " + spec_.admin_user + " for " + Describe(), Describe(), error));
   PGconn* c = conn->get();
   // The verifier is computed here; the statement (and so the server's log) holds only it.
   PqText verifier(pq_, pq_.encrypt_password(c, Chars(password), spec_.role.c_str(), "scram-sha-256"));
@@ -356,24 +364,13 @@ Result<std::unique_ptr<PgConn>> PostgresqlLeases::Admin() const {
   LoginFailure failure = LoginFailure::kUnreachable;
   std::string error;
   auto conn = ConnectAs(pq_, spec_.db, spec_.db.admin_user, admin_password_, &failure, &error);
-  const std::string admin = "admin_user " + spec_.db.admin_user + " for " + Describe();
-  switch (failure) {
-    case LoginFailure::kNone: {
-      // A statement stuck behind a lock must not hold the (one-at-a-time) lease server past
-      // the agent's 30 s wait.
-      SK_RETURN_IF_ERROR(Exec(conn->get(), "SET statement_timeout = '20s'", "SET statement_timeout"));
-      SK_RETURN_IF_ERROR(Exec(conn->get(), "SET lock_timeout = '10s'", "SET lock_timeout"));
-      return conn;
-    }
-    case LoginFailure::kPasswordRefused:
-      return Status(Code::kUnauthenticated, std::string(tr::kAdminRefused),
-                    "the server refused the password of " + admin + ": " + error);
-    case LoginFailure::kUnreachable:
-      return Unreachable("cannot reach " + Describe() + ": " + error);
-    case LoginFailure::kOther:
-      break;
-  }
-  return StepFailed("cannot log in as " + admin + ": " + error);
+  SK_RETURN_IF_ERROR(AdminLoginStatus(failure, "admin_user " + spec_.db.admin_user + " for " + Describe(),
+                                      Describe(), error));
+  // A statement stuck behind a lock must not hold the (one-at-a-time) lease server past the
+  // agent's 30 s wait.
+  SK_RETURN_IF_ERROR(Exec(conn->get(), "SET statement_timeout = '20s'", "SET statement_timeout"));
+  SK_RETURN_IF_ERROR(Exec(conn->get(), "SET lock_timeout = '10s'", "SET lock_timeout"));
+  return conn;
 }
 
 Status PostgresqlLeases::Exec(PGconn* c, const char* sql, const std::string& what, int* rows) const {
