@@ -290,6 +290,14 @@ void FaultPlan::ArmPowerLoss(int at, bool torn) {
   track = true;
 }
 
+void FaultPlan::PowerOffNow() {
+  std::lock_guard<std::mutex> lock(g_files_mu);
+  if (powered_off) return;
+  power_fail_at = -1;
+  ++fired;
+  PowerOff();
+}
+
 FaultPlan& FaultVfs() {
   static std::once_flag once;
   std::call_once(once, [] {

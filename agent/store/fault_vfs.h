@@ -63,6 +63,9 @@ struct FaultPlan {
   // Starts counting calls (and keeping undo records) from now; `at` as power_fail_at
   // (-1: only count).
   void ArmPowerLoss(int at, bool torn);
+  // The power fails now, outside SQLite (at another file's sync point: the hardware
+  // token's): as power_fail_at, at once. Needs ArmPowerLoss first; counts as fired.
+  void PowerOffNow();
 };
 
 // Registers the shim (idempotent, thread-safe) and returns the process-wide plan.

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace sk::hsm::pkcs11 {
@@ -48,8 +49,29 @@ Status SyncLevel(const std::string& dir, int depth) {
   return SyncPath(dir, true);
 }
 
+std::mutex& HookMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+SyncHook& Hook() {
+  static SyncHook hook;
+  return hook;
+}
+
 }  // namespace
 
-Status SyncTree(const std::string& dir) { return SyncLevel(dir, 1); }
+void SetSyncHookForTesting(SyncHook hook) {
+  std::lock_guard<std::mutex> lock(HookMutex());
+  Hook() = std::move(hook);
+}
+
+Status SyncTree(const std::string& dir) {
+  {
+    std::lock_guard<std::mutex> lock(HookMutex());
+    if (Hook()) SK_RETURN_IF_ERROR(Hook()(dir));
+  }
+  return SyncLevel(dir, 1);
+}
 
 }  // namespace sk::hsm::pkcs11

@@ -10,6 +10,7 @@
 // Errors: sync_failed (kUnavailable) naming the path and errno text.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "crypto/status.h"
@@ -17,6 +18,12 @@
 namespace sk::hsm::pkcs11 {
 
 Status SyncTree(const std::string& dir);
+
+// A seam for power-loss sweeps (tests/agent/power_loss_test.cc): called with `dir` before
+// each SyncTree; a non-OK result fails that SyncTree before it syncs anything. Empty
+// function: no hook. Thread-safe.
+using SyncHook = std::function<Status(const std::string& dir)>;
+void SetSyncHookForTesting(SyncHook hook);
 
 // SyncTree(dir) when dir is non-empty; OK otherwise.
 inline Status SyncIfConfigured(const std::string& dir) { return dir.empty() ? OkStatus() : SyncTree(dir); }

@@ -6,6 +6,11 @@
 //     image, or, torn, keeps the first half of each unsynced write), the store closed and
 //     its -shm removed, as after a real power cut; or
 //   - sync k failing (EIO), or write k failing (ENOSPC, then EIO), the power staying on.
+// The SoftHSM2 token's folder has sync points of its own (SyncTree after an anchor advance
+// or a new master-key generation): the power may fail at one of those too, and whenever it
+// fails the token's folder goes back to what its last SyncTree made durable, as the store
+// files go back to their last synced image. Both anchor modes are swept (strict advances
+// the anchor, on the token, after every commit).
 // After each: reopen; every commit acknowledged before is there; the operation is there
 // entirely if it was acknowledged, else entirely or not at all; the journal verifies; the
 // store takes a new write. The anchor is the real SoftHSM2 token's (outside the VFS), so a
@@ -14,9 +19,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <functional>
+#include <map>
 
 #include "agent/store/fault_vfs.h"
+#include "hsm/pkcs11/sync_dir.h"
 #include "tests/agent/service_fixture.h"
 
 namespace sk::secrets {
@@ -68,10 +76,67 @@ const Case kCases[] = {
      [](testing::ServiceHarness&) { return 1; }},
 };
 
+// The token folder's durable image: its files (path -> bytes) as of the last SyncTree
+// that went through. Power-loss runs install it as the SyncTree hook.
+class TokenPower {
+ public:
+  // Starts tracking `dir` (its present state is durable: every earlier step synced it);
+  // the power fails at token sync point `fail_at` (-1: never; only count).
+  void Arm(const std::string& dir, int fail_at) {
+    dir_ = dir;
+    image_ = Take(dir);
+    fail_at_ = fail_at;
+    syncs_ = 0;
+    fired_ = false;
+    hsm::pkcs11::SetSyncHookForTesting([this](const std::string& d) { return OnSync(d); });
+  }
+  // Puts the folder back to its durable image (call with every backend closed).
+  void RestoreImage() {
+    hsm::pkcs11::SetSyncHookForTesting(nullptr);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
+      if (e.is_regular_file() && !image_.count(e.path().string())) std::filesystem::remove(e.path(), ec);
+    }
+    for (const auto& [path, bytes] : image_) {
+      std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+      testing::WriteFile(path, bytes);
+    }
+  }
+  void Disarm() { hsm::pkcs11::SetSyncHookForTesting(nullptr); }
+  int syncs() const { return syncs_; }
+  bool fired() const { return fired_; }
+
+ private:
+  static std::map<std::string, std::string> Take(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      if (e.is_regular_file()) out[e.path().string()] = testing::ReadFile(e.path().string());
+    }
+    return out;
+  }
+  Status OnSync(const std::string& d) {
+    if (FaultVfs().powered_off) return Status(Code::kUnavailable, "sync_failed", "the machine is off");
+    if (syncs_++ == fail_at_) {
+      fired_ = true;
+      FaultVfs().PowerOffNow();  // the store's files go back with the token's
+      return Status(Code::kUnavailable, "sync_failed", "power lost at this sync");
+    }
+    image_ = Take(d);  // what this sync makes durable
+    return OkStatus();
+  }
+
+  std::string dir_;
+  std::map<std::string, std::string> image_;
+  int fail_at_ = -1;
+  int syncs_ = 0;
+  bool fired_ = false;
+};
+
 // A fresh store with the operations' starting point; opened on the fault VFS.
-void Prepare(testing::ServiceHarness& h) {
+void Prepare(testing::ServiceHarness& h, AnchorMode mode = AnchorMode::kEpoch) {
   FaultVfs().Clear();
   h.options.vfs = store::kFaultVfsName;
+  h.options.anchor_mode = mode;
   ASSERT_TRUE(h.Open().ok());
   h.PutText("p/a", "a1");
   h.PutText("p/b", "b1");
@@ -113,6 +178,21 @@ std::pair<int, int> Count(const Case& c) {
   return n;
 }
 
+// The store's and the token's sync points of the operation under `mode` (a dry run).
+std::pair<int, int> CountSyncPoints(const Case& c, AnchorMode mode) {
+  testing::ServiceHarness h("plcount");
+  Prepare(h, mode);
+  TokenPower token;
+  token.Arm(h.token().tokens_dir(), -1);
+  FaultVfs().ArmPowerLoss(-1, false);
+  EXPECT_TRUE(c.run(h).ok());
+  std::pair<int, int> n{FaultVfs().syncs.load(), token.syncs()};
+  token.Disarm();
+  h.CloseBackend();
+  FaultVfs().Clear();
+  return n;
+}
+
 class PowerLossTest : public ::testing::TestWithParam<Case> {
  protected:
   void TearDown() override { FaultVfs().Clear(); }
@@ -120,28 +200,41 @@ class PowerLossTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(PowerLossTest, EverySyncPointDroppedOrTornLosesNothingAcknowledgedAndHalvesNothing) {
   const Case& c = GetParam();
-  const auto [syncs, writes] = Count(c);
-  ASSERT_GT(syncs, 0) << c.name << " made no sync";
-  int runs = 0, acked_runs = 0;
-  for (bool torn : {false, true}) {
-    for (int k = 0; k < syncs; ++k) {
-      testing::ServiceHarness h("power");
-      Prepare(h);
-      FaultVfs().ArmPowerLoss(k, torn);
-      const bool acked = c.run(h).ok();
-      ASSERT_EQ(FaultVfs().fired.load(), 1) << "the power did not fail at sync " << k;
-      h.CloseBackend();
-      FaultVfs().Clear();
-      ::unlink((h.store_path() + "-shm").c_str());  // shared memory does not survive a power cut
-      Check(h, c, acked,
-            std::string(c.name) + ": power lost at sync " + std::to_string(k) + (torn ? " (torn)" : ""));
-      ++runs;
-      acked_runs += acked ? 1 : 0;
+  for (AnchorMode mode : {AnchorMode::kEpoch, AnchorMode::kStrict}) {
+    const auto [store_syncs, token_syncs] = CountSyncPoints(c, mode);
+    ASSERT_GT(store_syncs, 0) << c.name << " made no sync";
+    int runs = 0, acked_runs = 0;
+    for (bool torn : {false, true}) {
+      // Points 0..store_syncs-1 are the store's syncs, the rest the token's.
+      for (int k = 0; k < store_syncs + token_syncs; ++k) {
+        const bool at_token = k >= store_syncs;
+        const std::string what = std::string(c.name) + ", " + std::string(AnchorModeName(mode)) +
+                                 " anchor: power lost at " + (at_token ? "token" : "store") + " sync " +
+                                 std::to_string(at_token ? k - store_syncs : k) + (torn ? " (torn)" : "");
+        testing::ServiceHarness h("power");
+        Prepare(h, mode);
+        TokenPower token;
+        token.Arm(h.token().tokens_dir(), at_token ? k - store_syncs : -1);
+        FaultVfs().ArmPowerLoss(at_token ? -1 : k, torn);
+        const bool acked = c.run(h).ok();
+        ASSERT_EQ(FaultVfs().fired.load(), 1) << what << ": the power did not fail";
+        if (at_token) {
+          ASSERT_TRUE(token.fired()) << what;
+        }
+        h.CloseBackend();
+        token.RestoreImage();
+        FaultVfs().Clear();
+        ::unlink((h.store_path() + "-shm").c_str());  // shared memory does not survive a power cut
+        Check(h, c, acked, what);
+        ++runs;
+        acked_runs += acked ? 1 : 0;
+      }
     }
+    std::printf(
+        "power loss, %s, %s anchor: %d store and %d token sync points swept, dropped and torn: %d runs "
+        "(%d acknowledged before the loss)\n",
+        c.name, std::string(AnchorModeName(mode)).c_str(), store_syncs, token_syncs, runs, acked_runs);
   }
-  std::printf(
-      "power loss, %s: %d sync points swept, dropped and torn: %d runs (%d acknowledged before the loss)\n",
-      c.name, syncs, runs, acked_runs);
 }
 
 TEST_P(PowerLossTest, EveryFailedSyncOrWriteIsANamedErrorAndTheStoreRecovers) {
@@ -198,6 +291,39 @@ TEST(PowerLossSimulationTest, AnUnsyncedCommitIsGoneAndASyncedOneStays) {
   EXPECT_EQ(Text(h, "p/d"), "<absent>");
   EXPECT_TRUE(h.svc().VerifyAll()->ok);
   FaultVfs().Clear();
+}
+
+// The token's side is real too: with strict anchoring, a put whose anchor advance was not
+// yet synced when the power failed leaves the token one step behind the store (its
+// durable image is put back); the reopened store is accepted and rolls the anchor forward.
+TEST(PowerLossSimulationTest, ATokenSyncLostLeavesTheAnchorOneStepBehindAndItRollsForward) {
+  testing::ServiceHarness h("pltoken");
+  Prepare(h, AnchorMode::kStrict);
+  auto before = h.backend()->ReadAnchor();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  TokenPower token;
+  token.Arm(h.token().tokens_dir(), 0);
+  FaultVfs().ArmPowerLoss(-1, false);
+  EXPECT_FALSE(Put(h.svc(), "p/c", AsBytes("c1"), h.actor).ok());  // committed, not anchored
+  ASSERT_TRUE(token.fired());
+  h.CloseBackend();
+  token.RestoreImage();
+  FaultVfs().Clear();
+  ::unlink((h.store_path() + "-shm").c_str());
+  {
+    auto backend = h.token().Open();
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    auto lost = (*backend)->ReadAnchor();
+    ASSERT_TRUE(lost.ok());
+    EXPECT_EQ(lost->seq, before->seq) << "the token's unsynced anchor advance survived the power loss";
+    EXPECT_EQ(lost->counter, before->counter);
+  }
+  ASSERT_TRUE(h.Restart().ok());
+  EXPECT_EQ(Text(h, "p/c"), "c1");  // durable in the store before the token's sync
+  auto after = h.backend()->ReadAnchor();
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(after->seq, before->seq) << "the anchor did not roll forward";
+  EXPECT_TRUE(h.svc().VerifyAll()->ok);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, PowerLossTest, ::testing::ValuesIn(kCases),
