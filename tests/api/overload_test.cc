@@ -39,38 +39,20 @@ struct VictimResult {
   double p50_us = 0, p99_us = 0;
 };
 
-// Forks a child that becomes `pw` and reads v/secret kVictimReads times on one kept-alive
-// connection; its counts and percentiles come back on a pipe.
+// Runs overload_victim, which becomes `pw` (fork and exec: nothing but system calls
+// between them, see overload_victim.cc); its counts and percentiles come back on a pipe.
 VictimResult RunVictim(const std::string& socket, const passwd& pw) {
   int fds[2];
   if (::pipe(fds) != 0) return {};
+  std::string program = SK_OVERLOAD_VICTIM, reads = std::to_string(kVictimReads), sock = socket,
+              uid = std::to_string(pw.pw_uid), gid = std::to_string(pw.pw_gid);
+  char* const argv[] = {program.data(), sock.data(), reads.data(), uid.data(), gid.data(), nullptr};
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
-    if (::setgroups(0, nullptr) != 0 || ::setgid(pw.pw_gid) != 0 || ::setuid(pw.pw_uid) != 0) ::_exit(98);
-    std::vector<double> us;
-    us.reserve(kVictimReads);
-    int ok = 0, failed = 0;
-    auto conn = std::make_unique<HttpConnection>(socket);
-    for (int i = 0; i < kVictimReads; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      HttpResponse r = conn->Request("GET", "/v1/secrets/v/secret");
-      const auto t1 = std::chrono::steady_clock::now();
-      if (r.status == 200 && r.Json().value("value", "") == "victim-value") {
-        ++ok;
-        us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-      } else {
-        ++failed;
-        conn = std::make_unique<HttpConnection>(socket);  // as a client would: reconnect
-      }
-    }
-    std::sort(us.begin(), us.end());
-    const double p50 = us.empty() ? 0 : us[us.size() / 2];
-    const double p99 = us.empty() ? 0 : us[std::min(us.size() - 1, us.size() * 99 / 100)];
-    const std::string line = std::to_string(ok) + " " + std::to_string(failed) + " " + std::to_string(p50) +
-                             " " + std::to_string(p99);
-    (void)!::write(fds[1], line.data(), line.size());
-    ::_exit(0);
+    if (::dup2(fds[1], STDOUT_FILENO) < 0) ::_exit(97);
+    ::execv(argv[0], argv);
+    ::_exit(99);
   }
   ::close(fds[1]);
   std::string text;
