@@ -1,0 +1,225 @@
+#include "crypto/recovery_wrap.h"
+
+#include <mbedtls/ecdh.h>
+#include <mbedtls/ecp.h>
+
+#include <cstring>
+#include <string_view>
+
+#include "crypto/aead.h"
+#include "crypto/mac.h"
+#include "crypto/random.h"
+
+namespace sk {
+namespace {
+
+constexpr std::string_view kMagic = "SKRW";
+constexpr std::uint8_t kVersion = 0x01;
+constexpr std::size_t kHeaderSize = 4 + 1 + kRecoveryKeyIdSize + kRecoveryPublicKeySize;
+constexpr std::string_view kInfo = "sealkeep recovery wrap v1";
+constexpr std::string_view kKeyIdDomain = "sealkeep recovery key id v1";
+
+int Rng(void*, unsigned char* out, std::size_t n) { return FillRandom({out, n}).ok() ? 0 : -1; }
+
+Status BadKey(const std::string& what) { return InvalidArgument(what, "bad_recovery_key"); }
+Status Malformed(const std::string& what) {
+  return Status(Code::kCorruption, "malformed_recovery_blob", what);
+}
+
+// RAII over mbedTLS's group, point and number types.
+struct Group {
+  mbedtls_ecp_group g;
+  Group() {
+    mbedtls_ecp_group_init(&g);
+    mbedtls_ecp_group_load(&g, MBEDTLS_ECP_DP_SECP256R1);
+  }
+  ~Group() { mbedtls_ecp_group_free(&g); }
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+};
+struct Point {
+  mbedtls_ecp_point p;
+  Point() { mbedtls_ecp_point_init(&p); }
+  ~Point() { mbedtls_ecp_point_free(&p); }
+  Point(const Point&) = delete;
+  Point& operator=(const Point&) = delete;
+};
+struct Mpi {
+  mbedtls_mpi m;
+  Mpi() { mbedtls_mpi_init(&m); }
+  ~Mpi() { mbedtls_mpi_free(&m); }  // wipes its limbs
+  Mpi(const Mpi&) = delete;
+  Mpi& operator=(const Mpi&) = delete;
+};
+
+Result<Bytes> WritePoint(Group& grp, Point& q) {
+  Bytes out(kRecoveryPublicKeySize);
+  std::size_t len = 0;
+  if (mbedtls_ecp_point_write_binary(&grp.g, &q.p, MBEDTLS_ECP_PF_UNCOMPRESSED, &len, out.data(),
+                                     out.size()) != 0 ||
+      len != out.size()) {
+    return BadKey("cannot encode the public key");
+  }
+  return out;
+}
+
+Status ReadPoint(Group& grp, ByteView in, Point& q) {
+  if (in.size() != kRecoveryPublicKeySize || in[0] != 0x04)
+    return BadKey("a recovery public key is 65 bytes, 0x04 first");
+  if (mbedtls_ecp_point_read_binary(&grp.g, &q.p, in.data(), in.size()) != 0 ||
+      mbedtls_ecp_check_pubkey(&grp.g, &q.p) != 0) {
+    return BadKey("not a point of P-256");
+  }
+  return OkStatus();
+}
+
+Status ReadScalar(Group& grp, const SecretBytes& in, Mpi& d) {
+  if (in.size() != kRecoveryPrivateKeySize) return BadKey("a recovery private key is 32 bytes");
+  if (mbedtls_mpi_read_binary(&d.m, in.Expose().data(), in.size()) != 0 ||
+      mbedtls_ecp_check_privkey(&grp.g, &d.m) != 0) {
+    return BadKey("not a P-256 private key");
+  }
+  return OkStatus();
+}
+
+Result<SecretBytes> Ecdh(Group& grp, Mpi& d, Point& peer) {
+  Mpi z;
+  if (mbedtls_ecdh_compute_shared(&grp.g, &z.m, &peer.p, &d.m, Rng, nullptr) != 0) {
+    return BadKey("the ECDH computation failed");
+  }
+  SecretBytes out(32);
+  if (mbedtls_mpi_write_binary(&z.m, out.Expose().data(), out.size()) != 0)
+    return BadKey("the shared secret is too long");
+  return out;
+}
+
+Bytes Concat(ByteView a, ByteView b) {
+  Bytes out(a.begin(), a.end());
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+Bytes Info(ByteView aad) {
+  Bytes info(kInfo.begin(), kInfo.end());
+  info.push_back(0);
+  info.insert(info.end(), aad.begin(), aad.end());
+  return info;
+}
+
+}  // namespace
+
+Result<RecoveryKeyPair> GenerateRecoveryKey() {
+  Group grp;
+  Mpi d;
+  Point q;
+  if (mbedtls_ecp_gen_keypair(&grp.g, &d.m, &q.p, Rng, nullptr) != 0)
+    return BadKey("cannot make a P-256 key pair");
+  RecoveryKeyPair kp;
+  SK_ASSIGN_OR_RETURN(kp.public_key, WritePoint(grp, q));
+  kp.private_key = SecretBytes(kRecoveryPrivateKeySize);
+  if (mbedtls_mpi_write_binary(&d.m, kp.private_key.Expose().data(), kp.private_key.size()) != 0) {
+    return BadKey("cannot encode the private key");
+  }
+  return kp;
+}
+
+Result<Bytes> RecoveryPublicKey(const SecretBytes& private_key) {
+  Group grp;
+  Mpi d;
+  SK_RETURN_IF_ERROR(ReadScalar(grp, private_key, d));
+  Point q;
+  if (mbedtls_ecp_mul(&grp.g, &q.p, &d.m, &grp.g.G, Rng, nullptr) != 0)
+    return BadKey("cannot derive the public key");
+  return WritePoint(grp, q);
+}
+
+Bytes RecoveryKeyId(ByteView public_key) {
+  Bytes msg(kKeyIdDomain.begin(), kKeyIdDomain.end());
+  msg.push_back(0);
+  msg.insert(msg.end(), public_key.begin(), public_key.end());
+  Digest d = Sha256(msg);
+  return Bytes(d.begin(), d.begin() + kRecoveryKeyIdSize);
+}
+
+Result<Bytes> RecoveryBlobKeyId(ByteView blob) {
+  if (blob.size() < kRecoveryBlobOverhead || std::memcmp(blob.data(), kMagic.data(), kMagic.size()) != 0) {
+    return Malformed("not a recovery-wrapped blob");
+  }
+  if (blob[4] != kVersion)
+    return Malformed("recovery blob version " + std::to_string(blob[4]) + " is not known");
+  return Bytes(blob.begin() + 5, blob.begin() + 5 + kRecoveryKeyIdSize);
+}
+
+Result<std::unique_ptr<RecoverySealer>> RecoverySealer::Create(ByteView recovery_public_key) {
+  Group grp;
+  Point recipient;
+  SK_RETURN_IF_ERROR(ReadPoint(grp, recovery_public_key, recipient));
+  Mpi e;
+  Point eq;
+  if (mbedtls_ecp_gen_keypair(&grp.g, &e.m, &eq.p, Rng, nullptr) != 0)
+    return BadKey("cannot make an ephemeral key");
+  SK_ASSIGN_OR_RETURN(Bytes ephemeral, WritePoint(grp, eq));
+  std::unique_ptr<RecoverySealer> s(new RecoverySealer());
+  SK_ASSIGN_OR_RETURN(s->z_, Ecdh(grp, e, recipient));
+  s->key_id_ = RecoveryKeyId(recovery_public_key);
+  s->header_.assign(kMagic.begin(), kMagic.end());
+  s->header_.push_back(kVersion);
+  s->header_.insert(s->header_.end(), s->key_id_.begin(), s->key_id_.end());
+  s->header_.insert(s->header_.end(), ephemeral.begin(), ephemeral.end());
+  s->salt_ = Concat(ephemeral, recovery_public_key);
+  return s;
+}
+
+Result<Bytes> RecoverySealer::Seal(const SecretBytes& plaintext, ByteView aad) const {
+  SK_ASSIGN_OR_RETURN(SecretBytes key, HkdfSha256(z_, salt_, Info(aad), kAeadKeySize));
+  SK_ASSIGN_OR_RETURN(Bytes nonce, RandomBytes(kAeadNonceSize));
+  Bytes out = header_;
+  out.insert(out.end(), nonce.begin(), nonce.end());
+  const std::size_t body = out.size();
+  out.resize(body + plaintext.size() + kAeadTagSize);
+  SK_RETURN_IF_ERROR(AesGcmSeal(key, nonce, Concat(header_, aad), plaintext.Expose(),
+                                std::span<std::uint8_t>(out.data() + body, out.size() - body)));
+  return out;
+}
+
+Result<std::unique_ptr<RecoveryOpener>> RecoveryOpener::Create(SecretBytes private_key) {
+  std::unique_ptr<RecoveryOpener> o(new RecoveryOpener());
+  SK_ASSIGN_OR_RETURN(o->public_key_, RecoveryPublicKey(private_key));
+  o->key_id_ = RecoveryKeyId(o->public_key_);
+  o->private_key_ = std::move(private_key);
+  return o;
+}
+
+Result<SecretBytes> RecoveryOpener::Open(ByteView blob, ByteView aad) {
+  SK_ASSIGN_OR_RETURN(Bytes id, RecoveryBlobKeyId(blob));
+  if (id != key_id_) {
+    return Status(Code::kFailedPrecondition, "wrong_recovery_key",
+                  "the blob is wrapped to recovery key " + HexEncode(id) + ", not to " + HexEncode(key_id_));
+  }
+  const ByteView header = blob.first(kHeaderSize);
+  const Bytes ephemeral(blob.begin() + 5 + kRecoveryKeyIdSize, blob.begin() + kHeaderSize);
+  SecretBytes key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = z_by_ephemeral_.find(ephemeral);
+    if (it == z_by_ephemeral_.end()) {
+      Group grp;
+      Point peer;
+      if (Status st = ReadPoint(grp, ephemeral, peer); !st.ok())
+        return Malformed("the blob's ephemeral key: " + std::string(st.message()));
+      Mpi d;
+      SK_RETURN_IF_ERROR(ReadScalar(grp, private_key_, d));
+      SK_ASSIGN_OR_RETURN(SecretBytes z, Ecdh(grp, d, peer));
+      if (z_by_ephemeral_.size() >= 64) z_by_ephemeral_.clear();
+      it = z_by_ephemeral_.emplace(ephemeral, std::move(z)).first;
+    }
+    SK_ASSIGN_OR_RETURN(key, HkdfSha256(it->second, Concat(ephemeral, public_key_), Info(aad), kAeadKeySize));
+  }
+  const ByteView nonce = blob.subspan(kHeaderSize, kAeadNonceSize);
+  const ByteView sealed = blob.subspan(kHeaderSize + kAeadNonceSize);
+  SecretBytes out(sealed.size() - kAeadTagSize);
+  SK_RETURN_IF_ERROR(AesGcmOpen(key, nonce, Concat(header, aad), sealed, out.Expose()));
+  return out;
+}
+
+}  // namespace sk
