@@ -103,6 +103,10 @@ std::string_view KindName(Kind kind) {
       return "abort";
     case Kind::kLease:
       return "lease";
+    case Kind::kRecoveryKey:
+      return "recovery_key";
+    case Kind::kRestored:
+      return "restored";
   }
   return "unknown";
 }

@@ -65,26 +65,30 @@ inline constexpr std::size_t kHeadBodySize = 1 + 8 + 32 + 8 + 32;
 inline constexpr std::size_t kHeadRecordSize = kHeadBodySize + 32;
 
 enum class Kind : std::uint8_t {
-  kInit = 1,      // genesis: store id in detail
-  kPut = 2,       // new version
-  kDelete = 3,    // soft delete of a version
-  kUndelete = 4,  // undo a soft delete
-  kDestroy = 5,   // data key and ciphertext erased; note "pruned" when by max_versions
-  kRollback = 6,  // new version holding from_version's value
-  kRestore = 7,   // like rollback, from a snapshot (name in detail)
-  kFloor = 8,     // rollback floor raised to from_version
-  kSnapshot = 9,  // sealed snapshot created (name in detail)
-  kRotate = 10,   // master key rotated; everything re-wrapped under key_generation
-  kRecover = 11,  // an admin accepted a store older than the hardware anchor
-  kReseal = 12,   // the TPM seal was renewed for a new boot state (PCRs in note)
-  kStage = 13,    // rotation begun: a pending version, not the head (note: who rotates, how)
-  kPromote = 14,  // rotation finished: the pending `version` is the head; from_version the old
-                  // head; labels repeat the pending version's
-  kAbort = 15,    // rotation aborted: the pending `version` is erased (note: the reason)
-  kLease = 16,    // a leased database user's new state (no path; note: the record, never
-                  // a password; expires_ms: the lease's end). secrets/lease_record.h
+  kInit = 1,          // genesis: store id in detail
+  kPut = 2,           // new version
+  kDelete = 3,        // soft delete of a version
+  kUndelete = 4,      // undo a soft delete
+  kDestroy = 5,       // data key and ciphertext erased; note "pruned" when by max_versions
+  kRollback = 6,      // new version holding from_version's value
+  kRestore = 7,       // like rollback, from a snapshot (name in detail)
+  kFloor = 8,         // rollback floor raised to from_version
+  kSnapshot = 9,      // sealed snapshot created (name in detail)
+  kRotate = 10,       // master key rotated; everything re-wrapped under key_generation
+  kRecover = 11,      // an admin accepted a store older than the hardware anchor
+  kReseal = 12,       // the TPM seal was renewed for a new boot state (PCRs in note)
+  kStage = 13,        // rotation begun: a pending version, not the head (note: who rotates, how)
+  kPromote = 14,      // rotation finished: the pending `version` is the head; from_version the old
+                      // head; labels repeat the pending version's
+  kAbort = 15,        // rotation aborted: the pending `version` is erased (note: the reason)
+  kLease = 16,        // a leased database user's new state (no path; note: the record, never
+                      // a password; expires_ms: the lease's end). secrets/lease_record.h
+  kRecoveryKey = 17,  // a recovery key was set (no path; note "recovery v1 key_id=.. threshold=..
+                      // shares=.. public=<hex>": the public half, never a share). docs/recovery.md
+  kRestored = 18,     // the store was restored from a backup (no path; note names the backup's
+                      // store id and head, and whether onto new hardware). docs/recovery.md
 };
-inline constexpr std::uint8_t kMaxKind = 16;  // the newest kind; raise it with the enum
+inline constexpr std::uint8_t kMaxKind = 18;  // the newest kind; raise it with the enum
 
 inline constexpr std::size_t kMaxEntryBytes = 1 + 8 + 1 + 8 + kTxnIdSize + (2 + kMaxPathBytes) + 8 + 8 + 4 +
                                               8 + (2 + kMaxActorBytes) + 4 * 32 + (2 + kMaxDetailBytes);

@@ -132,6 +132,11 @@ void Index::Replay(const journal::Entry& e, const Digest& stored_seal, bool seal
   }
   if (e.kind == Kind::kRotate) ++rotations;
   if (e.kind == Kind::kLease && seal_ok) ApplyLeaseEntry(leases, e);
+  if (e.kind == Kind::kRecoveryKey && seal_ok) {
+    recovery_note = e.detail.note;
+    recovery_seq = e.seq;
+  }
+  if (e.kind == Kind::kRestored && seal_ok) restored_seq = e.seq;
   if (e.path.empty()) return;
   PathState& s = Slot(e.path);
   if (e.prev_path_hash != s.fields.last_hash) s.fields.chain_ok_from = e.seq;
@@ -156,6 +161,11 @@ void Index::Apply(const journal::Entry& e, const Digest& seal) {
   tip = {e.seq, seal};
   if (e.kind == Kind::kRotate) ++rotations;
   if (e.kind == Kind::kLease) ApplyLeaseEntry(leases, e);
+  if (e.kind == Kind::kRecoveryKey) {
+    recovery_note = e.detail.note;
+    recovery_seq = e.seq;
+  }
+  if (e.kind == Kind::kRestored) restored_seq = e.seq;
   if (e.path.empty()) return;
   ApplyEntry(Slot(e.path), e, seal, true);
 }

@@ -98,6 +98,12 @@ class Index {
   std::uint32_t rotations = 0;
   // Every lease the journal names, by id (lease entries carry no path).
   std::map<std::string, LeaseRecord> leases;
+  // The note of the last kRecoveryKey entry whose seal verifies (it names the recovery
+  // public key; the stored key must match it). Empty: no recovery key.
+  std::string recovery_note;
+  std::uint64_t recovery_seq = 0;
+  // The seq of the last `restored` entry (0: none).
+  std::uint64_t restored_seq = 0;
 
  private:
   PathState& Slot(const std::string& path);

@@ -67,6 +67,17 @@ struct ServiceOptions {
   std::size_t max_batch = 512;  // transactions per group commit
   std::chrono::hours idempotency_ttl{24};
   const FaultHooks* hooks = nullptr;
+  // Restoring a backup onto new hardware (docs/recovery.md): the backup's head as its
+  // sealed manifest names it, and the note of the `restored` entry. When set, Open accepts
+  // a store whose head is exactly this on hardware whose anchor is fresh (seq 0): it
+  // journals a `restored` entry and anchors it, where it would otherwise refuse the store
+  // as a replay. Anchored hardware is refused (restore_target_not_fresh).
+  struct AdoptBackup {
+    std::uint64_t head_seq = 0;
+    Digest head_hash{};
+    std::string note;
+  };
+  std::optional<AdoptBackup> adopt_backup;
   // Called by the committer after each batch that wrote journal entries is stored (and
   // the anchor moved, when it had to), with the new head's seq, before the batch's callers
   // are answered: the watch hub's wake-up. Must not block.
@@ -303,6 +314,32 @@ struct VerifyReport {
   double seconds = 0;
 };
 
+// The recovery key (docs/recovery.md).
+struct RecoveryInfo {
+  bool configured = false;
+  std::string key_id;  // hex, 16 digits
+  int threshold = 0, shares = 0;
+  std::uint64_t seq = 0;       // the journal entry that set it
+  std::uint64_t versions = 0;  // live versions
+  std::uint64_t wrapped = 0;   // of them, with a data key wrapped to the recovery key
+};
+struct RecoveryInitResult {
+  RecoveryInfo info;
+  std::vector<SecretBytes> shares;  // the share lines (recovery_share.h), shown once
+  std::string txn_id;
+};
+
+// What a backup file's sealed manifest says (docs/recovery.md).
+struct BackupManifest {
+  std::string store_id;  // hex
+  std::uint64_t head_seq = 0;
+  Digest head_hash{};
+  std::uint64_t versions = 0;
+  std::string recovery_key_id;  // hex; empty: the store had no recovery key
+  std::uint64_t recovery_wrapped = 0;
+  std::uint64_t created_ms = 0;
+};
+
 struct ServiceStatus {
   hsm::BackendInfo backend;
   std::uint64_t head_seq = 0;
@@ -379,6 +416,26 @@ class SecretService {
   virtual Result<TxnResult> RecordLease(const LeaseRecord& record, const Actor& actor) = 0;
   // Every lease the journal names, oldest first (revoked ones too).
   virtual std::vector<LeaseRecord> Leases() = 0;
+
+  // Makes a recovery key (docs/recovery.md): a P-256 key pair whose private half is
+  // returned as `shares` Shamir shares (any `threshold` rebuild it) and kept nowhere; its
+  // public half is stored, the journal and audit keys are wrapped to it, and from now on
+  // every new version's data key too, in the version's transaction. Journaled (kind
+  // recovery_key). Existing versions are wrapped by RecoveryWrapBatch. `replace`: a new
+  // key replaces the current one (recovery rotate); otherwise an existing key is
+  // recovery_exists (kFailedPrecondition), and replace without one no_recovery_key.
+  // bad_recovery_params (kInvalidArgument) unless 2 <= threshold <= shares <= 16.
+  virtual Result<RecoveryInitResult> InitRecovery(int threshold, int shares, bool replace,
+                                                  const Actor& actor) = 0;
+  virtual Result<RecoveryInfo> RecoveryStatus() = 0;
+  // Wraps the data keys of up to `limit` live versions that lack a wrap to the current
+  // recovery key, in one transaction (not journaled: a recovery wrap is checked against
+  // the version's key commitment when used). Returns how many it wrapped (0: done, or
+  // no recovery key). Versions whose key does not unwrap are left (verification reports them).
+  virtual Result<std::uint64_t> RecoveryWrapBatch(std::size_t limit) = 0;
+  // Writes a consistent copy of the store to the new file `dest` (SQLite's online backup,
+  // from one read transaction; writers go on) with a manifest sealed by the journal key.
+  virtual Result<BackupManifest> CreateBackup(const std::string& dest) = 0;
 
   // Full verification of the store as it is on disk, in one read transaction (commits
   // may land meanwhile) against the anchor as it stood at that snapshot: every seal,

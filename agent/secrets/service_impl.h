@@ -24,6 +24,7 @@
 #include "agent/secrets/service.h"
 #include "agent/secrets/version_check.h"
 #include "agent/store/store.h"
+#include "crypto/recovery_wrap.h"
 
 namespace sk::secrets::internal {
 
@@ -120,6 +121,12 @@ struct Job {
   std::promise<Status> done;
 };
 
+// Meta keys of the recovery key (docs/recovery.md): its public half, and the journal and
+// audit keys wrapped to it.
+inline constexpr const char* kMetaRecoveryPublic = "recovery_public";
+inline constexpr const char* kMetaRecoveryJournalKey = "recovery_journal_key";
+inline constexpr const char* kMetaRecoveryAuditKey = "recovery_audit_key";
+
 class ServiceImpl final : public SecretService {
  public:
   ServiceImpl(std::shared_ptr<hsm::KeyBackend> backend, ServiceOptions options)
@@ -169,6 +176,11 @@ class ServiceImpl final : public SecretService {
   Result<VerifyReport> VerifyAll() override;
   ServiceStatus Report() override;
   const SecretBytes& audit_key() const override { return ak_; }
+  Result<RecoveryInitResult> InitRecovery(int threshold, int shares, bool replace,
+                                          const Actor& actor) override;
+  Result<RecoveryInfo> RecoveryStatus() override;
+  Result<std::uint64_t> RecoveryWrapBatch(std::size_t limit) override;
+  Result<BackupManifest> CreateBackup(const std::string& dest) override;
   void DropCaches() override { cache_.Clear(); }
   void SweepCaches() override { cache_.SweepExpired(); }
 
@@ -218,6 +230,11 @@ class ServiceImpl final : public SecretService {
   Status BuildIndex(store::Reader& reader, std::uint64_t* entries);
   Status CreateStore(const Actor& actor);
   Status LoadKeys();
+  // The stored recovery public key, checked against the journal's last recovery_key entry;
+  // sets recovery_sealer_ (recovery.cc).
+  Status LoadRecovery();
+  // The current recovery sealer, or null.
+  std::shared_ptr<const RecoverySealer> recovery_sealer() const;
   // Writes the sealed head on top of b, commits the store transaction, applies b to the
   // index. The anchor is not moved.
   Status CommitBatch(Batch& b);
@@ -232,7 +249,10 @@ class ServiceImpl final : public SecretService {
   DekCache cache_;
 
   mutable std::shared_mutex index_mu_;
-  std::mutex lease_mu_;  // RecordLease: one lease change at a time
+  std::mutex lease_mu_;             // RecordLease: one lease change at a time
+  std::mutex init_recovery_mu_;     // InitRecovery: one at a time
+  mutable std::mutex recovery_mu_;  // guards recovery_sealer_
+  std::shared_ptr<const RecoverySealer> recovery_sealer_;
   Index index_;
 
   // Held by the committer from a batch's store commit to the end of its anchor step,

@@ -167,6 +167,7 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
     SK_ASSIGN_OR_RETURN(auto reader, store_->NewReader());
     std::uint64_t entries = 0;
     SK_RETURN_IF_ERROR(BuildIndex(*reader, &entries));
+    SK_RETURN_IF_ERROR(LoadRecovery());
   }
 
   // The sealed head must be the journal's last entry.
@@ -197,7 +198,39 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
                            std::to_string(hw.seq) + " of an earlier store: the store was deleted or replaced";
   }
 
-  if (decision.verdict == journal::AnchorVerdict::kReplay) {
+  if (decision.verdict == journal::AnchorVerdict::kReplay && options_.adopt_backup && !read_only) {
+    // A backup restored onto new hardware (docs/recovery.md): accepted only on hardware
+    // that anchors nothing yet, and only at exactly the head the backup's manifest names.
+    const ServiceOptions::AdoptBackup& adopt = *options_.adopt_backup;
+    if (hw.seq != 0) {
+      return FailedPrecondition("this host's hardware anchor already records seq " + std::to_string(hw.seq) +
+                                    ": a backup is restored onto new hardware only on a freshly set-up host",
+                                "restore_target_not_fresh");
+    }
+    if (index_.tip.seq != adopt.head_seq || index_.tip.hash != adopt.head_hash) {
+      return Status(Code::kCorruption, "backup_head_mismatch",
+                    "the backup's journal ends at seq " + std::to_string(index_.tip.seq) +
+                        ", not at the head its manifest names (seq " + std::to_string(adopt.head_seq) + ")");
+    }
+    SK_ASSIGN_OR_RETURN(store::Writer * w, store_->Begin());
+    Batch b(*w, index_, *commit_sealer_, NowMs());
+    SK_ASSIGN_OR_RETURN(Bytes txn, RandomBytes(journal::kTxnIdSize));
+    journal::TxnId id{};
+    std::copy(txn.begin(), txn.end(), id.begin());
+    b.BeginTxn(id);
+    journal::Entry e;
+    e.kind = journal::Kind::kRestored;
+    e.from_version = adopt.head_seq;
+    e.actor = actor.text;
+    e.detail.note = adopt.note.substr(0, 1024);
+    Status st = b.Append(std::move(e)).status();
+    if (!st.ok()) {
+      store_->Abort();
+      return st;
+    }
+    SK_RETURN_IF_ERROR(CommitBatch(b));
+    SK_RETURN_IF_ERROR(AdvanceAnchor(index_.tip));
+  } else if (decision.verdict == journal::AnchorVerdict::kReplay) {
     if (!accept_rollback) {
       return Sealed(
           "replay_detected",

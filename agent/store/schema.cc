@@ -23,8 +23,15 @@ constexpr const char* kSchemaV2 = R"sql(
 CREATE INDEX idempotency_by_time ON idempotency (created_ms);
 )sql";
 
+// The recovery key's second wrap of each version's data key (docs/recovery.md). The key
+// id is bytes 5..12 of the blob (crypto/recovery_wrap.h).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE recovery_wraps (path TEXT NOT NULL, version INTEGER NOT NULL, blob BLOB NOT NULL,
+                             PRIMARY KEY (path, version)) WITHOUT ROWID;
+)sql";
+
 // migrations[n] takes schema n to n+1; index 0 creates the schema from nothing.
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The SQLite implementation of Store: WAL, synchronous=FULL, secure_delete, one writer
 // connection (the committer's) and one connection per Reader.
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -113,6 +114,63 @@ class Rows : public virtual Reader {
     return s.status();
   }
 
+  Status CopyTo(const std::string& dest) override {
+    sqlite3* out = nullptr;
+    int rc = sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    auto fail = [&](const std::string& what) {
+      std::string msg = what + " " + dest + ": " + (out ? sqlite3_errmsg(out) : sqlite3_errstr(rc));
+      sqlite3_close(out);
+      return Status(Code::kUnavailable, "store_io_error", msg);
+    };
+    if (rc != SQLITE_OK) return fail("cannot create");
+    sqlite3_backup* b = sqlite3_backup_init(out, "main", db_->raw(), "main");
+    if (b == nullptr) return fail("cannot start the copy to");
+    rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) return fail("cannot copy the store to");
+    rc = sqlite3_exec(out, "PRAGMA journal_mode = DELETE", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return fail("cannot finish");
+    sqlite3_close(out);
+    return OkStatus();
+  }
+  Result<std::optional<Bytes>> GetRecoveryWrap(std::string_view path, std::uint64_t version) override {
+    SK_ASSIGN_OR_RETURN(Stmt * s,
+                        db_->Cached("SELECT blob FROM recovery_wraps WHERE path = ?1 AND version = ?2"));
+    s->Bind(1, path).Bind(2, I64(version));
+    if (!s->Step()) {
+      SK_RETURN_IF_ERROR(s->status());
+      return std::optional<Bytes>();
+    }
+    ByteView v = s->Blob(0);
+    Bytes out(v.begin(), v.end());
+    s->Reset();
+    return std::optional<Bytes>(std::move(out));
+  }
+  Result<std::pair<std::uint64_t, std::uint64_t>> CountRecoveryWraps(ByteView key_id) override {
+    SK_ASSIGN_OR_RETURN(
+        Stmt s, db_->Prepare("SELECT count(*), count(r.blob) FROM versions v LEFT JOIN recovery_wraps r "
+                             "ON r.path = v.path AND r.version = v.version AND substr(r.blob, 6, 8) = ?1 "
+                             "WHERE v.erased = 0"));
+    s.BindBlob(1, key_id);
+    if (!s.Step()) {
+      SK_RETURN_IF_ERROR(s.status());
+      return Internal("count returned no row");
+    }
+    return std::pair<std::uint64_t, std::uint64_t>(static_cast<std::uint64_t>(s.Int(0)),
+                                                   static_cast<std::uint64_t>(s.Int(1)));
+  }
+  Status ScanRecoveryPending(
+      ByteView key_id, std::size_t limit,
+      const std::function<void(const std::string&, std::uint64_t, ByteView)>& fn) override {
+    SK_ASSIGN_OR_RETURN(
+        Stmt s,
+        db_->Prepare("SELECT v.path, v.version, v.wrapped_dek FROM versions v WHERE v.erased = 0 AND NOT "
+                     "EXISTS (SELECT 1 FROM recovery_wraps r WHERE r.path = v.path AND r.version = "
+                     "v.version AND substr(r.blob, 6, 8) = ?1) ORDER BY v.path, v.version LIMIT ?2"));
+    s.BindBlob(1, key_id).Bind(2, static_cast<std::int64_t>(limit));
+    while (s.Step()) fn(s.Text(0), static_cast<std::uint64_t>(s.Int(1)), s.Blob(2));
+    return s.status();
+  }
   Result<std::optional<Bytes>> GetMeta(std::string_view key) override {
     SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("SELECT value FROM meta WHERE key = ?1"));
     s->Bind(1, key);
@@ -242,7 +300,14 @@ class SqliteWriter final : public Writer, public Rows {
         Stmt * s,
         db_->Cached("UPDATE versions SET ciphertext = zeroblob(0), wrapped_dek = zeroblob(0), erased = 1 "
                     "WHERE path = ?1 AND version = ?2"));
-    return s->Bind(1, path).Bind(2, I64(version)).Run();
+    SK_RETURN_IF_ERROR(s->Bind(1, path).Bind(2, I64(version)).Run());
+    SK_ASSIGN_OR_RETURN(Stmt * r, db_->Cached("DELETE FROM recovery_wraps WHERE path = ?1 AND version = ?2"));
+    return r->Bind(1, path).Bind(2, I64(version)).Run();
+  }
+  Status PutRecoveryWrap(std::string_view path, std::uint64_t version, ByteView blob) override {
+    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT OR REPLACE INTO recovery_wraps (path, version, blob) "
+                                              "VALUES (?1, ?2, ?3)"));
+    return s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, blob).Run();
   }
   Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped) override {
     SK_ASSIGN_OR_RETURN(

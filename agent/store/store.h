@@ -75,6 +75,20 @@ class Reader {
   virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(std::string_view key) = 0;
   // Calls fn for every snapshot, ordered by name, until fn returns false.
   virtual Status ScanSnapshots(const std::function<bool(SnapshotRecord&)>& fn) = 0;
+  // The version's data key wrapped to the recovery key (docs/recovery.md), if any.
+  virtual Result<std::optional<Bytes>> GetRecoveryWrap(std::string_view path, std::uint64_t version) = 0;
+  // Live (not erased) versions and how many of them have a recovery wrap naming key_id.
+  virtual Result<std::pair<std::uint64_t, std::uint64_t>> CountRecoveryWraps(ByteView key_id) = 0;
+  // Calls fn for up to `limit` live versions with no recovery wrap naming key_id, in
+  // (path, version) order; fn gets the version's master-key-wrapped data key.
+  virtual Status ScanRecoveryPending(ByteView key_id, std::size_t limit,
+                                     const std::function<void(const std::string& path, std::uint64_t version,
+                                                              ByteView wrapped_dek)>& fn) = 0;
+
+  // Writes a consistent copy of the whole store to a new file `dest` (SQLite's online
+  // backup), as this Reader sees it: inside BeginRead, that snapshot; commits may land
+  // meanwhile. Fails with store_io_error when dest cannot be written; dest exists after.
+  virtual Status CopyTo(const std::string& dest) = 0;
 
   // A read transaction (Readers only, not the Writer): from BeginRead until EndRead
   // every read of this Reader sees the store as it was when BeginRead returned, however
@@ -89,8 +103,11 @@ class Writer : public virtual Reader {
  public:
   virtual Status AppendEntry(const JournalRecord& record) = 0;
   virtual Status PutVersion(std::string_view path, std::uint64_t version, const VersionBlob& blob) = 0;
-  // Destroy: overwrites ciphertext and wrapped key (secure_delete) and marks the row erased.
+  // Destroy: overwrites ciphertext and wrapped key (secure_delete) and marks the row erased;
+  // the version's recovery wrap goes too.
   virtual Status EraseVersion(std::string_view path, std::uint64_t version) = 0;
+  // Stores (or replaces) the version's data key wrapped to the recovery key.
+  virtual Status PutRecoveryWrap(std::string_view path, std::uint64_t version, ByteView blob) = 0;
   // Rotation: replaces a version's wrapped data key, leaving its ciphertext.
   virtual Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped_dek) = 0;
   virtual Status PutMeta(std::string_view key, ByteView value) = 0;
@@ -133,6 +150,6 @@ struct SqliteOptions {
 // holds it), store_missing, store_too_new (schema from a newer sealkeep), store_corrupt.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 }  // namespace sk::store

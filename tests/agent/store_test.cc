@@ -101,8 +101,9 @@ TEST_F(StoreTest, AVersionOneStoreIsMigratedInPlaceAndKeepsEveryRow) {
   }
   auto db = Db::Open(dir_.Join("store.db"), false);
   ASSERT_TRUE(db.ok());
-  EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 2);
+  EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 3);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_by_time'"), 1);
+  EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'recovery_wraps'"), 1);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM journal"), 2);
 }
 
