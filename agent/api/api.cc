@@ -176,6 +176,11 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
       return Sys(Capability::kRecover);
     case Route::kReseal:
       return Sys(Capability::kReseal);
+    case Route::kRecoveryInit:
+    case Route::kBackup:
+      return Sys(Capability::kAdmin);
+    case Route::kRecoveryStatus:
+      return Sys(Capability::kSysRead);
     case Route::kWatch:  // Api::Watch shows only what the caller may list
     case Route::kDeployList:
     case Route::kDeployGet:

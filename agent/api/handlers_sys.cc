@@ -1,6 +1,12 @@
 // /v1/sys/*: rotation, sealing, recovery, re-sealing and verification.
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
 #include "agent/api/handlers.h"
 #include "agent/audit/audit_verifier.h"
+#include "crypto/random.h"
 #include "crypto/reasons.h"
 
 namespace sk::api {
@@ -85,6 +91,78 @@ Reply Reseal(Context& ctx) {
   return Json200({{"pcrs", r->pcrs}, {"txn_id", r->txn_id}, {"seq", r->seq}});
 }
 
+Json RecoveryJson(const secrets::RecoveryInfo& r) {
+  Json j = {{"configured", r.configured}};
+  if (r.configured) {
+    j["key_id"] = r.key_id;
+    j["threshold"] = r.threshold;
+    j["shares"] = r.shares;
+    j["seq"] = r.seq;
+    j["versions"] = r.versions;
+    j["wrapped"] = r.wrapped;
+    j["pending"] = r.versions - std::min(r.versions, r.wrapped);
+  }
+  return j;
+}
+
+Reply RecoveryInit(Context& ctx) {
+  auto body = ParseJsonObject(ctx.req.body);
+  if (!body.ok()) return Failure(body.status());
+  if (Status st = OnlyFields(*body, {"threshold", "shares", "replace"}); !st.ok()) return Failure(st);
+  auto number = [&](const char* name) -> std::optional<int> {
+    auto it = body->find(name);
+    if (it == body->end() || !it->is_number_integer()) return std::nullopt;
+    const auto v = it->get<std::int64_t>();
+    if (v < 0 || v > 255) return std::nullopt;
+    return static_cast<int>(v);
+  };
+  const auto threshold = number("threshold"), shares = number("shares");
+  if (!threshold || !shares) {
+    return Failure(
+        InvalidArgument("recovery needs {\"threshold\": M, \"shares\": N} (integers)", "bad_request"));
+  }
+  bool replace = false;
+  if (auto it = body->find("replace"); it != body->end()) {
+    if (!it->is_boolean()) return Failure(InvalidArgument("'replace' must be true or false", "bad_request"));
+    replace = it->get<bool>();
+  }
+  auto r = ctx.svc->InitRecovery(*threshold, *shares, replace, ctx.actor);
+  if (!r.ok()) return Failure(r.status());
+  Json j = RecoveryJson(r->info);
+  j["txn_id"] = r->txn_id;
+  Json lines = Json::array();
+  for (const SecretBytes& s : r->shares) lines.push_back(std::string(AsChars(s.Expose())));
+  j["share_lines"] = std::move(lines);
+  Reply reply = Json200(j);
+  reply.answer.secret = true;  // the shares: wiped from the response buffer once sent
+  return reply;
+}
+
+Reply Backup(Context& ctx) {
+  auto tag = RandomBytes(8);
+  if (!tag.ok()) return Failure(tag.status());
+  const std::string tmp = ctx.agent.config().state_dir + "/.backup-" + HexEncode(*tag) + ".db";
+  auto m = ctx.svc->CreateBackup(tmp);
+  if (!m.ok()) return Failure(m.status());
+  std::string bytes;
+  {
+    std::ifstream in(tmp, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      ::unlink(tmp.c_str());
+      return Failure(Status(Code::kUnavailable, "store_io_error", "cannot read the backup copy " + tmp));
+    }
+  }
+  ::unlink(tmp.c_str());
+  Reply reply;
+  reply.answer.status = 200;
+  reply.answer.content_type = "application/octet-stream";
+  reply.answer.body = std::move(bytes);
+  reply.answer.headers.push_back({"X-Sealkeep-Backup-Head-Seq", std::to_string(m->head_seq)});
+  reply.answer.headers.push_back({"X-Sealkeep-Backup-Versions", std::to_string(m->versions)});
+  return reply;
+}
+
 }  // namespace
 
 Reply HandleSys(Context& ctx) {
@@ -123,6 +201,15 @@ Reply HandleSys(Context& ctx) {
     }
     case Route::kReseal:
       return Reseal(ctx);
+    case Route::kRecoveryInit:
+      return RecoveryInit(ctx);
+    case Route::kRecoveryStatus: {
+      auto r = ctx.svc->RecoveryStatus();
+      if (!r.ok()) return Failure(r.status());
+      return Json200(RecoveryJson(*r));
+    }
+    case Route::kBackup:
+      return Backup(ctx);
     case Route::kJournalVerify:
       return JournalVerify(ctx);
     case Route::kAuditVerify:

@@ -102,6 +102,12 @@ std::string_view RouteName(Route r) {
       return "sys.recover";
     case Route::kReseal:
       return "sys.reseal";
+    case Route::kRecoveryInit:
+      return "sys.recovery.init";
+    case Route::kRecoveryStatus:
+      return "sys.recovery.status";
+    case Route::kBackup:
+      return "sys.backup";
     case Route::kJournalVerify:
       return "sys.journal.verify";
     case Route::kAuditVerify:
@@ -180,6 +186,11 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
   if (path == "/v1/sys/unseal") return only(post, Route::kUnseal);
   if (path == "/v1/sys/recover") return only(post, Route::kRecover);
   if (path == "/v1/sys/reseal") return only(post, Route::kReseal);
+  if (path == "/v1/sys/recovery") {
+    if (get) return Found(Route::kRecoveryStatus, "", std::move(q));
+    return only(post, Route::kRecoveryInit);
+  }
+  if (path == "/v1/sys/backup") return only(get, Route::kBackup);
   if (path == "/v1/sys/journal/verify") return only(get, Route::kJournalVerify);
   if (path == "/v1/sys/audit/verify") return only(get, Route::kAuditVerify);
   if (path == "/v1/txn") return only(post, Route::kTxn);
@@ -290,6 +301,8 @@ bool IsStateChanging(Route r) {
     case Route::kUnseal:
     case Route::kRecover:
     case Route::kReseal:
+    case Route::kRecoveryInit:
+    case Route::kBackup:  // a copy of every key's wrap leaves the host: recorded as a change is
     case Route::kDeployBegin:
     case Route::kDeployCommit:
     case Route::kDeployAbort:

@@ -33,6 +33,9 @@ enum class Route {
   kUnseal,
   kRecover,
   kReseal,
+  kRecoveryInit,    // POST /v1/sys/recovery {threshold, shares, replace} (docs/recovery.md)
+  kRecoveryStatus,  // GET /v1/sys/recovery
+  kBackup,          // GET /v1/sys/backup: a backup file as the body
   kJournalVerify,
   kAuditVerify,
   // Vault's KV v2 under /v1/{mount}/ (kv2.h has the table; the mount is the config's)

@@ -54,7 +54,13 @@ void Housekeeping::operator()() {
       (void)a->Sync();
     }
   }
-  if (auto svc = agent_.service()) svc->SweepCaches();
+  if (auto svc = agent_.service()) {
+    svc->SweepCaches();
+    // Versions written before the recovery key existed get their recovery wrap, a batch
+    // per tick (docs/recovery.md); a no-op once none is left.
+    auto wrapped = svc->RecoveryWrapBatch(500);
+    if (!wrapped.ok()) Log(LogLevel::kWarning, "recovery wrap batch: " + wrapped.status().ToString());
+  }
   WarnExpiring(now);
   (void)agent_.SealIfFenced();
   const bool open_now = agent_.service() != nullptr;

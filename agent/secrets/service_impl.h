@@ -253,6 +253,7 @@ class ServiceImpl final : public SecretService {
   std::mutex init_recovery_mu_;     // InitRecovery: one at a time
   mutable std::mutex recovery_mu_;  // guards recovery_sealer_
   std::shared_ptr<const RecoverySealer> recovery_sealer_;
+  std::atomic<bool> recovery_wrapped_all_{false};  // RecoveryWrapBatch found nothing left
   Index index_;
 
   // Held by the committer from a batch's store commit to the end of its anchor step,
