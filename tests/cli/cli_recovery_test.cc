@@ -2,8 +2,11 @@
 // runbook has an operator run them: host A's agent (SoftHSM2) makes a recovery key and a
 // backup; A's token is wiped; host B (a fresh swtpm) is restored offline with 3 of 5
 // shares from a file and its agent serves every secret, history included.
+#include <signal.h>
+
 #include <filesystem>
 #include <regex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -131,6 +134,97 @@ TEST_F(CliRecovery, TheTokenDiesAndABackupIsRestoredOntoANewTpmHostWithThreeShar
   EXPECT_EQ(status.Json()["backend"]["kind"], "tpm") << status.body;
   HttpResponse rec = b.Call("GET", "/v1/sys/recovery");
   EXPECT_EQ(rec.Json()["configured"], true) << rec.body;
+  EXPECT_EQ(b.Stop(), 0);
+}
+
+// Waits until `path` exists (the restore's own progress, seen on disk): true, or false
+// after 30 s.
+bool WaitForFile(const std::string& path) {
+  for (int i = 0; i < 150'000; ++i) {
+    if (std::filesystem::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return false;
+}
+
+// kill -9 of the restore at three moments of its progress (its marker written, the store
+// copied in, the store opened on the new TPM), then a run that finishes it; and kill -9 of
+// the agent while it wraps old versions to a new recovery key, then a restart that
+// finishes the wrapping. Both end complete and verifying.
+TEST_F(CliRecovery, KilledMidWrapAndMidRestoreEachRunAgainEndsCompleteAndVerifying) {
+  // 1,500 versions, so the agent's wrap batches (500 per tick) take several ticks.
+  for (int batch = 0; batch < 3; ++batch) {
+    json ops = json::array();
+    for (int i = 0; i < 500; ++i) {
+      ops.push_back({{"op", "put"}, {"path", "bulk/" + std::to_string(batch) + "/" + std::to_string(i)},
+                     {"value", "v" + std::to_string(i)}});
+    }
+    HttpResponse r = agent_->Call("POST", "/v1/txn", json({{"ops", ops}}).dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  CliRun init = Run("recovery init --shares 3 --threshold 2");
+  ASSERT_EQ(init.status, 0) << init.err;
+  const std::vector<std::string> shares = Shares(init.out);
+  ASSERT_EQ(shares.size(), 3U);
+  // Killed while wrapping: some versions wrapped, not all.
+  bool caught_midway = false;
+  for (int i = 0; i < 600 && !caught_midway; ++i) {
+    json j = agent_->Call("GET", "/v1/sys/recovery").Json();
+    const auto wrapped = j.value("wrapped", 0ULL), versions = j.value("versions", 0ULL);
+    if (wrapped > 0 && wrapped < versions) {
+      EXPECT_EQ(agent_->Stop(9), 128 + 9);
+      caught_midway = true;
+      break;
+    }
+    if (wrapped == versions && versions > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (caught_midway) {
+    StartAgent();
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  WaitAllWrapped();
+  json after = agent_->Call("GET", "/v1/sys/recovery").Json();
+  EXPECT_EQ(after["wrapped"], 1500) << after.dump();
+  std::printf("recovery wrap: the agent was %s while wrapping\n", caught_midway ? "killed" : "not caught");
+
+  const std::string backup = dir_.Join("bulk.backup");
+  ASSERT_EQ(Run("backup create " + Quote(backup)).status, 0);
+  StopAgent();
+
+  TempDir hostb("cli-hostb-kill");
+  Swtpm swtpm(hostb.path());
+  AgentProcess::Options o;
+  o.tpm_tcti = swtpm.Tcti();
+  AgentProcess b(hostb.path(), o);
+  ASSERT_TRUE(hsm::tpm::ProvisionTpm(b.TpmConfig()).ok());
+  const std::string store = b.state_dir() + "/store.db";
+  const std::string cmd = "backup restore " + Quote(backup) + " --config " + Quote(b.config_path()) +
+                          " --shares-file " + Quote(SharesFile(shares, {2, 0}));
+  int kills = 0;
+  for (const std::string& moment : {store + ".restoring", store, store + "-wal"}) {
+    auto run = Start(cmd);
+    if (WaitForFile(moment)) {
+      ::kill(run->pid(), SIGKILL);
+      ++kills;
+    }
+    run->Wait();
+    // What the kernel does for a killed process's TPM handles (swtpm has no resource manager).
+    RunCommand("TPM2TOOLS_TCTI='" + swtpm.Tcti() + "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" +
+               swtpm.Tcti() + "' tpm2_flushcontext -l >/dev/null 2>&1");
+  }
+  EXPECT_EQ(kills, 3);
+  CliRun finished = Run(cmd);
+  ASSERT_EQ(finished.status, 0) << finished.out << finished.err;
+  EXPECT_NE(finished.out.find("finished a restore cut short"), std::string::npos) << finished.out;
+  EXPECT_NE(finished.out.find("verified: ok"), std::string::npos) << finished.out;
+  b.Start();
+  for (int batch = 0; batch < 3; ++batch) {
+    HttpResponse r = b.Call("GET", "/v1/secrets/bulk/" + std::to_string(batch) + "/499");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json()["value"], "v499");
+  }
+  EXPECT_EQ(b.Call("GET", "/v1/sys/journal/verify").Json()["ok"], true);
   EXPECT_EQ(b.Stop(), 0);
 }
 
