@@ -271,7 +271,8 @@ Result<RestoreResult> RestoreOntoNewHardware(const std::string& file, std::share
         out.manifest.head_seq, out.manifest.head_hash,
         "restored from backup: store_id=" + out.manifest.store_id + " head_seq=" +
             std::to_string(out.manifest.head_seq) + " head_hash=" + HexEncode(out.manifest.head_hash) +
-            " onto new hardware (" + target->Info().kind + ": " + target->Info().identity + ")"};
+            " onto new hardware (" + target->Info().kind + ": " + target->Info().identity + ")",
+        false, actor.text};
     auto backend = std::make_shared<RecoveryBackend>(
         target, opener, std::move(blobs), hsm::Anchor{out.manifest.head_seq, out.manifest.head_hash, 0});
     SK_ASSIGN_OR_RETURN(auto svc, SecretService::Open(backend, o));
@@ -287,6 +288,107 @@ Result<RestoreResult> RestoreOntoNewHardware(const std::string& file, std::share
   }
   if (::unlink(marker.c_str()) != 0) return IoError("cannot remove", marker, errno);
   SK_RETURN_IF_ERROR(SyncDir(std::filesystem::path(store).parent_path().string()));
+  return out;
+}
+
+Result<SameHardwareRestore> RestoreOnSameHardware(const std::string& file,
+                                                  std::shared_ptr<hsm::KeyBackend> backend,
+                                                  const ServiceOptions& options, bool accept_loss,
+                                                  const Actor& actor) {
+  SameHardwareRestore out;
+  SK_ASSIGN_OR_RETURN(BackupManifest unsealed, ReadBackupManifest(file));
+  // The backup's journal key, under this host's master key (alive: same hardware).
+  Bytes store_id, wrapped_jk;
+  std::optional<Digest> seal_at_anchor;
+  SK_ASSIGN_OR_RETURN(out.anchor, backend->ReadAnchor());
+  {
+    auto db = store::Db::Open(file, false);
+    if (!db.ok()) return Status(Code::kCorruption, "backup_unreadable", std::string(db.status().message()));
+    for (const char* key : {"store_id", "journal_key"}) {
+      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT value FROM meta WHERE key = ?1"));
+      q.Bind(1, std::string_view(key));
+      if (!q.Step()) return Status(Code::kCorruption, "backup_unreadable", file + " lacks its " + key);
+      ByteView v = q.Blob(0);
+      (std::string(key) == "store_id" ? store_id : wrapped_jk).assign(v.begin(), v.end());
+    }
+    if (out.anchor.seq > 0) {
+      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT seal FROM journal WHERE seq = ?1"));
+      q.Bind(1, static_cast<std::int64_t>(out.anchor.seq));
+      if (q.Step() && q.Blob(0).size() == Digest{}.size()) {
+        Digest d{};
+        std::copy(q.Blob(0).begin(), q.Blob(0).end(), d.begin());
+        seal_at_anchor = d;
+      }
+    }
+  }
+  auto jk = backend->Unwrap(wrapped_jk, JournalKeyAad(store_id));
+  if (!jk.ok()) {
+    if (sk::reason::IsUnopenableBlob(jk.status().reason())) {
+      return FailedPrecondition(
+          "the backup's keys do not unwrap with this host's " + backend->Info().kind +
+              ": it was made on other hardware; restore it as onto new hardware, with the "
+              "recovery shares, on a freshly set-up host",
+          "backup_other_hardware");
+    }
+    return jk.status();
+  }
+  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(file, *jk));
+  const std::string store = options.store_path;
+  if (Exists(store)) {
+    auto db = store::Db::Open(store, false);
+    if (db.ok()) {
+      auto q = (*db)->Prepare("SELECT value FROM meta WHERE key = 'store_id'");
+      if (q.ok() && q->Step() && Bytes(q->Blob(0).begin(), q->Blob(0).end()) != store_id) {
+        return Status(Code::kFailedPrecondition, "backup_other_store",
+                      "the backup is of store " + out.manifest.store_id + ", not of the store at " + store);
+      }
+    }
+  }
+  // What the hardware anchored that the backup does not hold.
+  bool differs = false;
+  if (out.anchor.seq > out.manifest.head_seq) {
+    out.lost = out.anchor.seq - out.manifest.head_seq;
+  } else if (out.anchor.seq > 0 && (!seal_at_anchor || *seal_at_anchor != out.anchor.head_hash)) {
+    differs = true;  // the backup reaches past the anchor along another history
+  }
+  if ((out.lost > 0 || differs) && !accept_loss) {
+    std::string gap = differs ? "the backup's history differs from the one the hardware anchored (at seq " +
+                                    std::to_string(out.anchor.seq) + ")"
+                              : "the hardware anchor is at seq " + std::to_string(out.anchor.seq) +
+                                    " and the backup ends at seq " + std::to_string(out.manifest.head_seq) +
+                                    ": the " + std::to_string(out.lost) +
+                                    " anchored changes after the backup would be lost";
+    return FailedPrecondition(gap + "; nothing was changed. Restore anyway with --accept-loss",
+                              "restore_needs_accept_loss");
+  }
+  SK_ASSIGN_OR_RETURN(Bytes tag, RandomBytes(4));
+  out.kept_aside = store + ".before-restore-" + HexEncode(tag);
+  if (Exists(store)) {
+    if (::rename(store.c_str(), out.kept_aside.c_str()) != 0)
+      return IoError("cannot move aside", store, errno);
+    if (Exists(store + "-wal") &&
+        ::rename((store + "-wal").c_str(), (out.kept_aside + "-wal").c_str()) != 0) {
+      return IoError("cannot move aside", store + "-wal", errno);
+    }
+    ::unlink((store + "-shm").c_str());
+  } else {
+    out.kept_aside.clear();
+  }
+  SK_RETURN_IF_ERROR(CopyFileDurably(file, store));
+  {
+    ServiceOptions o = options;
+    o.adopt_backup = ServiceOptions::AdoptBackup{
+        out.manifest.head_seq, out.manifest.head_hash,
+        "restored from backup on the same hardware: backup head_seq=" +
+            std::to_string(out.manifest.head_seq) + " head_hash=" + HexEncode(out.manifest.head_hash) +
+            "; the anchor was at seq=" + std::to_string(out.anchor.seq) +
+            " hash=" + HexEncode(out.anchor.head_hash) + "; " + std::to_string(out.lost) +
+            " anchored changes after the backup are lost (accepted)",
+        true, actor.text};
+    SK_ASSIGN_OR_RETURN(auto svc, SecretService::Open(backend, o));
+    out.restored_seq = svc->Report().head_seq;
+    SK_ASSIGN_OR_RETURN(out.report, svc->VerifyAll());
+  }
   return out;
 }
 

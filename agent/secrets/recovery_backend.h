@@ -89,4 +89,25 @@ Result<RestoreResult> RestoreOntoNewHardware(const std::string& file, std::share
                                              std::shared_ptr<hsm::KeyBackend> target,
                                              const ServiceOptions& options, const Actor& actor);
 
+// Restoring a backup on the hardware that made it, which anchors a later head: what would
+// be lost is the gap between the backup's head and the anchor. Without accept_loss nothing
+// changes (restore_needs_accept_loss, kFailedPrecondition, the gap in the message and in
+// `gap`); with it the current store is kept aside as <store>.before-restore-<ms> (and its
+// -wal), the backup becomes the store, a `restored` entry naming both heads is journaled and
+// the anchor continues from it. A backup whose head the anchor already covers (nothing
+// lost) is restored the same way without the flag. Errors also: backup_other_store (the
+// backup's store id is not this store's), backup_manifest_invalid, backup_unreadable.
+struct SameHardwareRestore {
+  BackupManifest manifest;
+  hsm::Anchor anchor;      // what the hardware anchored before
+  std::uint64_t lost = 0;  // entries after the backup's head the anchor counted
+  std::string kept_aside;  // where the replaced store went
+  std::uint64_t restored_seq = 0;
+  VerifyReport report;
+};
+Result<SameHardwareRestore> RestoreOnSameHardware(const std::string& file,
+                                                  std::shared_ptr<hsm::KeyBackend> backend,
+                                                  const ServiceOptions& options, bool accept_loss,
+                                                  const Actor& actor);
+
 }  // namespace sk::secrets

@@ -72,10 +72,14 @@ struct ServiceOptions {
   // a store whose head is exactly this on hardware whose anchor is fresh (seq 0): it
   // journals a `restored` entry and anchors it, where it would otherwise refuse the store
   // as a replay. Anchored hardware is refused (restore_target_not_fresh).
+  // With same_hardware (a restore on the hardware that anchors a later head, accepted
+  // with --accept-loss): the anchor need not be fresh; the entry records the loss.
   struct AdoptBackup {
     std::uint64_t head_seq = 0;
     Digest head_hash{};
     std::string note;
+    bool same_hardware = false;
+    std::string actor;  // who restores, for the entry
   };
   std::optional<AdoptBackup> adopt_backup;
   // Called by the committer after each batch that wrote journal entries is stored (and

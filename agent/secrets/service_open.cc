@@ -202,7 +202,7 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
     // A backup restored onto new hardware (docs/recovery.md): accepted only on hardware
     // that anchors nothing yet, and only at exactly the head the backup's manifest names.
     const ServiceOptions::AdoptBackup& adopt = *options_.adopt_backup;
-    if (hw.seq != 0) {
+    if (hw.seq != 0 && !adopt.same_hardware) {
       return FailedPrecondition("this host's hardware anchor already records seq " + std::to_string(hw.seq) +
                                     ": a backup is restored onto new hardware only on a freshly set-up host",
                                 "restore_target_not_fresh");
@@ -221,7 +221,7 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
     journal::Entry e;
     e.kind = journal::Kind::kRestored;
     e.from_version = adopt.head_seq;
-    e.actor = actor.text;
+    e.actor = (adopt.actor.empty() ? actor.text : adopt.actor).substr(0, journal::kMaxActorBytes);
     e.detail.note = adopt.note.substr(0, 1024);
     Status st = b.Append(std::move(e)).status();
     if (!st.ok()) {

@@ -347,7 +347,8 @@ TEST_F(BackupTest, ARestoreCutShortAfterItsRestoredEntryIsFinishedByRunningItAga
     auto blobs = LoadRecoveryBlobs(backup_);
     ASSERT_TRUE(blobs.ok());
     ServiceOptions o = b.options;
-    o.adopt_backup = ServiceOptions::AdoptBackup{manifest_.head_seq, manifest_.head_hash, "restored (test)"};
+    o.adopt_backup = ServiceOptions::AdoptBackup{manifest_.head_seq, manifest_.head_hash, "restored (test)",
+                                                 false, "test"};
     auto backend = std::make_shared<RecoveryBackend>(b.Open(), opener, std::move(blobs).value(),
                                                      hsm::Anchor{manifest_.head_seq, manifest_.head_hash, 0});
     auto svc = SecretService::Open(backend, o);
@@ -366,6 +367,51 @@ TEST_F(BackupTest, ARestoreCutShortAfterItsRestoredEntryIsFinishedByRunningItAga
     const std::string got = v.ok() ? testing::Text(v->value) : "<" + std::string(v.status().reason()) + ">";
     EXPECT_EQ(got, value) << key.first << " v" << key.second;
   }
+}
+
+// On the hardware that made it: the gap between the backup's head and the anchor is shown
+// and nothing changes without accept_loss; with it the store is replaced, kept aside, and
+// the anchor goes on from a `restored` entry naming both heads.
+TEST_F(BackupTest, OnTheSameHardwareTheGapIsShownAndNeedsAcceptLoss) {
+  a_.PutText("app/db", "db-after-backup");
+  a_.PutText("app/new", "new-after-backup");
+  ASSERT_TRUE(a_.svc().Rotate(a_.actor).ok());  // anchors at once: the anchor is past the backup
+  a_.CloseBackend();
+  ASSERT_TRUE(a_.Open().ok());
+  auto anchored = a_.backend()->ReadAnchor();
+  ASSERT_TRUE(anchored.ok());
+  ASSERT_GT(anchored->seq, manifest_.head_seq);
+  a_.Close();
+
+  auto refused = RestoreOnSameHardware(backup_, a_.backend(), a_.options, false, a_.actor);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "restore_needs_accept_loss");
+  EXPECT_NE(refused.status().message().find("anchored changes after the backup would be lost"),
+            std::string::npos)
+      << refused.status().ToString();
+  ASSERT_TRUE(a_.Open().ok()) << "a refused restore changed the store";
+  EXPECT_EQ(*a_.GetText("app/new"), "new-after-backup");
+  a_.Close();
+
+  auto done = RestoreOnSameHardware(backup_, a_.backend(), a_.options, true, a_.actor);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->lost, anchored->seq - manifest_.head_seq);
+  EXPECT_TRUE(done->report.ok);
+  EXPECT_TRUE(std::filesystem::exists(done->kept_aside));
+  EXPECT_EQ(done->restored_seq, manifest_.head_seq + 1);
+  ASSERT_TRUE(a_.Open().ok());
+  EXPECT_EQ(a_.GetText("app/new").status().code(), Code::kNotFound);
+  for (const auto& [key, value] : expected_) {
+    auto v = a_.GetText(key.first, key.second);
+    EXPECT_EQ(v.ok() ? *v : "<" + std::string(v.status().reason()) + ">", value) << key.first << key.second;
+  }
+  a_.PutText("app/db", "goes-on");  // the anchor continues from the restored entry
+  ASSERT_TRUE(a_.Restart().ok());
+  EXPECT_EQ(*a_.GetText("app/db"), "goes-on");
+  a_.Close();
+
+  auto again = RestoreOnSameHardware(backup_, a_.backend(), a_.options, true, a_.actor);
+  EXPECT_TRUE(again.ok()) << "restoring the same backup again is a restore like any other";
 }
 
 }  // namespace

@@ -134,6 +134,28 @@ TEST_F(CliRecovery, TheTokenDiesAndABackupIsRestoredOntoANewTpmHostWithThreeShar
   EXPECT_EQ(status.Json()["backend"]["kind"], "tpm") << status.body;
   HttpResponse rec = b.Call("GET", "/v1/sys/recovery");
   EXPECT_EQ(rec.Json()["configured"], true) << rec.body;
+  // On B's own hardware, a backup of B, then a change: restoring that backup shows the
+  // gap and changes nothing without --accept-loss; with it the store goes back to the
+  // backup's head. Host A's backup is refused there: its keys are not under B's TPM.
+  const std::string b_backup = hostb.Join("b.backup");
+  ASSERT_EQ(Run("--socket " + Quote(b.socket()) + " backup create " + Quote(b_backup)).status, 0);
+  ASSERT_EQ(b.Call("PUT", "/v1/secrets/app/db", R"({"value":"db-on-b"})").status, 200);
+  ASSERT_EQ(b.Call("POST", "/v1/sys/rotate").status, 200);  // anchored at once
+  EXPECT_EQ(b.Stop(), 0);
+  CliRun refused = Run("backup restore " + Quote(b_backup) + " --config " + b_config);
+  EXPECT_EQ(refused.status, 4) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("would be lost"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("--accept-loss"), std::string::npos) << refused.err;
+  CliRun other = Run("backup restore " + Quote(backup) + " --config " + b_config + " --accept-loss");
+  EXPECT_EQ(other.status, 4) << other.out << other.err;
+  EXPECT_NE(other.err.find("backup_other_hardware"), std::string::npos) << other.err;
+  CliRun accepted = Run("backup restore " + Quote(b_backup) + " --config " + b_config + " --accept-loss");
+  ASSERT_EQ(accepted.status, 0) << accepted.out << accepted.err;
+  EXPECT_NE(accepted.out.find("lost:     2 anchored changes"), std::string::npos) << accepted.out;
+  EXPECT_NE(accepted.out.find("verified: ok"), std::string::npos) << accepted.out;
+  b.Start();
+  EXPECT_EQ(b.Call("GET", "/v1/secrets/app/db").Json()["value"], "db-1");
+  EXPECT_EQ(b.Call("GET", "/v1/sys/journal/verify").Json()["ok"], true);
   EXPECT_EQ(b.Stop(), 0);
 }
 
@@ -156,7 +178,8 @@ TEST_F(CliRecovery, KilledMidWrapAndMidRestoreEachRunAgainEndsCompleteAndVerifyi
   for (int batch = 0; batch < 3; ++batch) {
     json ops = json::array();
     for (int i = 0; i < 500; ++i) {
-      ops.push_back({{"op", "put"}, {"path", "bulk/" + std::to_string(batch) + "/" + std::to_string(i)},
+      ops.push_back({{"op", "put"},
+                     {"path", "bulk/" + std::to_string(batch) + "/" + std::to_string(i)},
                      {"value", "v" + std::to_string(i)}});
     }
     HttpResponse r = agent_->Call("POST", "/v1/txn", json({{"ops", ops}}).dump());
@@ -210,8 +233,9 @@ TEST_F(CliRecovery, KilledMidWrapAndMidRestoreEachRunAgainEndsCompleteAndVerifyi
     }
     run->Wait();
     // What the kernel does for a killed process's TPM handles (swtpm has no resource manager).
-    RunCommand("TPM2TOOLS_TCTI='" + swtpm.Tcti() + "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" +
-               swtpm.Tcti() + "' tpm2_flushcontext -l >/dev/null 2>&1");
+    RunCommand("TPM2TOOLS_TCTI='" + swtpm.Tcti() +
+               "' tpm2_flushcontext -t >/dev/null 2>&1; TPM2TOOLS_TCTI='" + swtpm.Tcti() +
+               "' tpm2_flushcontext -l >/dev/null 2>&1");
   }
   EXPECT_EQ(kills, 3);
   CliRun finished = Run(cmd);

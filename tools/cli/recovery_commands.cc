@@ -9,8 +9,10 @@
 //   backup verify FILE    offline, without the hardware: any M shares (a TTY prompt, or
 //                         --shares-file) rebuild the recovery key; everything is verified
 //                         against the backup's sealed manifest.
-//   backup restore FILE   offline, onto new hardware: --config names the new host's agent
-//                         config (the agent stopped, its TPM or token freshly set up).
+//   backup restore FILE   offline, --config naming the agent's config (the agent stopped):
+//                         onto new hardware (its TPM or token freshly set up) with the
+//                         shares; or on the hardware that made FILE, where the changes
+//                         anchored after it are shown and lost only with --accept-loss.
 // Shares are read one per line; blank lines and lines starting with '#' are skipped.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -43,6 +45,7 @@ struct Flags {
   std::string file;
   std::string shares_file;
   std::string config;
+  bool accept_loss = false;
 };
 
 Flags& F() {
@@ -273,14 +276,41 @@ void RunVerify() {
   if (!check->report.ok) throw ExitRequest{kExitCorruption};
 }
 
-void RunRestore() {
-  if (F().config.empty()) {
-    Fail(InvalidArgument("restore onto new hardware runs offline: --config names the new host's agent config",
-                         "bad_usage"));
+void RunRestoreSameHardware(const Offline& off) {
+  secrets::Actor actor("uid=" + std::to_string(::getuid()) + " sealkeep backup restore --accept-loss");
+  auto r = secrets::RestoreOnSameHardware(F().file, off.backend, off.config.store, F().accept_loss, actor);
+  if (!r.ok()) Fail(r.status());
+  if (Globals().json) {
+    std::printf("%s\n", Json({{"ok", r->report.ok},
+                              {"lost", r->lost},
+                              {"kept_aside", r->kept_aside},
+                              {"restored_seq", r->restored_seq},
+                              {"versions_checked", r->report.versions_checked}})
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("restored: %s onto %s (same hardware)\n", F().file.c_str(),
+                off.config.store.store_path.c_str());
+    PrintManifest(r->manifest);
+    std::printf("lost:     %llu anchored changes after the backup's head (the anchor was at seq %llu)\n",
+                static_cast<unsigned long long>(r->lost), static_cast<unsigned long long>(r->anchor.seq));
+    if (!r->kept_aside.empty()) std::printf("kept:     the replaced store is at %s\n", r->kept_aside.c_str());
+    PrintReport(r->report);
   }
+  if (!r->report.ok) throw ExitRequest{kExitCorruption};
+}
+
+void RunRestore() {
   auto unsealed = secrets::ReadBackupManifest(F().file);
   if (!unsealed.ok()) Fail(unsealed.status());
   Offline off = OpenOffline(F().config, "sealkeep backup restore");
+  // Hardware that anchors something made (or took over) a store: a restore there is a
+  // restore on the same hardware. Fresh hardware: onto new hardware, with the shares.
+  auto anchor = off.backend->ReadAnchor();
+  if (!anchor.ok()) Fail(anchor.status());
+  // (A restore onto new hardware cut short has anchored its `restored` entry already.)
+  const bool fresh = anchor->seq == 0 || std::filesystem::exists(off.config.store.store_path + ".restoring");
+  if (!fresh) return RunRestoreSameHardware(off);
   auto opener = ReadShares();
   secrets::Actor actor("uid=" + std::to_string(::getuid()) + " sealkeep backup restore");
   auto r = secrets::RestoreOntoNewHardware(F().file, opener, off.backend, off.config.store, actor);
@@ -346,12 +376,19 @@ void Add(CLI::App& app) {
   verify->add_option("--shares-file", F().shares_file,
                      "Read the shares from this file, one per line (default: type them at the terminal)");
   verify->callback(RunVerify);
-  auto* restore = backup->add_subcommand("restore",
-                                         "Offline, onto new hardware: with the agent stopped and its TPM or "
-                                         "token freshly set up (no store yet), "
-                                         "rebuild the recovery key from shares, restore FILE as the store of "
-                                         "--config, move every key under the new "
-                                         "master key and verify; run it again if it is cut short");
+  auto* restore =
+      backup->add_subcommand("restore",
+                             "Offline, with the agent stopped. Onto new hardware (its TPM or token freshly "
+                             "set up, no store yet): rebuild "
+                             "the recovery key from shares, restore FILE as the store of --config, move "
+                             "every key under the new master "
+                             "key and verify; run it again if it is cut short. On the hardware that made "
+                             "FILE: show what the hardware "
+                             "anchored after the backup (what would be lost) and change nothing unless "
+                             "--accept-loss; then replace the "
+                             "store (kept aside) and journal a `restored` entry naming both heads");
+  restore->add_flag("--accept-loss", F().accept_loss,
+                    "Same hardware: accept losing the changes anchored after the backup's head");
   restore->add_option("FILE", F().file, "The backup file")->required();
   restore
       ->add_option("--config", F().config, "The new host's agent config (e.g. /etc/sealkeep/sealkeep.toml)")
