@@ -49,14 +49,14 @@ Result<std::pair<std::string, Bytes>> ReadRaw(const std::string& file) {
   return std::pair<std::string, Bytes>(std::string(AsChars(*text)), *seal);
 }
 
-Result<BackupManifest> Parse(const std::string& text) {
+Result<BackupManifest> ParseText(std::string_view text) {
   if (text.rfind(kHeader, 0) != 0) return Invalid("does not start with \"sealkeep backup v1\"");
   std::map<std::string, std::string> f;
   std::size_t pos = kHeader.size();
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
     if (nl == std::string::npos) return Invalid("ends in an unfinished line");
-    std::string line = text.substr(pos, nl - pos);
+    std::string line(text.substr(pos, nl - pos));
     std::size_t eq = line.find('=');
     if (eq == std::string::npos) return Invalid("has a line without '='");
     f[line.substr(0, eq)] = line.substr(eq + 1);
@@ -87,6 +87,8 @@ Result<BackupManifest> Parse(const std::string& text) {
 
 }  // namespace
 
+Result<BackupManifest> ParseBackupManifest(std::string_view text) { return ParseText(text); }
+
 std::string EncodeBackupManifest(const BackupManifest& m) {
   return std::string(kHeader) + "store_id=" + m.store_id + "\nhead_seq=" + std::to_string(m.head_seq) +
          "\nhead_hash=" + HexEncode(m.head_hash) + "\nversions=" + std::to_string(m.versions) +
@@ -111,7 +113,7 @@ Status WriteBackupManifest(const std::string& file, const BackupManifest& m, con
 
 Result<BackupManifest> ReadBackupManifest(const std::string& file) {
   SK_ASSIGN_OR_RETURN(auto raw, ReadRaw(file));
-  return Parse(raw.first);
+  return ParseText(raw.first);
 }
 
 Result<BackupManifest> ReadSealedBackupManifest(const std::string& file, const SecretBytes& jk) {
@@ -120,7 +122,7 @@ Result<BackupManifest> ReadSealedBackupManifest(const std::string& file, const S
   if (raw.second.size() != want.size() || !ConstantTimeEqual(raw.second, want)) {
     return Invalid("does not verify under the store's journal key: the backup was edited");
   }
-  return Parse(raw.first);
+  return ParseText(raw.first);
 }
 
 }  // namespace sk::secrets

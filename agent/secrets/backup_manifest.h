@@ -26,5 +26,7 @@ Result<BackupManifest> ReadBackupManifest(const std::string& file);
 Result<BackupManifest> ReadSealedBackupManifest(const std::string& file, const SecretBytes& jk);
 
 std::string EncodeBackupManifest(const BackupManifest& m);
+// The manifest text's fields (backup_manifest_invalid when malformed); fuzzed.
+Result<BackupManifest> ParseBackupManifest(std::string_view text);
 
 }  // namespace sk::secrets

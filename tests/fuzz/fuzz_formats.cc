@@ -4,7 +4,8 @@
 // the hardware side's stored forms (the PKCS#11 anchor object's value, the TPM sealed-key file and its
 // payload, the TPM record, the NV anchor), or the /proc text a caller's identity is read from (its cgroup:
 // the systemd unit; its status: groups and uid; its stat: start time). Each must answer with an error, never
-// crash, leak or read out of bounds.
+// crash, leak or read out of bounds. Also what recovery reads (docs/recovery.md): a share as
+// typed, a backup manifest, and a recovery-wrapped blob opened with a fixed key.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -12,8 +13,11 @@
 #include "agent/audit/audit_format.h"
 #include "agent/journal/journal_format.h"
 #include "agent/policy/subject.h"
+#include "agent/secrets/backup_manifest.h"
 #include "agent/secrets/lease_record.h"
 #include "agent/secrets/snapshot_format.h"
+#include "crypto/recovery_share.h"
+#include "crypto/recovery_wrap.h"
 #include "hsm/pkcs11/anchor_format.h"
 #include "hsm/tpm/nv_anchor_format.h"
 #include "hsm/tpm/record_format.h"
@@ -24,7 +28,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const sk::ByteView bytes(data + 1, size - 1);
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 12) {
+  switch (data[0] % 14) {
+    case 12:
+      (void)sk::ParseRecoveryShare(text);
+      (void)sk::secrets::ParseBackupManifest(text);
+      break;
+    case 13: {
+      static sk::RecoveryOpener* opener = [] {
+        sk::SecretBytes one(32);
+        one.Expose()[31] = 1;  // the scalar 1: a valid private key
+        return sk::RecoveryOpener::Create(std::move(one)).value().release();
+      }();
+      (void)sk::RecoveryBlobKeyId(bytes);
+      (void)opener->Open(bytes, sk::ByteView());
+      break;
+    }
     case 0:
       if (auto e = sk::journal::DecodeEntry(bytes); e.ok()) {
         (void)sk::journal::EncodeEntry(*e);
