@@ -196,12 +196,13 @@ Result<std::uint64_t> ServiceImpl::WriteVersion(Batch& b, const std::string& pat
   e.detail.max_versions = max_versions;
   e.detail.snapshot = snapshot;
   e.detail.note = note;
-  SK_RETURN_IF_ERROR(b.writer().PutVersion(path, version, {sealed.ciphertext, sealed.wrapped_dek, false}));
-  // The data key's second wrap, to the recovery key, in the same transaction.
+  // The data key's second wrap, to the recovery key, in the version's own row.
+  Bytes recovery_wrap;
   if (auto recovery = recovery_sealer()) {
-    SK_ASSIGN_OR_RETURN(Bytes blob, recovery->Seal(sealed.dek, DekAad(store_id_, path, version)));
-    SK_RETURN_IF_ERROR(b.writer().PutRecoveryWrap(path, version, blob));
+    SK_ASSIGN_OR_RETURN(recovery_wrap, recovery->Seal(sealed.dek, DekAad(store_id_, path, version)));
   }
+  SK_RETURN_IF_ERROR(b.writer().PutVersion(
+      path, version, {sealed.ciphertext, sealed.wrapped_dek, false, std::move(recovery_wrap)}));
   SK_RETURN_IF_ERROR(b.Append(std::move(e)).status());
   return version;
 }

@@ -140,7 +140,9 @@ Result<RecoveryBlobs> LoadRecoveryBlobs(const std::string& store_file) {
   }
   out.by_aad[JournalKeyAad(out.store_id)] = *wjk;
   out.by_aad[AuditKeyAad(out.store_id)] = *wak;
-  SK_ASSIGN_OR_RETURN(store::Stmt s, (*db)->Prepare("SELECT path, version, blob FROM recovery_wraps"));
+  SK_ASSIGN_OR_RETURN(
+      store::Stmt s,
+      (*db)->Prepare("SELECT path, version, recovery_wrap FROM versions WHERE recovery_wrap IS NOT NULL"));
   while (s.Step()) {
     ByteView blob = s.Blob(2);
     out.by_aad[DekAad(out.store_id, s.Text(0), static_cast<std::uint64_t>(s.Int(1)))] =

@@ -23,11 +23,11 @@ constexpr const char* kSchemaV2 = R"sql(
 CREATE INDEX idempotency_by_time ON idempotency (created_ms);
 )sql";
 
-// The recovery key's second wrap of each version's data key (docs/recovery.md). The key
-// id is bytes 5..12 of the blob (crypto/recovery_wrap.h).
+// The recovery key's second wrap of each version's data key (docs/recovery.md), in the
+// version's own row (written in the same page as the version: no extra page per commit).
+// The key id is bytes 6..13 (1-based) of the blob (crypto/recovery_wrap.h).
 constexpr const char* kSchemaV3 = R"sql(
-CREATE TABLE recovery_wraps (path TEXT NOT NULL, version INTEGER NOT NULL, blob BLOB NOT NULL,
-                             PRIMARY KEY (path, version)) WITHOUT ROWID;
+ALTER TABLE versions ADD COLUMN recovery_wrap BLOB;
 )sql";
 
 // migrations[n] takes schema n to n+1; index 0 creates the schema from nothing.

@@ -135,7 +135,8 @@ class Rows : public virtual Reader {
   }
   Result<std::optional<Bytes>> GetRecoveryWrap(std::string_view path, std::uint64_t version) override {
     SK_ASSIGN_OR_RETURN(Stmt * s,
-                        db_->Cached("SELECT blob FROM recovery_wraps WHERE path = ?1 AND version = ?2"));
+                        db_->Cached("SELECT recovery_wrap FROM versions WHERE path = ?1 AND version = ?2 AND "
+                                    "recovery_wrap IS NOT NULL"));
     s->Bind(1, path).Bind(2, I64(version));
     if (!s->Step()) {
       SK_RETURN_IF_ERROR(s->status());
@@ -148,9 +149,8 @@ class Rows : public virtual Reader {
   }
   Result<std::pair<std::uint64_t, std::uint64_t>> CountRecoveryWraps(ByteView key_id) override {
     SK_ASSIGN_OR_RETURN(
-        Stmt s, db_->Prepare("SELECT count(*), count(r.blob) FROM versions v LEFT JOIN recovery_wraps r "
-                             "ON r.path = v.path AND r.version = v.version AND substr(r.blob, 6, 8) = ?1 "
-                             "WHERE v.erased = 0"));
+        Stmt s, db_->Prepare("SELECT count(*), count(CASE WHEN substr(recovery_wrap, 6, 8) = ?1 THEN 1 END) "
+                             "FROM versions WHERE erased = 0"));
     s.BindBlob(1, key_id);
     if (!s.Step()) {
       SK_RETURN_IF_ERROR(s.status());
@@ -164,9 +164,8 @@ class Rows : public virtual Reader {
       const std::function<void(const std::string&, std::uint64_t, ByteView)>& fn) override {
     SK_ASSIGN_OR_RETURN(
         Stmt s,
-        db_->Prepare("SELECT v.path, v.version, v.wrapped_dek FROM versions v WHERE v.erased = 0 AND NOT "
-                     "EXISTS (SELECT 1 FROM recovery_wraps r WHERE r.path = v.path AND r.version = "
-                     "v.version AND substr(r.blob, 6, 8) = ?1) ORDER BY v.path, v.version LIMIT ?2"));
+        db_->Prepare("SELECT path, version, wrapped_dek FROM versions WHERE erased = 0 AND (recovery_wrap IS "
+                     "NULL OR substr(recovery_wrap, 6, 8) != ?1) ORDER BY path, version LIMIT ?2"));
     s.BindBlob(1, key_id).Bind(2, static_cast<std::int64_t>(limit));
     while (s.Step()) fn(s.Text(0), static_cast<std::uint64_t>(s.Int(1)), s.Blob(2));
     return s.status();
@@ -286,27 +285,27 @@ class SqliteWriter final : public Writer, public Rows {
     return s->Bind(1, I64(r.seq)).Bind(2, r.path).BindBlob(3, r.entry).BindBlob(4, r.seal).Run();
   }
   Status PutVersion(std::string_view path, std::uint64_t version, const VersionBlob& b) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT OR REPLACE INTO versions (path, version, ciphertext, "
-                                              "wrapped_dek, erased) VALUES (?1, ?2, ?3, ?4, ?5)"));
-    return s->Bind(1, path)
-        .Bind(2, I64(version))
-        .BindBlob(3, b.ciphertext)
-        .BindBlob(4, b.wrapped_dek)
-        .Bind(5, b.erased ? 1 : 0)
-        .Run();
+    SK_ASSIGN_OR_RETURN(Stmt * s,
+                        db_->Cached("INSERT OR REPLACE INTO versions (path, version, ciphertext, "
+                                    "wrapped_dek, erased, recovery_wrap) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, b.ciphertext).BindBlob(4, b.wrapped_dek);
+    s->Bind(5, b.erased ? 1 : 0);
+    if (b.recovery_wrap.empty()) {
+      s->BindNull(6);
+    } else {
+      s->BindBlob(6, b.recovery_wrap);
+    }
+    return s->Run();
   }
   Status EraseVersion(std::string_view path, std::uint64_t version) override {
-    SK_ASSIGN_OR_RETURN(
-        Stmt * s,
-        db_->Cached("UPDATE versions SET ciphertext = zeroblob(0), wrapped_dek = zeroblob(0), erased = 1 "
-                    "WHERE path = ?1 AND version = ?2"));
-    SK_RETURN_IF_ERROR(s->Bind(1, path).Bind(2, I64(version)).Run());
-    SK_ASSIGN_OR_RETURN(Stmt * r, db_->Cached("DELETE FROM recovery_wraps WHERE path = ?1 AND version = ?2"));
-    return r->Bind(1, path).Bind(2, I64(version)).Run();
+    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("UPDATE versions SET ciphertext = zeroblob(0), wrapped_dek = "
+                                              "zeroblob(0), erased = 1, recovery_wrap = NULL "
+                                              "WHERE path = ?1 AND version = ?2"));
+    return s->Bind(1, path).Bind(2, I64(version)).Run();
   }
   Status PutRecoveryWrap(std::string_view path, std::uint64_t version, ByteView blob) override {
-    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT OR REPLACE INTO recovery_wraps (path, version, blob) "
-                                              "VALUES (?1, ?2, ?3)"));
+    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("UPDATE versions SET recovery_wrap = ?3 WHERE path = ?1 AND "
+                                              "version = ?2 AND erased = 0"));
     return s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, blob).Run();
   }
   Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped) override {

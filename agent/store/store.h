@@ -39,6 +39,7 @@ struct VersionBlob {
   Bytes ciphertext;
   Bytes wrapped_dek;
   bool erased = false;
+  Bytes recovery_wrap;  // PutVersion: the data key wrapped to the recovery key (empty: none)
 };
 
 struct SnapshotRecord {
@@ -106,7 +107,7 @@ class Writer : public virtual Reader {
   // Destroy: overwrites ciphertext and wrapped key (secure_delete) and marks the row erased;
   // the version's recovery wrap goes too.
   virtual Status EraseVersion(std::string_view path, std::uint64_t version) = 0;
-  // Stores (or replaces) the version's data key wrapped to the recovery key.
+  // Stores (or replaces) the data key of an existing version wrapped to the recovery key.
   virtual Status PutRecoveryWrap(std::string_view path, std::uint64_t version, ByteView blob) = 0;
   // Rotation: replaces a version's wrapped data key, leaving its ciphertext.
   virtual Status UpdateWrappedDek(std::string_view path, std::uint64_t version, ByteView wrapped_dek) = 0;

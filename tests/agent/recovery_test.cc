@@ -96,8 +96,10 @@ TEST(RecoveryKeyTest, InitReturnsSharesOnceAndEveryVersionGetsWrapped) {
   EXPECT_EQ(st->versions, 8U);
   EXPECT_EQ(st->wrapped, 8U);
   a.Close();
-  EXPECT_EQ(a.Blob("SELECT count(*) FROM recovery_wraps WHERE path = 'app/db' AND version = 1"), Bytes{'0'});
-  EXPECT_EQ(a.Blob("SELECT count(*) FROM recovery_wraps WHERE path = 'app/db' AND version = 2"), Bytes{'1'});
+  EXPECT_EQ(a.Blob("SELECT count(recovery_wrap) FROM versions WHERE path = 'app/db' AND version = 1"),
+            Bytes{'0'});
+  EXPECT_EQ(a.Blob("SELECT count(recovery_wrap) FROM versions WHERE path = 'app/db' AND version = 2"),
+            Bytes{'1'});
   // Once is once: a second init is refused; rotate makes a new key and wraps afresh.
   ASSERT_TRUE(a.Restart().ok());
   EXPECT_EQ(a.svc().InitRecovery(3, 5, false, a.actor).status().reason(), "recovery_exists");

@@ -103,7 +103,8 @@ TEST_F(StoreTest, AVersionOneStoreIsMigratedInPlaceAndKeepsEveryRow) {
   ASSERT_TRUE(db.ok());
   EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 3);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_by_time'"), 1);
-  EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'recovery_wraps'"), 1);
+  EXPECT_EQ(
+      *QueryInt(**db, "SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'recovery_wrap'"), 1);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM journal"), 2);
 }
 
