@@ -115,6 +115,7 @@ Result<RecoveryInitResult> ServiceImpl::InitRecovery(int threshold, int shares, 
   {
     std::lock_guard lock(recovery_mu_);
     recovery_sealer_ = shared;
+    recovery_cursor_ = {};
   }
   recovery_wrapped_all_ = false;
   SK_ASSIGN_OR_RETURN(RecoveryInfo info, RecoveryStatus());
@@ -154,21 +155,39 @@ Result<std::uint64_t> ServiceImpl::RecoveryWrapBatch(std::size_t limit) {
     // Nothing left (the common case once done): no write transaction at all.
     SK_ASSIGN_OR_RETURN(auto reader, store_->NewReader());
     bool any = false;
-    SK_RETURN_IF_ERROR(reader->ScanRecoveryPending(
-        sealer->key_id(), 1, [&](const std::string&, std::uint64_t, ByteView) { any = true; }));
+    std::pair<std::string, std::uint64_t> from;
+    {
+      std::lock_guard lock(recovery_mu_);
+      from = recovery_cursor_;
+    }
+    SK_RETURN_IF_ERROR(
+        reader->ScanRecoveryPending(sealer->key_id(), from.first, from.second, 1,
+                                    [&](const std::string&, std::uint64_t, ByteView) { any = true; }));
     if (!any) {
       recovery_wrapped_all_ = true;
       return std::uint64_t{0};
     }
   }
   std::uint64_t wrapped = 0;
+  std::optional<std::pair<std::string, std::uint64_t>> next_cursor;
   Status st = Submit([&](Batch& b) -> Status {
     wrapped = 0;
+    next_cursor.reset();
     std::vector<std::tuple<std::string, std::uint64_t, Bytes>> rows;
+    std::pair<std::string, std::uint64_t> cursor;
+    {
+      std::lock_guard lock(recovery_mu_);
+      cursor = recovery_cursor_;
+    }
     SK_RETURN_IF_ERROR(b.writer().ScanRecoveryPending(
-        sealer->key_id(), limit, [&](const std::string& path, std::uint64_t v, ByteView wrapped_dek) {
+        sealer->key_id(), cursor.first, cursor.second, limit,
+        [&](const std::string& path, std::uint64_t v, ByteView wrapped_dek) {
           rows.emplace_back(path, v, Bytes(wrapped_dek.begin(), wrapped_dek.end()));
         }));
+    if (!rows.empty()) {
+      // Past this batch from now on (keyset paging: each batch reads only its own rows).
+      next_cursor = {std::get<0>(rows.back()), std::get<1>(rows.back())};
+    }
     for (auto& [path, v, wrapped_dek] : rows) {
       const Bytes aad = DekAad(store_id_, path, v);
       auto dek = backend_->Unwrap(wrapped_dek, aad);
@@ -184,9 +203,12 @@ Result<std::uint64_t> ServiceImpl::RecoveryWrapBatch(std::size_t limit) {
     return OkStatus();
   });
   if (!st.ok()) return st;
-  // A batch of keys that all fail to unwrap would come back every time: verification
-  // reports those versions; the batches stop here.
-  if (wrapped == 0) recovery_wrapped_all_ = true;
+  if (next_cursor) {
+    std::lock_guard lock(recovery_mu_);
+    recovery_cursor_ = *next_cursor;
+  } else {
+    recovery_wrapped_all_ = true;
+  }
   return wrapped;
 }
 

@@ -254,6 +254,9 @@ class ServiceImpl final : public SecretService {
   mutable std::mutex recovery_mu_;  // guards recovery_sealer_
   std::shared_ptr<const RecoverySealer> recovery_sealer_;
   std::atomic<bool> recovery_wrapped_all_{false};  // RecoveryWrapBatch found nothing left
+  // Where the next wrap batch starts (guarded by recovery_mu_): versions at or before it
+  // were wrapped or could not be (those stay for verification to report).
+  std::pair<std::string, std::uint64_t> recovery_cursor_;
   Index index_;
 
   // Held by the committer from a batch's store commit to the end of its anchor step,

@@ -160,13 +160,17 @@ class Rows : public virtual Reader {
                                                    static_cast<std::uint64_t>(s.Int(1)));
   }
   Status ScanRecoveryPending(
-      ByteView key_id, std::size_t limit,
+      ByteView key_id, const std::string& after_path, std::uint64_t after_version, std::size_t limit,
       const std::function<void(const std::string&, std::uint64_t, ByteView)>& fn) override {
     SK_ASSIGN_OR_RETURN(
         Stmt s,
-        db_->Prepare("SELECT path, version, wrapped_dek FROM versions WHERE erased = 0 AND (recovery_wrap IS "
-                     "NULL OR substr(recovery_wrap, 6, 8) != ?1) ORDER BY path, version LIMIT ?2"));
-    s.BindBlob(1, key_id).Bind(2, static_cast<std::int64_t>(limit));
+        db_->Prepare("SELECT path, version, wrapped_dek FROM versions WHERE (path, version) > (?3, ?4) AND "
+                     "erased = 0 AND (recovery_wrap IS NULL OR substr(recovery_wrap, 6, 8) != ?1) ORDER BY "
+                     "path, version LIMIT ?2"));
+    s.BindBlob(1, key_id)
+        .Bind(2, static_cast<std::int64_t>(limit))
+        .Bind(3, after_path)
+        .Bind(4, I64(after_version));
     while (s.Step()) fn(s.Text(0), static_cast<std::uint64_t>(s.Int(1)), s.Blob(2));
     return s.status();
   }

@@ -80,9 +80,11 @@ class Reader {
   virtual Result<std::optional<Bytes>> GetRecoveryWrap(std::string_view path, std::uint64_t version) = 0;
   // Live (not erased) versions and how many of them have a recovery wrap naming key_id.
   virtual Result<std::pair<std::uint64_t, std::uint64_t>> CountRecoveryWraps(ByteView key_id) = 0;
-  // Calls fn for up to `limit` live versions with no recovery wrap naming key_id, in
-  // (path, version) order; fn gets the version's master-key-wrapped data key.
-  virtual Status ScanRecoveryPending(ByteView key_id, std::size_t limit,
+  // Calls fn for up to `limit` live versions after (after_path, after_version) with no
+  // recovery wrap naming key_id, in (path, version) order; fn gets the version's
+  // master-key-wrapped data key.
+  virtual Status ScanRecoveryPending(ByteView key_id, const std::string& after_path,
+                                     std::uint64_t after_version, std::size_t limit,
                                      const std::function<void(const std::string& path, std::uint64_t version,
                                                               ByteView wrapped_dek)>& fn) = 0;
 
