@@ -416,5 +416,61 @@ TEST_F(BackupTest, OnTheSameHardwareTheGapIsShownAndNeedsAcceptLoss) {
   EXPECT_TRUE(again.ok()) << "restoring the same backup again is a restore like any other";
 }
 
+// The backup of another store, restored on this hardware: refused, naming it. (This token
+// anchors a second store, accepted after the first was removed.)
+TEST_F(BackupTest, ABackupOfAnotherStoreIsRefusedOnTheSameHardware) {
+  a_.Close();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(a_.store_path() + suffix);
+  auto accepted = SecretService::AcceptRollback(a_.backend(), a_.options, a_.actor);
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  auto refused = RestoreOnSameHardware(backup_, a_.backend(), a_.options, true, a_.actor);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "backup_other_store") << refused.status().ToString();
+}
+
+// TPM to TPM: host A on a swtpm, its TPM state deleted (the motherboard died), host B a new
+// swtpm; 3 of 5 shares.
+TEST(TpmToTpmTest, ATpmHostsBackupIsRestoredOntoANewTpmHost) {
+  testing::TempDir hosta("tpmA"), hostb("tpmB");
+  const std::string backup = hosta.Join("a.backup");
+  RecoveryInitResult init;
+  std::map<std::pair<std::string, std::uint64_t>, std::string> expected;
+  {
+    auto a = std::make_unique<TpmHost>(hosta.path());
+    auto svc = SecretService::Open(a->Open(), a->options);
+    ASSERT_TRUE(svc.ok()) << svc.status().ToString();
+    Actor actor("uid=0 test");
+    for (int v = 1; v <= 3; ++v) {
+      ASSERT_TRUE(Put(**svc, "tpm/db", AsBytes("db-v" + std::to_string(v)), actor).ok());
+    }
+    ASSERT_TRUE(Put(**svc, "tpm/api", AsBytes("api-v1"), actor).ok());
+    auto r = (*svc)->InitRecovery(3, 5, false, actor);
+    ASSERT_TRUE(r.ok());
+    init = std::move(r).value();
+    WrapAll(**svc);
+    ASSERT_TRUE(Rollback(**svc, "tpm/db", 1, actor).ok());  // v4, wrapped in its transaction
+    ASSERT_TRUE((*svc)->CreateBackup(backup).ok());
+    for (std::uint64_t v = 1; v <= 4; ++v)
+      expected[{"tpm/db", v}] = v == 4 ? "db-v1" : "db-v" + std::to_string(v);
+    expected[{"tpm/api", 1}] = "api-v1";
+    svc->reset();
+    std::filesystem::remove_all(a->config.state_dir);
+    std::filesystem::remove_all(a->swtpm.state_dir());  // A's TPM is gone
+  }
+  TpmHost b(hostb.path());
+  auto restored =
+      RestoreOntoNewHardware(backup, Opener(init, {0, 1, 3}), b.Open(), b.options, Actor("uid=0"));
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_TRUE(restored->report.ok);
+  auto svc = SecretService::Open(b.Open(), b.options);
+  ASSERT_TRUE(svc.ok()) << svc.status().ToString();
+  for (const auto& [key, value] : expected) {
+    auto v = (*svc)->Get(key.first, key.second);
+    ASSERT_TRUE(v.ok()) << key.first << " v" << key.second << ": " << v.status().ToString();
+    EXPECT_EQ(testing::Text(v->value), value);
+  }
+  EXPECT_TRUE((*svc)->VerifyAll()->ok);
+}
+
 }  // namespace
 }  // namespace sk::secrets
