@@ -156,7 +156,8 @@ Result<RecoveryBlobs> LoadRecoveryBlobs(const std::string& store_file) {
 }
 
 Result<Bytes> RecoveryBackend::Wrap(const SecretBytes& key, ByteView aad) {
-  if (!target_) return FailedPrecondition("verification only: nothing is wrapped", "read_only");
+  if (!target_ || verify_only_)
+    return FailedPrecondition("verification only: nothing is wrapped", "read_only");
   return target_->Wrap(key, aad);
 }
 
@@ -168,7 +169,7 @@ Result<SecretBytes> RecoveryBackend::Unwrap(ByteView blob, ByteView aad) {
     if (!sk::reason::IsUnopenableBlob(why) && why != sk::reason::kKeyRetired) return r;
   }
   auto it = blobs_.by_aad.find(Bytes(aad.begin(), aad.end()));
-  if (it == blobs_.by_aad.end()) {
+  if (!opener_ || it == blobs_.by_aad.end()) {
     return Status(Code::kCorruption, "no_recovery_wrap",
                   "this key has no wrap to the recovery key (its version was written before the recovery key "
                   "existed, and the backup was made before it was wrapped)");
@@ -177,12 +178,12 @@ Result<SecretBytes> RecoveryBackend::Unwrap(ByteView blob, ByteView aad) {
 }
 
 Result<hsm::Anchor> RecoveryBackend::ReadAnchor() {
-  if (target_) return target_->ReadAnchor();
+  if (target_ && !verify_only_) return target_->ReadAnchor();
   return manifest_anchor_;
 }
 
 Result<hsm::Anchor> RecoveryBackend::AdvanceAnchor(std::uint64_t seq, const Digest& head_hash) {
-  if (!target_) return FailedPrecondition("verification only: no anchor moves", "read_only");
+  if (!target_ || verify_only_) return FailedPrecondition("verification only: no anchor moves", "read_only");
   return target_->AdvanceAnchor(seq, head_hash);
 }
 
@@ -190,18 +191,67 @@ hsm::BackendInfo RecoveryBackend::Info() const {
   if (target_) return target_->Info();
   hsm::BackendInfo info;
   info.kind = "recovery";
-  info.identity = "recovery key " + HexEncode(opener_->key_id());
+  info.identity = opener_ ? "recovery key " + HexEncode(opener_->key_id()) : "none";
   info.anchor_location = "the backup's sealed manifest";
   return info;
 }
 
 Result<std::uint32_t> RecoveryBackend::Rotate() {
-  if (!target_) return FailedPrecondition("verification only", "read_only");
+  if (!target_ || verify_only_) return FailedPrecondition("verification only", "read_only");
   return target_->Info().current_generation;
 }
 
 Status RecoveryBackend::Retire(std::uint32_t) {
   return FailedPrecondition("no generation is retired during a restore", "read_only");
+}
+
+Result<BackupCheck> VerifyBackupOnHardware(const std::string& file, std::shared_ptr<hsm::KeyBackend> backend,
+                                           const std::string& work_dir) {
+  BackupCheck out;
+  SK_ASSIGN_OR_RETURN(BackupManifest unsealed, ReadBackupManifest(file));
+  SK_ASSIGN_OR_RETURN(Bytes tag, RandomBytes(8));
+  const std::string copy = work_dir + "/verify-" + HexEncode(tag) + ".db";
+  SK_RETURN_IF_ERROR(CopyFileDurably(file, copy));
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() {
+      for (const char* suffix : {"", "-wal", "-shm", ".lock"}) ::unlink((path + suffix).c_str());
+    }
+  } cleanup{copy};
+  Bytes store_id, wrapped_jk;
+  {
+    auto db = store::Db::Open(copy, false);
+    if (!db.ok()) return Status(Code::kCorruption, "backup_unreadable", std::string(db.status().message()));
+    for (const char* key : {"store_id", "journal_key"}) {
+      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT value FROM meta WHERE key = ?1"));
+      q.Bind(1, std::string_view(key));
+      if (!q.Step()) return Status(Code::kCorruption, "backup_unreadable", file + " lacks its " + key);
+      ByteView v = q.Blob(0);
+      (std::string(key) == "store_id" ? store_id : wrapped_jk).assign(v.begin(), v.end());
+    }
+  }
+  auto jk = backend->Unwrap(wrapped_jk, JournalKeyAad(store_id));
+  if (!jk.ok()) {
+    if (sk::reason::IsUnopenableBlob(jk.status().reason())) {
+      return FailedPrecondition("the backup's keys do not unwrap with this host's " + backend->Info().kind +
+                                    ": verify it with the recovery shares instead (--shares-file)",
+                                "backup_other_hardware");
+    }
+    return jk.status();
+  }
+  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(copy, *jk));
+  RecoveryBlobs none;
+  none.store_id = store_id;
+  auto wrapped = std::make_shared<RecoveryBackend>(
+      backend, nullptr, std::move(none), hsm::Anchor{out.manifest.head_seq, out.manifest.head_hash, 0},
+      /*verify_only=*/true);
+  ServiceOptions o;
+  o.store_path = copy;
+  o.read_only = true;
+  SK_ASSIGN_OR_RETURN(auto svc, SecretService::Open(wrapped, o));
+  SK_ASSIGN_OR_RETURN(out.report, svc->VerifyAll());
+  (void)unsealed;
+  return out;
 }
 
 Result<BackupCheck> VerifyBackupWithShares(const std::string& file, std::shared_ptr<RecoveryOpener> opener,

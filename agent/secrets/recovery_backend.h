@@ -32,12 +32,15 @@ Result<RecoveryBlobs> LoadRecoveryBlobs(const std::string& store_file);
 
 class RecoveryBackend final : public hsm::KeyBackend {
  public:
+  // `verify_only`: the anchor is the manifest's even with a target (verifying a backup on
+  // the hardware that made it; `opener` may then be null); nothing is wrapped or anchored.
   RecoveryBackend(std::shared_ptr<hsm::KeyBackend> target, std::shared_ptr<RecoveryOpener> opener,
-                  RecoveryBlobs blobs, hsm::Anchor manifest_anchor)
+                  RecoveryBlobs blobs, hsm::Anchor manifest_anchor, bool verify_only = false)
       : target_(std::move(target)),
         opener_(std::move(opener)),
         blobs_(std::move(blobs)),
-        manifest_anchor_(manifest_anchor) {}
+        manifest_anchor_(manifest_anchor),
+        verify_only_(verify_only) {}
 
   Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) override;
   Result<SecretBytes> Unwrap(ByteView blob, ByteView aad) override;
@@ -54,12 +57,20 @@ class RecoveryBackend final : public hsm::KeyBackend {
   std::shared_ptr<RecoveryOpener> opener_;
   RecoveryBlobs blobs_;
   hsm::Anchor manifest_anchor_;
+  bool verify_only_ = false;
 };
 
 struct BackupCheck {
   BackupManifest manifest;
   VerifyReport report;
 };
+
+// Offline, on the hardware that made the backup (its master key alive, the agent stopped):
+// the same checks as VerifyBackupWithShares, the keys unwrapped by `backend` and the
+// manifest's head as the anchor. Errors: backup_other_hardware (its keys do not unwrap
+// here), backup_unreadable, backup_manifest_invalid.
+Result<BackupCheck> VerifyBackupOnHardware(const std::string& file, std::shared_ptr<hsm::KeyBackend> backend,
+                                           const std::string& work_dir);
 
 // Offline, without the hardware: copies `file` into `work_dir`, opens the copy read-only
 // under the recovery key, checks the manifest's seal with the journal key, and verifies

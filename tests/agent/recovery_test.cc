@@ -174,6 +174,11 @@ TEST_F(BackupTest, ABackupVerifiesOfflineWithAnyThreeSharesAndNoHardware) {
     EXPECT_EQ(check->report.versions_checked, 9U);
     EXPECT_EQ(check->manifest.head_seq, manifest_.head_seq);
   }
+  // On the hardware that made it, no shares needed.
+  auto on_hw = VerifyBackupOnHardware(backup_, a_.backend(), Work());
+  ASSERT_TRUE(on_hw.ok()) << on_hw.status().ToString();
+  EXPECT_TRUE(on_hw->report.ok);
+  EXPECT_EQ(on_hw->report.versions_checked, 9U);
   // The backup file itself is untouched by verification.
   EXPECT_FALSE(std::filesystem::exists(backup_ + "-wal"));
   // The backup's writers went on: host A still takes writes.
