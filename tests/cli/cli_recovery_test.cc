@@ -85,6 +85,13 @@ TEST_F(CliRecovery, TheTokenDiesAndABackupIsRestoredOntoANewTpmHostWithThreeShar
       Run("backup verify " + Quote(backup) + " --shares-file " + Quote(SharesFile(shares, {4, 0, 2})));
   ASSERT_EQ(verified.status, 0) << verified.out << verified.err;
   EXPECT_NE(verified.out.find("verified: ok"), std::string::npos) << verified.out;
+  // On host A's own hardware (the agent stopped), no shares.
+  StopAgent();
+  CliRun on_hw = Run("backup verify " + Quote(backup) + " --config " + Quote(agent_->config_path()));
+  EXPECT_EQ(on_hw.status, 0) << on_hw.out << on_hw.err;
+  EXPECT_NE(on_hw.out.find("verified: ok"), std::string::npos) << on_hw.out;
+  StartAgent();
+  ASSERT_FALSE(HasFatalFailure());
   // A typo in a share is caught, naming the line.
   std::vector<std::string> typo = shares;
   typo[1][12] = typo[1][12] == 'A' ? 'B' : 'A';

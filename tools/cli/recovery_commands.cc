@@ -6,9 +6,10 @@
 //   recovery status       GET /v1/sys/recovery.
 //   backup create FILE    through the running agent (GET /v1/sys/backup): FILE is written
 //                         whole or not at all (temp file, fsync, rename).
-//   backup verify FILE    offline, without the hardware: any M shares (a TTY prompt, or
-//                         --shares-file) rebuild the recovery key; everything is verified
-//                         against the backup's sealed manifest.
+//   backup verify FILE    offline: any M shares (a TTY prompt, or --shares-file) rebuild
+//                         the recovery key, no hardware needed; or --config: the hardware
+//                         that made FILE opens its keys. Everything is verified against
+//                         the backup's sealed manifest.
 //   backup restore FILE   offline, --config naming the agent's config (the agent stopped):
 //                         onto new hardware (its TPM or token freshly set up) with the
 //                         shares; or on the hardware that made FILE, where the changes
@@ -258,8 +259,14 @@ void PrintReport(const secrets::VerifyReport& r) {
 void RunVerify() {
   auto unsealed = secrets::ReadBackupManifest(F().file);
   if (!unsealed.ok()) Fail(unsealed.status());
-  auto opener = ReadShares();
-  auto check = secrets::VerifyBackupWithShares(F().file, opener, WorkDir());
+  Result<secrets::BackupCheck> check = Status(Code::kInternal, "internal", "not run");
+  if (!F().config.empty()) {
+    // On the hardware that made the backup: its master key opens the keys, no shares.
+    Offline off = OpenOffline(F().config, "sealkeep backup verify FILE --shares-file F");
+    check = secrets::VerifyBackupOnHardware(F().file, off.backend, WorkDir());
+  } else {
+    check = secrets::VerifyBackupWithShares(F().file, ReadShares(), WorkDir());
+  }
   if (!check.ok()) Fail(check.status());
   if (Globals().json) {
     std::printf("%s\n", Json({{"ok", check->report.ok},
@@ -373,8 +380,15 @@ void Add(CLI::App& app) {
                                         "and verify every entry and version of "
                                         "FILE against its sealed manifest; exits 7 when it does not verify");
   verify->add_option("FILE", F().file, "The backup file")->required();
-  verify->add_option("--shares-file", F().shares_file,
-                     "Read the shares from this file, one per line (default: type them at the terminal)");
+  auto* shares_file =
+      verify->add_option("--shares-file", F().shares_file,
+                         "Read the shares from this file, one per line (default: type them at the terminal)");
+  verify
+      ->add_option(
+          "--config", F().config,
+          "Instead of shares: on the hardware that made FILE, with the agent stopped, its config (its "
+          "TPM or token opens the keys)")
+      ->excludes(shares_file);
   verify->callback(RunVerify);
   auto* restore =
       backup->add_subcommand("restore",
