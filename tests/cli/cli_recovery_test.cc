@@ -245,8 +245,11 @@ TEST_F(CliRecovery, KilledMidWrapAndMidRestoreEachRunAgainEndsCompleteAndVerifyi
                "' tpm2_flushcontext -l >/dev/null 2>&1");
   }
   EXPECT_EQ(kills, 3);
-  CliRun finished = Run(cmd);
+  CliRun finished = Run(cmd + " --new-recovery-key --shares 3 --threshold 2");
   ASSERT_EQ(finished.status, 0) << finished.out << finished.err;
+  const std::vector<std::string> fresh = Shares(finished.out);
+  ASSERT_EQ(fresh.size(), 3U) << finished.out;
+  EXPECT_NE(fresh[0].substr(0, 24), shares[0].substr(0, 24)) << "the new shares are of a new key";
   EXPECT_NE(finished.out.find("finished a restore cut short"), std::string::npos) << finished.out;
   EXPECT_NE(finished.out.find("verified: ok"), std::string::npos) << finished.out;
   b.Start();
@@ -256,6 +259,18 @@ TEST_F(CliRecovery, KilledMidWrapAndMidRestoreEachRunAgainEndsCompleteAndVerifyi
     EXPECT_EQ(r.Json()["value"], "v499");
   }
   EXPECT_EQ(b.Call("GET", "/v1/sys/journal/verify").Json()["ok"], true);
+  // Everything is wrapped to the new key: a backup of B verifies with the new shares only.
+  json rec = b.Call("GET", "/v1/sys/recovery").Json();
+  EXPECT_EQ(rec["pending"], 0) << rec.dump();
+  const std::string b_backup = hostb.Join("b.backup");
+  ASSERT_EQ(Run("--socket " + Quote(b.socket()) + " backup create " + Quote(b_backup)).status, 0);
+  CliRun new_ok = Run("backup verify " + Quote(b_backup) + " --shares-file " +
+                      Quote(SharesFile(fresh, {1, 2}, "new.txt")));
+  EXPECT_EQ(new_ok.status, 0) << new_ok.out << new_ok.err;
+  CliRun old_no = Run("backup verify " + Quote(b_backup) + " --shares-file " +
+                      Quote(SharesFile(shares, {0, 1}, "old.txt")));
+  EXPECT_EQ(old_no.status, 4) << old_no.out << old_no.err;
+  EXPECT_NE(old_no.err.find("wrong_recovery_key"), std::string::npos) << old_no.err;
   EXPECT_EQ(b.Stop(), 0);
 }
 

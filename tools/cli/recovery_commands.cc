@@ -47,6 +47,7 @@ struct Flags {
   std::string shares_file;
   std::string config;
   bool accept_loss = false;
+  bool new_recovery_key = false;
 };
 
 Flags& F() {
@@ -339,10 +340,36 @@ void RunRestore() {
         static_cast<unsigned long long>(r->restored_seq), off.backend->Info().kind.c_str(),
         static_cast<unsigned long long>(r->rewrapped_seq));
     PrintReport(r->report);
-    std::printf(
-        "next:     start the agent; then `sealkeep recovery rotate` (the old shares have been used)\n");
   }
   if (!r->report.ok) throw ExitRequest{kExitCorruption};
+  if (!F().new_recovery_key) {
+    if (!Globals().json) {
+      std::printf(
+          "next:     start the agent; then `sealkeep recovery rotate` (the old shares have been used)\n");
+    }
+    return;
+  }
+  // A new recovery key at once, before the agent serves: the old shares have been typed here.
+  auto svc = secrets::SecretService::Open(off.backend, off.config.store);
+  if (!svc.ok()) Fail(svc.status().WithContext("reopening the restored store"));
+  auto init = (*svc)->InitRecovery(F().threshold, F().shares, true, actor);
+  if (!init.ok()) Fail(init.status().WithContext("making the new recovery key"));
+  while (true) {
+    auto n = (*svc)->RecoveryWrapBatch(2000);
+    if (!n.ok()) Fail(n.status().WithContext("wrapping to the new recovery key"));
+    if (*n == 0) break;
+  }
+  std::printf(
+      "\nNew recovery key %s: any %d of these %d shares rebuild it; the old shares no longer open new "
+      "backups. Shown once:\n\n",
+      init->info.key_id.c_str(), F().threshold, F().shares);
+  int i = 0;
+  for (const SecretBytes& line : init->shares) {
+    std::printf("  share %d: %.*s\n", ++i, static_cast<int>(line.size()),
+                reinterpret_cast<const char*>(line.Expose().data()));
+  }
+  std::printf("\nnext:     start the agent\n");
+  std::fflush(stdout);
 }
 
 void Add(CLI::App& app) {
@@ -403,6 +430,10 @@ void Add(CLI::App& app) {
                              "store (kept aside) and journal a `restored` entry naming both heads");
   restore->add_flag("--accept-loss", F().accept_loss,
                     "Same hardware: accept losing the changes anchored after the backup's head");
+  restore->add_flag(
+      "--new-recovery-key", F().new_recovery_key,
+      "New hardware: replace the recovery key at once and print the new shares (--shares, --threshold)");
+  params(restore);
   restore->add_option("FILE", F().file, "The backup file")->required();
   restore
       ->add_option("--config", F().config, "The new host's agent config (e.g. /etc/sealkeep/sealkeep.toml)")
