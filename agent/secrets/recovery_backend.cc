@@ -85,6 +85,23 @@ Status WriteMarker(const std::string& path, const std::string& text) {
   return SyncDir(std::filesystem::path(path).parent_path().string());
 }
 
+// Run as root (the CLI offline) in the agent's state folder: the files a restore makes
+// (the store, its -wal, -shm and lock file) go to the folder's owner, the agent's user,
+// which could not open root's 0600 files.
+void MatchFolderOwner(const std::string& store) {
+  if (::geteuid() != 0) return;
+  struct stat dir {};
+  if (::stat(std::filesystem::path(store).parent_path().c_str(), &dir) != 0) return;
+  for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+    const std::string p = store + suffix;
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
+      (void)::lchown(p.c_str(), dir.st_uid, dir.st_gid);
+    }
+  }
+}
+
 bool Exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
@@ -338,6 +355,7 @@ Result<RestoreResult> RestoreOntoNewHardware(const std::string& file, std::share
     SK_ASSIGN_OR_RETURN(auto svc, SecretService::Open(target, o));
     SK_ASSIGN_OR_RETURN(out.report, svc->VerifyAll());
   }
+  MatchFolderOwner(store);
   if (::unlink(marker.c_str()) != 0) return IoError("cannot remove", marker, errno);
   SK_RETURN_IF_ERROR(SyncDir(std::filesystem::path(store).parent_path().string()));
   return out;
@@ -441,6 +459,7 @@ Result<SameHardwareRestore> RestoreOnSameHardware(const std::string& file,
     out.restored_seq = svc->Report().head_seq;
     SK_ASSIGN_OR_RETURN(out.report, svc->VerifyAll());
   }
+  MatchFolderOwner(store);
   return out;
 }
 

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 
 #include "hsm/backend_config.h"
 #include "tools/cli/agent_client.h"
@@ -32,6 +34,21 @@ bool StoreHeldByAgent(const std::string& store_path) {
 
 }  // namespace
 
+StateOwnerGuard::~StateOwnerGuard() {
+  if (::geteuid() != 0 || dir.empty()) return;
+  struct stat top {};
+  if (::stat(dir.c_str(), &top) != 0 || top.st_uid == 0) return;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0 && st.st_uid == 0 && !S_ISLNK(st.st_mode)) {
+      (void)::lchown(it->path().c_str(), top.st_uid, top.st_gid);
+    }
+  }
+}
+
 void AgentRunning(const std::string& online_form) {
   Fail(Unavailable("the agent is running: use `" + online_form + "` without --config", "store_locked"));
 }
@@ -40,9 +57,11 @@ Offline OpenOffline(const std::string& config_path, const std::string& online_fo
   auto cfg = config::LoadConfig(config_path);
   if (!cfg.ok()) Fail(cfg.status());
   if (AgentAnswers(cfg->socket) || StoreHeldByAgent(cfg->store.store_path)) AgentRunning(online_form);
+  auto owner = std::make_shared<StateOwnerGuard>(cfg->state_dir);
   auto backend = hsm::OpenBackend(cfg->backend);
   if (!backend.ok()) Fail(backend.status().WithContext("opening the " + cfg->backend.kind + " backend"));
-  return {std::move(cfg).value(), std::shared_ptr<hsm::KeyBackend>(std::move(backend).value())};
+  return {std::move(owner), std::move(cfg).value(),
+          std::shared_ptr<hsm::KeyBackend>(std::move(backend).value())};
 }
 
 }  // namespace sk::cli

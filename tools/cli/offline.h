@@ -17,7 +17,21 @@
 
 namespace sk::cli {
 
+// Run as root, an offline command creates files in the agent's state folder (a store's
+// -wal, a restored store, SoftHSM2 object files when an anchor moves). The agent's user
+// could not read root's 0600 files, and would stay sealed: when the last copy of this goes
+// (also when the command fails), every file and folder under `dir` owned by root is given
+// to the owner of `dir`, as `sealkeep setup` made it.
+struct StateOwnerGuard {
+  explicit StateOwnerGuard(std::string d) : dir(std::move(d)) {}
+  ~StateOwnerGuard();
+  StateOwnerGuard(const StateOwnerGuard&) = delete;
+  StateOwnerGuard& operator=(const StateOwnerGuard&) = delete;
+  std::string dir;
+};
+
 struct Offline {
+  std::shared_ptr<StateOwnerGuard> owner;  // first: destroyed last, after the backend
   config::AgentConfig config;
   std::shared_ptr<hsm::KeyBackend> backend;
 };

@@ -4,8 +4,17 @@
 # shares (root is admin under the default policy) and the agent wraps every version in the
 # background; the packaged timer example, installed as the runbook says, runs its service,
 # which writes a backup through the agent (the agent copies the store into its own state
-# folder and streams it); the backup then verifies offline with two of the three shares.
+# folder and streams it); the backup then verifies offline with two of the three shares,
+# and is restored on the same hardware (after a change: --accept-loss), root's restored files
+# left to the agent's user.
 # (Sourced by tests/system/lane.sh; helpers documented there.)
+
+# An offline command as docs/recovery.md gives it for a host `sealkeep setup` made: with the
+# agent unit's PIN credential and SoftHSM2 config (its drop-in), as a transient unit.
+offline_as_the_agent() {
+  ct systemd-run --quiet --pipe --wait --collect -p LoadCredentialEncrypted=hsm-pin:/etc/sealkeep/hsm-pin.cred \
+    -p Environment=SOFTHSM2_CONF=/var/lib/sealkeep/softhsm/softhsm2.conf /usr/bin/sealkeep "$@"
+}
 
 backup_timer_writes_a_backup_that_verifies_offline() {
   printf %s bk-1 | ct sealkeep put lane/backup/a
@@ -34,6 +43,23 @@ systemctl daemon-reload && systemctl enable sealkeep-backup.timer'
   expect_eq "copies left behind" "$(ct_sh 'ls -a /var/lib/sealkeep | grep -c "^\.backup-" || true')" 0
   out=$(ct sealkeep backup verify "$file" --shares-file /root/shares.txt)
   [[ $out == *"verified: ok"* ]] || fail "the backup does not verify offline: $out"
+  # A restore on the same hardware, offline as the runbook says (root, the agent stopped),
+  # after a change: refused without --accept-loss (nothing lost only if not yet anchored, so
+  # a rotation anchors the change first), then done with it; the agent (User=sealkeep) opens
+  # what root restored and serves the backup's value.
+  printf %s bk-3 | ct sealkeep put lane/backup/a
+  ct sealkeep rotate >/dev/null
+  ct systemctl stop sealkeepd.socket sealkeepd.service
+  local rc
+  out=$(offline_as_the_agent backup restore "$file" --config /etc/sealkeep/sealkeep.toml 2>&1) && rc=0 || rc=$?
+  expect_eq "a restore that would lose anchored changes (exit)" "$rc" 4 || { echo "$out" >&2; return 1; }
+  [[ $out == *restore_needs_accept_loss* ]] || fail "expected restore_needs_accept_loss, got: $out"
+  out=$(offline_as_the_agent backup restore "$file" --config /etc/sealkeep/sealkeep.toml --accept-loss)
+  [[ $out == *"verified: ok"* ]] || fail "the same-hardware restore did not verify: $out"
+  expect_eq "the restored store's owner" "$(ct stat -c %U /var/lib/sealkeep/store.db)" sealkeep
+  ct systemctl start sealkeepd.socket sealkeepd.service
+  expect_eq "the value after the restore" "$(ct sealkeep get lane/backup/a)" bk-2
+  ct_sh 'rm -f /var/lib/sealkeep/store.db.before-restore-*'
   ct_sh 'systemctl disable sealkeep-backup.timer && rm -f /etc/systemd/system/sealkeep-backup.* /root/shares.txt
 rm -rf /var/backups/sealkeep && systemctl daemon-reload'
 }
