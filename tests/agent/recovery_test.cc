@@ -433,6 +433,30 @@ TEST_F(BackupTest, ABackupOfAnotherStoreIsRefusedOnTheSameHardware) {
   EXPECT_EQ(refused.status().reason(), "backup_other_store") << refused.status().ToString();
 }
 
+// A backup newer than the hardware anchor allows: taken on a history the hardware has since
+// left (an older copy was accepted and went on), it reaches past the anchor along another
+// history: named, and refused without accept_loss.
+TEST_F(BackupTest, ABackupOfAHistoryTheAnchorLeftIsRefusedWithoutAcceptLoss) {
+  a_.PutText("app/db", "db-late-1");
+  a_.PutText("app/db", "db-late-2");
+  ASSERT_TRUE(a_.svc().Rotate(a_.actor).ok());  // anchored at once
+  const std::string later = tmp_.Join("later.backup");
+  ASSERT_TRUE(a_.svc().CreateBackup(later).ok());
+  a_.Close();
+  // The older backup is put back and accepted: the anchor goes on from it (seq head+1).
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(a_.store_path() + suffix);
+  std::filesystem::copy_file(backup_, a_.store_path());
+  auto accepted = SecretService::AcceptRollback(a_.backend(), a_.options, a_.actor);
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  auto refused = RestoreOnSameHardware(later, a_.backend(), a_.options, false, a_.actor);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "restore_needs_accept_loss");
+  EXPECT_NE(refused.status().message().find("differs from the one the hardware anchored"), std::string::npos)
+      << refused.status().ToString();
+  ASSERT_TRUE(a_.Open().ok()) << "a refused restore changed the store";
+  EXPECT_EQ(*a_.GetText("app/db"), "db-v2");
+}
+
 // TPM to TPM: host A on a swtpm, its TPM state deleted (the motherboard died), host B a new
 // swtpm; 3 of 5 shares.
 TEST(TpmToTpmTest, ATpmHostsBackupIsRestoredOntoANewTpmHost) {
