@@ -118,6 +118,52 @@ Result<SecretBytes> RecoveredJournalKey(const RecoveryBlobs& blobs, RecoveryOpen
   return opener.Open(it->second, aad);
 }
 
+// A copy of a backup in a work folder, removed (with what SQLite made beside it) when done:
+// verification opens a store, which must not touch the backup itself.
+struct WorkCopy {
+  WorkCopy() = default;
+  WorkCopy(const WorkCopy&) = delete;
+  WorkCopy& operator=(const WorkCopy&) = delete;
+  std::string path;
+  ~WorkCopy() {
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) ::unlink((path + suffix).c_str());
+  }
+};
+
+Result<std::unique_ptr<WorkCopy>> CopyIntoWorkDir(const std::string& file, const std::string& work_dir) {
+  SK_ASSIGN_OR_RETURN(Bytes tag, RandomBytes(8));
+  const std::string copy = work_dir + "/verify-" + HexEncode(tag) + ".db";
+  SK_RETURN_IF_ERROR(CopyFileDurably(file, copy));
+  auto work = std::make_unique<WorkCopy>();  // from here on, the copy goes with it
+  work->path = copy;
+  return work;
+}
+
+// A backup's journal key, unwrapped by this host's master key (the hardware that made it);
+// backup_other_hardware (with `instead` as advice) when its keys are another host's.
+Result<SecretBytes> JournalKeyOnThisHardware(const std::string& file, hsm::KeyBackend& backend,
+                                             const std::string& instead, Bytes* store_id) {
+  Bytes wrapped_jk;
+  {
+    auto db = store::Db::Open(file, false);
+    if (!db.ok()) return Status(Code::kCorruption, "backup_unreadable", std::string(db.status().message()));
+    for (const char* key : {"store_id", "journal_key"}) {
+      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT value FROM meta WHERE key = ?1"));
+      q.Bind(1, std::string_view(key));
+      if (!q.Step()) return Status(Code::kCorruption, "backup_unreadable", file + " lacks its " + key);
+      ByteView v = q.Blob(0);
+      (std::string(key) == "store_id" ? *store_id : wrapped_jk).assign(v.begin(), v.end());
+    }
+  }
+  auto jk = backend.Unwrap(wrapped_jk, JournalKeyAad(*store_id));
+  if (!jk.ok() && sk::reason::IsUnopenableBlob(jk.status().reason())) {
+    return FailedPrecondition(
+        "the backup's keys do not unwrap with this host's " + backend.Info().kind + ": " + instead,
+        "backup_other_hardware");
+  }
+  return jk;
+}
+
 }  // namespace
 
 Result<RecoveryBlobs> LoadRecoveryBlobs(const std::string& store_file) {
@@ -225,49 +271,24 @@ Status RecoveryBackend::Retire(std::uint32_t) {
 Result<BackupCheck> VerifyBackupOnHardware(const std::string& file, std::shared_ptr<hsm::KeyBackend> backend,
                                            const std::string& work_dir) {
   BackupCheck out;
-  SK_ASSIGN_OR_RETURN(BackupManifest unsealed, ReadBackupManifest(file));
-  SK_ASSIGN_OR_RETURN(Bytes tag, RandomBytes(8));
-  const std::string copy = work_dir + "/verify-" + HexEncode(tag) + ".db";
-  SK_RETURN_IF_ERROR(CopyFileDurably(file, copy));
-  struct Cleanup {
-    std::string path;
-    ~Cleanup() {
-      for (const char* suffix : {"", "-wal", "-shm", ".lock"}) ::unlink((path + suffix).c_str());
-    }
-  } cleanup{copy};
-  Bytes store_id, wrapped_jk;
-  {
-    auto db = store::Db::Open(copy, false);
-    if (!db.ok()) return Status(Code::kCorruption, "backup_unreadable", std::string(db.status().message()));
-    for (const char* key : {"store_id", "journal_key"}) {
-      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT value FROM meta WHERE key = ?1"));
-      q.Bind(1, std::string_view(key));
-      if (!q.Step()) return Status(Code::kCorruption, "backup_unreadable", file + " lacks its " + key);
-      ByteView v = q.Blob(0);
-      (std::string(key) == "store_id" ? store_id : wrapped_jk).assign(v.begin(), v.end());
-    }
-  }
-  auto jk = backend->Unwrap(wrapped_jk, JournalKeyAad(store_id));
-  if (!jk.ok()) {
-    if (sk::reason::IsUnopenableBlob(jk.status().reason())) {
-      return FailedPrecondition("the backup's keys do not unwrap with this host's " + backend->Info().kind +
-                                    ": verify it with the recovery shares instead (--shares-file)",
-                                "backup_other_hardware");
-    }
-    return jk.status();
-  }
-  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(copy, *jk));
+  SK_RETURN_IF_ERROR(ReadBackupManifest(file).status());
+  SK_ASSIGN_OR_RETURN(auto copy, CopyIntoWorkDir(file, work_dir));
+  Bytes store_id;
+  SK_ASSIGN_OR_RETURN(
+      SecretBytes jk,
+      JournalKeyOnThisHardware(copy->path, *backend,
+                               "verify it with the recovery shares instead (--shares-file)", &store_id));
+  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(copy->path, jk));
   RecoveryBlobs none;
   none.store_id = store_id;
   auto wrapped = std::make_shared<RecoveryBackend>(
       backend, nullptr, std::move(none), hsm::Anchor{out.manifest.head_seq, out.manifest.head_hash, 0},
       /*verify_only=*/true);
   ServiceOptions o;
-  o.store_path = copy;
+  o.store_path = copy->path;
   o.read_only = true;
   SK_ASSIGN_OR_RETURN(auto svc, SecretService::Open(wrapped, o));
   SK_ASSIGN_OR_RETURN(out.report, svc->VerifyAll());
-  (void)unsealed;
   return out;
 }
 
@@ -275,15 +296,8 @@ Result<BackupCheck> VerifyBackupWithShares(const std::string& file, std::shared_
                                            const std::string& work_dir) {
   BackupCheck out;
   SK_ASSIGN_OR_RETURN(BackupManifest unsealed, ReadBackupManifest(file));
-  SK_ASSIGN_OR_RETURN(Bytes tag, RandomBytes(8));
-  const std::string copy = work_dir + "/verify-" + HexEncode(tag) + ".db";
-  SK_RETURN_IF_ERROR(CopyFileDurably(file, copy));
-  struct Cleanup {
-    std::string path;
-    ~Cleanup() {
-      for (const char* suffix : {"", "-wal", "-shm", ".lock"}) ::unlink((path + suffix).c_str());
-    }
-  } cleanup{copy};
+  SK_ASSIGN_OR_RETURN(auto work, CopyIntoWorkDir(file, work_dir));
+  const std::string& copy = work->path;
   SK_ASSIGN_OR_RETURN(RecoveryBlobs blobs, LoadRecoveryBlobs(copy));
   if (HexEncode(blobs.store_id) != unsealed.store_id) {
     return Status(Code::kCorruption, "backup_manifest_invalid", "the backup's manifest names another store");
@@ -366,43 +380,29 @@ Result<SameHardwareRestore> RestoreOnSameHardware(const std::string& file,
                                                   const ServiceOptions& options, bool accept_loss,
                                                   const Actor& actor) {
   SameHardwareRestore out;
-  SK_ASSIGN_OR_RETURN(BackupManifest unsealed, ReadBackupManifest(file));
-  // The backup's journal key, under this host's master key (alive: same hardware).
-  Bytes store_id, wrapped_jk;
-  std::optional<Digest> seal_at_anchor;
+  SK_RETURN_IF_ERROR(ReadBackupManifest(file).status());
   SK_ASSIGN_OR_RETURN(out.anchor, backend->ReadAnchor());
-  {
+  // The backup's journal key, under this host's master key (alive: same hardware).
+  Bytes store_id;
+  SK_ASSIGN_OR_RETURN(SecretBytes jk, JournalKeyOnThisHardware(
+                                          file, *backend,
+                                          "it was made on other hardware; restore it as onto new hardware, "
+                                          "with the recovery shares, on a freshly set-up host",
+                                          &store_id));
+  // The backup's entry at the anchored seq, to tell a backup along another history.
+  std::optional<Digest> seal_at_anchor;
+  if (out.anchor.seq > 0) {
     auto db = store::Db::Open(file, false);
     if (!db.ok()) return Status(Code::kCorruption, "backup_unreadable", std::string(db.status().message()));
-    for (const char* key : {"store_id", "journal_key"}) {
-      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT value FROM meta WHERE key = ?1"));
-      q.Bind(1, std::string_view(key));
-      if (!q.Step()) return Status(Code::kCorruption, "backup_unreadable", file + " lacks its " + key);
-      ByteView v = q.Blob(0);
-      (std::string(key) == "store_id" ? store_id : wrapped_jk).assign(v.begin(), v.end());
-    }
-    if (out.anchor.seq > 0) {
-      SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT seal FROM journal WHERE seq = ?1"));
-      q.Bind(1, static_cast<std::int64_t>(out.anchor.seq));
-      if (q.Step() && q.Blob(0).size() == Digest{}.size()) {
-        Digest d{};
-        std::copy(q.Blob(0).begin(), q.Blob(0).end(), d.begin());
-        seal_at_anchor = d;
-      }
+    SK_ASSIGN_OR_RETURN(store::Stmt q, (*db)->Prepare("SELECT seal FROM journal WHERE seq = ?1"));
+    q.Bind(1, static_cast<std::int64_t>(out.anchor.seq));
+    if (q.Step() && q.Blob(0).size() == Digest{}.size()) {
+      Digest d{};
+      std::copy(q.Blob(0).begin(), q.Blob(0).end(), d.begin());
+      seal_at_anchor = d;
     }
   }
-  auto jk = backend->Unwrap(wrapped_jk, JournalKeyAad(store_id));
-  if (!jk.ok()) {
-    if (sk::reason::IsUnopenableBlob(jk.status().reason())) {
-      return FailedPrecondition(
-          "the backup's keys do not unwrap with this host's " + backend->Info().kind +
-              ": it was made on other hardware; restore it as onto new hardware, with the "
-              "recovery shares, on a freshly set-up host",
-          "backup_other_hardware");
-    }
-    return jk.status();
-  }
-  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(file, *jk));
+  SK_ASSIGN_OR_RETURN(out.manifest, ReadSealedBackupManifest(file, jk));
   const std::string store = options.store_path;
   if (Exists(store)) {
     auto db = store::Db::Open(store, false);
