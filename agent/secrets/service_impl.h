@@ -238,6 +238,9 @@ class ServiceImpl final : public SecretService {
   // Writes the sealed head on top of b, commits the store transaction, applies b to the
   // index. The anchor is not moved.
   Status CommitBatch(Batch& b);
+  // At open, before the committer runs: journals `e` alone in its own transaction (a
+  // recover or restored entry) and anchors the new head.
+  Status JournalAndAnchor(journal::Entry e);
   void Fence(const Status& why);
 
   std::shared_ptr<hsm::KeyBackend> backend_;

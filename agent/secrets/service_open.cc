@@ -212,24 +212,12 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
                     "the backup's journal ends at seq " + std::to_string(index_.tip.seq) +
                         ", not at the head its manifest names (seq " + std::to_string(adopt.head_seq) + ")");
     }
-    SK_ASSIGN_OR_RETURN(store::Writer * w, store_->Begin());
-    Batch b(*w, index_, *commit_sealer_, NowMs());
-    SK_ASSIGN_OR_RETURN(Bytes txn, RandomBytes(journal::kTxnIdSize));
-    journal::TxnId id{};
-    std::copy(txn.begin(), txn.end(), id.begin());
-    b.BeginTxn(id);
     journal::Entry e;
     e.kind = journal::Kind::kRestored;
     e.from_version = adopt.head_seq;
     e.actor = (adopt.actor.empty() ? actor.text : adopt.actor).substr(0, journal::kMaxActorBytes);
     e.detail.note = adopt.note.substr(0, 1024);
-    Status st = b.Append(std::move(e)).status();
-    if (!st.ok()) {
-      store_->Abort();
-      return st;
-    }
-    SK_RETURN_IF_ERROR(CommitBatch(b));
-    SK_RETURN_IF_ERROR(AdvanceAnchor(index_.tip));
+    SK_RETURN_IF_ERROR(JournalAndAnchor(std::move(e)));
   } else if (decision.verdict == journal::AnchorVerdict::kReplay) {
     if (!accept_rollback) {
       return Sealed(
@@ -237,24 +225,12 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
           decision.explanation + "; to accept this store anyway run `sealkeep recover --accept-rollback`");
     }
     // Journal the acceptance, then anchor the new head.
-    SK_ASSIGN_OR_RETURN(store::Writer * w, store_->Begin());
-    Batch b(*w, index_, *commit_sealer_, NowMs());
-    SK_ASSIGN_OR_RETURN(Bytes txn, RandomBytes(journal::kTxnIdSize));
-    journal::TxnId id{};
-    std::copy(txn.begin(), txn.end(), id.begin());
-    b.BeginTxn(id);
     journal::Entry e;
     e.kind = journal::Kind::kRecover;
     e.from_version = hw.seq;
     e.actor = actor.text;
     e.detail.note = decision.explanation.substr(0, 1024);
-    Status st = b.Append(std::move(e)).status();
-    if (!st.ok()) {
-      store_->Abort();
-      return st;
-    }
-    SK_RETURN_IF_ERROR(CommitBatch(b));
-    SK_RETURN_IF_ERROR(AdvanceAnchor(index_.tip));
+    SK_RETURN_IF_ERROR(JournalAndAnchor(std::move(e)));
     if (recovered != nullptr) *recovered = decision.explanation;
   } else if (accept_rollback) {
     return FailedPrecondition("the store agrees with the hardware anchor; there is nothing to recover",
@@ -267,6 +243,22 @@ Status ServiceImpl::Init(bool read_only, bool accept_rollback, const Actor& acto
   start_verify_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!read_only) StartCommitter();
   return OkStatus();
+}
+
+Status ServiceImpl::JournalAndAnchor(journal::Entry e) {
+  SK_ASSIGN_OR_RETURN(store::Writer * w, store_->Begin());
+  Batch b(*w, index_, *commit_sealer_, NowMs());
+  SK_ASSIGN_OR_RETURN(Bytes txn, RandomBytes(journal::kTxnIdSize));
+  journal::TxnId id{};
+  std::copy(txn.begin(), txn.end(), id.begin());
+  b.BeginTxn(id);
+  Status st = b.Append(std::move(e)).status();
+  if (!st.ok()) {
+    store_->Abort();
+    return st;
+  }
+  SK_RETURN_IF_ERROR(CommitBatch(b));
+  return AdvanceAnchor(index_.tip);
 }
 
 Status ServiceImpl::CommitBatch(Batch& b) {
