@@ -322,6 +322,18 @@ struct Api::Impl {
                     audit::AuditOutcome outcome, std::string_view reason, bool sync, bool may_queue,
                     Status* failure) {
     if (!agent.audit_enabled()) return;
+    audit::AuditRecord rec = RecordOf(req, m, path, outcome, reason);
+    Status st = agent.Audit(
+        rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered,
+        may_queue);
+    if (!st.ok()) {
+      RaiseAuditUnavailable(agent, st, req.request_id);
+      if (failure != nullptr) *failure = st;
+    }
+  }
+
+  static audit::AuditRecord RecordOf(const ApiRequest& req, const RouteMatch& m, const std::string& path,
+                                     audit::AuditOutcome outcome, std::string_view reason) {
     audit::AuditRecord rec;
     rec.request_id = req.request_id;
     rec.peer = {req.subject.uid, req.subject.gid, req.subject.pid, req.subject.unit, req.subject.exe};
@@ -330,13 +342,7 @@ struct Api::Impl {
     rec.path = path.substr(0, 512);
     rec.outcome = outcome;
     rec.reason = std::string(reason.substr(0, 200));
-    Status st = agent.Audit(
-        rec, sync ? audit::AuditWriter::Durability::kSync : audit::AuditWriter::Durability::kBuffered,
-        may_queue);
-    if (!st.ok()) {
-      RaiseAuditUnavailable(agent, st, req.request_id);
-      if (failure != nullptr) *failure = st;
-    }
+    return rec;
   }
 
   // The "allowed" record written (synced) before a change; a failure is the answer.
@@ -382,7 +388,7 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
     actor.text = ActorText(req);
     actor.idempotency_scope = IdempotencyScope(req.subject);
   }
-  Context ctx{agent_, req, m, svc, std::move(actor), cursor_key_, {}, {}, {}, {}};
+  Context ctx{agent_, req, m, svc, std::move(actor), cursor_key_, {}, {}, {}, {}, {}};
   ctx.authorize_labels = [this, &req, pol](Capability cap, const std::string& path,
                                            const secrets::Labels* labels) {
     return Impl::Authorize(agent_, pol.get(), req, cap, path, labels);
@@ -428,11 +434,44 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   if (m.route == Route::kHealth) return finish(ToHttp(ctx, HandleHealth(ctx)));
   if (NeedsService(m.route) && !svc) return failed(agent_.sealed_status());
 
+  // A change's record kept in its own commit (record_in_commit): whether it reached the log.
+  struct InCommit {
+    bool armed = false;
+    bool written = false;
+    secrets::ChangeRecord kept;
+  };
+  auto in_commit = std::make_shared<InCommit>();
   if (changes) {
     if (DefersChangeRecord(m.route)) {
       // These check the policy per op or per path first; the record follows those checks.
       ctx.record_change = [this, &req, &m, &audit_path] {
         return Impl::RecordChange(agent_, req, m, audit_path());
+      };
+      ctx.record_in_commit = [this, &req, &m, &audit_path, &ctx, in_commit]() -> Status {
+        if (!agent_.audit_enabled()) return OkStatus();
+        std::shared_ptr<audit::AuditWriter> log = agent_.audit();
+        // The log is down (or the agent sealed meanwhile): the synced record says why, and
+        // retries the log, as before any change.
+        if (!log || log->failed()) return Impl::RecordChange(agent_, req, m, audit_path());
+        in_commit->armed = true;
+        ctx.actor.change_record = [this, in_commit,
+                                   rec = Impl::RecordOf(req, m, audit_path(), audit::AuditOutcome::kAllowed,
+                                                        "allowed")]() -> Result<secrets::ChangeRecord> {
+          // Once per request: a retried Transact (ApplyAll) keeps the same record.
+          if (!in_commit->written) {
+            Result<secrets::ChangeRecord> kept = agent_.KeepChangeRecord(rec);
+            if (!kept.ok()) {
+              if (kept.status().code() == Code::kSealed) return kept.status();
+              return Status(Code::kUnavailable, "audit_unavailable",
+                            "the audit log cannot be written, so nothing is changed: " +
+                                std::string(kept.status().message()));
+            }
+            in_commit->kept = std::move(kept).value();
+            in_commit->written = true;
+          }
+          return in_commit->kept;
+        };
+        return OkStatus();
       };
     } else if (Status st = Impl::RecordChange(agent_, req, m, m.path); !st.ok()) {
       return finish(ToHttp(ctx, Failure(st)));
@@ -440,6 +479,9 @@ ApiResponse Api::Handle(ApiRequest& req, const RouteMatch& m) {
   }
 
   Reply r = Dispatch(ctx);
+  // A change that never reached its commit (refused first): its "allowed" record goes
+  // before the outcome's, as for every change.
+  if (in_commit->armed && !in_commit->written) (void)Impl::RecordChange(agent_, req, m, audit_path());
 
   // The outcome on record, and alerts for what a monitor must see, from the typed reply.
   if (!r.error.ok()) {

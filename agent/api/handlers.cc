@@ -202,7 +202,7 @@ Reply HandleStatus(Context& ctx) {
 // A one-op change to the route's path: its policy checks, its record, then the commit.
 Reply CommitOne(Context& ctx, std::vector<Op> ops) {
   if (Status allowed = AuthorizeOp(ctx, ops[0]); !allowed.ok()) return Failure(allowed);
-  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  if (Status rec = ctx.record_in_commit(); !rec.ok()) return Failure(rec);
   return WithTxn(ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor), ctx.match.path);
 }
 
@@ -510,7 +510,7 @@ Reply HandleTxn(Context& ctx) {
     ops.push_back(std::move(op).value());
   }
   ctx.audit_path = AuditPaths(paths);
-  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  if (Status rec = ctx.record_in_commit(); !rec.ok()) return Failure(rec);
   secrets::TxnFailure failed;
   auto r = ctx.svc->Transact(std::move(ops), idem, ctx.actor, &failed);
   if (!r.ok()) {

@@ -36,6 +36,11 @@ struct Context {
   // writes (and syncs) the "allowed" record naming audit_path (the route's path when
   // empty). A failure is the answer (503), and nothing is changed.
   std::function<Status()> record_change;
+  // The same for a change made by one Transact (put, delete..., txn, KV writes), called in
+  // its place: the record then travels in the change's own store transaction
+  // (secrets::Actor::change_record, set on `actor` here), so one sync makes both durable. A
+  // failure (the log is down) is the answer, and nothing is changed.
+  std::function<Status()> record_in_commit;
 };
 
 // "a,b,c" for the audit record of a multi-path request: paths in order, joined by ','

@@ -115,7 +115,7 @@ Reply ApplyAll(Context& ctx, Op::Type type, std::vector<std::optional<std::uint6
     Op op = ChangeOp(type, path, v);
     if (Status allowed = AuthorizeChange(ctx, op); !allowed.ok()) return Failure(allowed);
   }
-  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  if (Status rec = ctx.record_in_commit(); !rec.ok()) return Failure(rec);
   while (!wanted.empty()) {
     std::vector<Op> ops;
     for (const auto& v : wanted) ops.push_back(ChangeOp(type, path, v));
@@ -171,7 +171,7 @@ Reply Write(Context& ctx) {
   }
   const secrets::Labels written = op.labels;
   if (Status allowed = AuthorizeChange(ctx, op); !allowed.ok()) return Failure(allowed);
-  if (Status rec = ctx.record_change(); !rec.ok()) return Failure(rec);
+  if (Status rec = ctx.record_in_commit(); !rec.ok()) return Failure(rec);
   std::vector<Op> ops;
   ops.push_back(std::move(op));
   auto r = ctx.svc->Transact(std::move(ops), ctx.req.idempotency_key, ctx.actor);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "crypto/ct.h"
@@ -120,6 +121,7 @@ Status AuditWriter::OpenLocked() {
   segment_ = last;
   file_size_ = scan.valid_bytes;
   next_seq_ = chain.next_seq;
+  open_report_.last_seq = next_seq_ - 1;
   head_mac_ = chain.prev;
   segment_has_records_ = scan.records > 0;
   if (scan.torn_bytes > 0) {
@@ -183,9 +185,9 @@ Status AuditWriter::RotateLocked() {
 
 Status AuditWriter::SyncLocked() {
   SK_RETURN_IF_ERROR(FlushLocked());
-  if (!unsynced_) return OkStatus();
-  SK_RETURN_IF_ERROR(file_->Sync());
+  if (unsynced_) SK_RETURN_IF_ERROR(file_->Sync());
   unsynced_ = false;
+  synced_seq_ = next_seq_ - 1;
   return OkStatus();
 }
 
@@ -216,6 +218,7 @@ Status AuditWriter::RecoverLocked() {
   SK_RETURN_IF_ERROR(file_->Truncate(file_size_));
   SK_RETURN_IF_ERROR(file_->Sync());
   unsynced_ = false;
+  synced_seq_ = next_seq_ - 1;
   failed_ = false;
   return OkStatus();
 }
@@ -247,7 +250,7 @@ Status AuditWriter::FlushLocked() {
   return OkStatus();
 }
 
-Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
+Status AuditWriter::Append(const AuditRecord& record, Durability durability, std::uint64_t* seq) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
   const bool recovered = failed_;
@@ -263,20 +266,22 @@ Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
   Digest mac = ChainMac(hmac_, head_mac_, body);
   std::string line = SealLine(body, mac);
   const auto now = std::chrono::steady_clock::now();
-  if (durability == Durability::kSync || recovered) {
+  if (seq != nullptr) *seq = next_seq_;
+  if (durability != Durability::kBuffered || recovered) {
     // A change's record (and the first record after a failure) goes to the file now,
     // behind whatever reads are still pending, so the order on disk is the chain's.
     SK_RETURN_IF_ERROR(FlushLocked());
     if (Status st = WriteAll(*file_, line); !st.ok()) return Fail(st);
     if (durability == Durability::kSync) {
       if (Status st = file_->Sync(); !st.ok()) return Fail(st);
+      synced_seq_ = next_seq_;  // and every record before it, all written before this one
     }
     file_size_ += line.size();
     ++appends_;
     ++next_seq_;
     head_mac_ = mac;
     segment_has_records_ = true;
-    unsynced_ = durability == Durability::kBuffered;
+    unsynced_ = durability != Durability::kSync;
     return OkStatus();
   }
   if (pending_.empty()) {
@@ -297,20 +302,26 @@ Status AuditWriter::Append(const AuditRecord& record, Durability durability) {
 Status AuditWriter::Sync() {
   std::shared_ptr<AuditFile> file;
   std::uint64_t appended = 0;
+  std::uint64_t through = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return FailedPrecondition("the audit log is closed", "audit_unavailable");
     if (failed_) return AsUnavailable(RecoverLocked());
     SK_RETURN_IF_ERROR(FlushLocked());
-    if (!unsynced_) return OkStatus();
+    if (!unsynced_) {
+      synced_seq_ = next_seq_ - 1;
+      return OkStatus();
+    }
     file = file_;
     appended = appends_;
+    through = next_seq_ - 1;
   }
   Status synced = file->Sync();
   std::lock_guard<std::mutex> lock(mu_);
   if (file_ != file || closed_) return AsUnavailable(synced);  // rotated or closed meanwhile: synced there
   if (!synced.ok()) return Fail(synced);
   if (appends_ == appended) unsynced_ = false;
+  synced_seq_ = std::max(synced_seq_, through);
   return OkStatus();
 }
 
@@ -336,6 +347,11 @@ Status AuditWriter::Close() {
 AuditHead AuditWriter::Head() const {
   std::lock_guard<std::mutex> lock(mu_);
   return AuditHead{next_seq_ - 1, head_mac_, segment_};
+}
+
+std::uint64_t AuditWriter::SyncedSeq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return synced_seq_;
 }
 
 bool AuditWriter::failed() const {

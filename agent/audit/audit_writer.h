@@ -5,6 +5,9 @@
 //   - kSync for requests that change state (and for every denial of one): the record
 //     is written and fdatasync'd before Append returns, and the daemon changes nothing
 //     unless it returned OK. So a crash may lose no record of a state change.
+//   - kWritten for a change made in one store transaction: written at once, synced with
+//     the next sync; the store keeps the record in the change's transaction until then
+//     and writes it again at the next start if the log lost it (docs/audit.md).
 //   - kBuffered for reads: the record joins the chain at once (Head() includes it) and is
 //     written to the file with the other pending reads, in one write, once they reach
 //     16 KiB or the oldest is 50 ms old, or by the next kSync append, Sync(), Checkpoint()
@@ -51,11 +54,15 @@ struct AuditOpenReport {
   std::uint64_t torn_bytes = 0;  // cut from the end of the last segment
   std::string torn_file;         // which segment
   std::uint64_t segments = 0;
+  std::uint64_t last_seq = 0;  // the log's last record as found, before any record of this open
 };
 
 class AuditWriter {
  public:
-  enum class Durability : std::uint8_t { kSync, kBuffered };
+  // kWritten: written to the file at once (a failure is the caller's), synced with the
+  // next Sync(): for a change's record whose durable copy travels in the change's own store
+  // transaction (the store keeps it until SyncedSeq() passes its seq).
+  enum class Durability : std::uint8_t { kSync, kBuffered, kWritten };
 
   // `ak` must be 32 bytes; the writer keeps only its keyed HMAC state.
   static Result<std::unique_ptr<AuditWriter>> Open(const AuditWriterOptions& options, const SecretBytes& ak);
@@ -63,7 +70,10 @@ class AuditWriter {
   AuditWriter(const AuditWriter&) = delete;
   AuditWriter& operator=(const AuditWriter&) = delete;
 
-  Status Append(const AuditRecord& record, Durability durability);
+  // `seq`, when given, gets the record's seq in the log.
+  Status Append(const AuditRecord& record, Durability durability, std::uint64_t* seq = nullptr);
+  // Every record at or below this seq is on disk and synced.
+  std::uint64_t SyncedSeq() const;
   // Makes every record written so far durable. The fdatasync runs without the lock, so
   // appends (the reads being served) do not wait for the disk meanwhile.
   Status Sync();
@@ -109,6 +119,7 @@ class AuditWriter {
   Digest pending_prev_mac_{};
   bool pending_had_records_ = false;
   std::chrono::steady_clock::time_point pending_since_;
+  std::uint64_t synced_seq_ = 0;
   bool failed_ = false;
   bool dir_sync_pending_ = false;
   bool closed_ = false;

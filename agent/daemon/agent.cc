@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "agent/audit/stored_record.h"
+#include "agent/daemon/systemd.h"
 #include "crypto/reasons.h"
 #include "hsm/backend_config.h"
 
@@ -87,8 +89,51 @@ Result<Agent::Opened> Agent::Open() const {
     auto writer = audit::AuditWriter::Open(ao, o.service->audit_key());
     if (!writer.ok()) return writer.status().WithContext("opening the audit log " + config_.audit_dir);
     o.audit = std::move(writer).value();
+    SK_RETURN_IF_ERROR(SettleChangeRecords(*o.service, *o.audit));
   }
   return o;
+}
+
+// Changes whose records the store kept but the log lost (the power failed before the log's
+// sync, docs/audit.md): their records go into the log now, after an event that says so,
+// before anything else is recorded or changed. Fail closed: no serving without them.
+Status Agent::SettleChangeRecords(secrets::SecretService& svc, audit::AuditWriter& log) const {
+  const audit::AuditOpenReport& report = log.open_report();
+  auto rewrite = [&log](std::vector<Bytes> lost) -> Status {
+    audit::AuditRecord event;
+    event.peer = {static_cast<std::uint32_t>(::geteuid()), static_cast<std::uint32_t>(::getegid()),
+                  static_cast<std::int32_t>(::getpid()), "", ""};
+    event.route = "audit.settle";
+    event.outcome = audit::AuditOutcome::kEvent;
+    event.reason = "change_records_restored: " + std::to_string(lost.size()) +
+                   " records of committed changes, kept in the store, were not in the log (it was not "
+                   "synced when the agent stopped); they follow, each with its first time";
+    SK_RETURN_IF_ERROR(log.Append(event, audit::AuditWriter::Durability::kBuffered));
+    for (const Bytes& bytes : lost) {
+      SK_ASSIGN_OR_RETURN(audit::AuditRecord record, audit::DecodeStoredRecord(bytes));
+      SK_RETURN_IF_ERROR(log.Append(record, audit::AuditWriter::Durability::kBuffered));
+    }
+    return log.Sync();
+  };
+  auto settled = svc.SettleAuditOutbox(report.last_seq, report.created, rewrite);
+  if (!settled.ok())
+    return settled.status().WithContext("settling the changes' records kept for the audit log");
+  if (*settled > 0) {
+    Log(LogLevel::kWarning, "audit: wrote " + std::to_string(*settled) +
+                                " change records the log had lost (kept in the store since before a crash)");
+  }
+  svc.NoteAuditSynced(log.SyncedSeq());
+  return OkStatus();
+}
+
+Result<secrets::ChangeRecord> Agent::KeepChangeRecord(const audit::AuditRecord& record) {
+  std::shared_ptr<audit::AuditWriter> writer = audit();
+  if (!writer)
+    return Status(Code::kSealed, "sealed", "the agent was sealed while the request was being handled");
+  secrets::ChangeRecord kept;
+  SK_RETURN_IF_ERROR(writer->Append(record, audit::AuditWriter::Durability::kWritten, &kept.log_seq));
+  kept.record = audit::EncodeStoredRecord(record);
+  return kept;
 }
 
 Status Agent::Publish(Opened o) {

@@ -96,6 +96,9 @@ class Agent {
   // when `may_queue`, keeps it for the next unseal and returns OK; else fails with
   // kSealed, since the record could not be made durable before a change.
   Status Audit(const audit::AuditRecord& record, audit::AuditWriter::Durability durability, bool may_queue);
+  // A change's "allowed" record for secrets::Actor::change_record: written to the log now
+  // (unsynced) and returned for the store to keep in the change's transaction.
+  Result<secrets::ChangeRecord> KeepChangeRecord(const audit::AuditRecord& record);
   // Records waiting for the next unseal, and how many did not fit (/metrics).
   std::size_t sealed_audit_queued() const;
   std::uint64_t sealed_audit_dropped() const;
@@ -115,6 +118,7 @@ class Agent {
   };
   // Opens backend, service and audit log; touches no member but the config.
   Result<Opened> Open() const;
+  Status SettleChangeRecords(secrets::SecretService& svc, audit::AuditWriter& log) const;
   // Writes the queued records to the new log, then makes `opened` the agent's state.
   Status Publish(Opened opened);
   // Records `st` as the reason the agent is sealed and raises the alert.

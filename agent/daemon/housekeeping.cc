@@ -46,6 +46,8 @@ void Housekeeping::operator()() {
   }
   // Buffered read records reach the disk within a tick; the sealed checkpoint (what
   // truncation is checked against) moves every ten seconds.
+  // Changes' records the store kept for the log (docs/audit.md) leave it once synced here.
+  std::uint64_t audit_synced = 0;
   if (auto a = agent_.audit()) {
     if (now - last_checkpoint_ >= std::chrono::seconds(10)) {
       (void)a->Checkpoint();
@@ -53,8 +55,10 @@ void Housekeeping::operator()() {
     } else {
       (void)a->Sync();
     }
+    audit_synced = a->SyncedSeq();
   }
   if (auto svc = agent_.service()) {
+    if (audit_synced > 0) svc->NoteAuditSynced(audit_synced);
     svc->SweepCaches();
     // Versions written before the recovery key existed get their recovery wrap, a batch
     // per tick (docs/recovery.md); a no-op once none is left.

@@ -222,6 +222,11 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
     if (tip.code() == Code::kSealed) Fence(tip);
     return fail_all(tip);
   }
+  // Change records the audit log now holds durably leave the store with this commit.
+  std::uint64_t drop_through = std::min(audit_synced_.load(std::memory_order_acquire), outbox_kept_through_);
+  if (drop_through > outbox_dropped_through_ && !w.DeleteAuditOutboxThrough(drop_through).ok()) {
+    drop_through = outbox_dropped_through_;  // kept: tried again with the next batch
+  }
   Batch b(w, index_, *commit_sealer_, NowMs());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto txn = RandomBytes(journal::kTxnIdSize);
@@ -256,6 +261,8 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   }
   ++batches_;
   commits_ += jobs.size();
+  outbox_dropped_through_ = std::max(outbox_dropped_through_, drop_through);
+  outbox_kept_through_ = std::max(outbox_kept_through_, b.outbox_high);
   if (!b.pending().empty() && options_.hooks != nullptr && options_.hooks->after_store_commit) {
     options_.hooks->after_store_commit();
   }
@@ -286,6 +293,31 @@ void ServiceImpl::RunBatch(std::vector<std::unique_ptr<Job>>& jobs) {
   if (b.checkpoint_needed || checkpoint_owed_) checkpoint_owed_ = !store_->Checkpoint().ok();
   if (!b.pending().empty() && options_.on_commit) options_.on_commit(b.tip().seq);
   finish(anchored);
+}
+
+void ServiceImpl::NoteAuditSynced(std::uint64_t seq) {
+  std::uint64_t was = audit_synced_.load(std::memory_order_relaxed);
+  while (seq > was && !audit_synced_.compare_exchange_weak(was, seq, std::memory_order_acq_rel)) {
+  }
+}
+
+Result<std::size_t> ServiceImpl::SettleAuditOutbox(std::uint64_t log_last_seq, bool log_created,
+                                                   const std::function<Status(std::vector<Bytes>)>& rewrite) {
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<store::Reader> reader, store_->NewReader());
+  SK_ASSIGN_OR_RETURN(auto kept, reader->AuditOutbox());
+  reader.reset();
+  if (kept.empty()) return std::size_t{0};
+  // The log keeps a prefix of what was written to it (a torn tail is cut at open), and each
+  // kept record's seq was its place in this log: those at or below its last are in it.
+  std::vector<Bytes> lost;
+  for (auto& [seq, record] : kept) {
+    if (log_created || seq > log_last_seq) lost.push_back(std::move(record));
+  }
+  const std::size_t count = lost.size();
+  if (count > 0) SK_RETURN_IF_ERROR(rewrite(std::move(lost)));
+  const std::uint64_t last = kept.back().first;
+  SK_RETURN_IF_ERROR(Submit([last](Batch& b) { return b.writer().DeleteAuditOutboxThrough(last); }));
+  return count;
 }
 
 }  // namespace sk::secrets::internal

@@ -562,6 +562,11 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
   Status st = Submit([&](Batch& b) -> Status {
     result = TxnResult{};
     failed = TxnFailure{};
+    if (actor.change_record) {
+      SK_ASSIGN_OR_RETURN(ChangeRecord kept, actor.change_record());
+      SK_RETURN_IF_ERROR(b.writer().PutAuditOutbox(kept.log_seq, kept.record));
+      b.outbox_high = std::max(b.outbox_high, kept.log_seq);
+    }
     if (!key.empty()) {
       std::optional<std::string> seen;
       if (auto it = b.idempotency.find(stored_key); it != b.idempotency.end()) seen = it->second;

@@ -92,12 +92,25 @@ struct ServiceOptions {
 // and the scope of its idempotency keys: the same key under two scopes names two
 // requests, so one caller can neither block nor probe another's keys. The daemon scopes by
 // the caller's uid and systemd unit; "" (library callers, tests) is one shared scope.
+// A change's audit record as the store keeps it: its seq in the audit log and its bytes.
+struct ChangeRecord {
+  std::uint64_t log_seq = 0;
+  Bytes record;
+};
+
 struct Actor {
   Actor() = default;
   explicit Actor(std::string text_in, std::string scope = "")
       : text(std::move(text_in)), idempotency_scope(std::move(scope)) {}
   std::string text;
   std::string idempotency_scope;
+  // Set by the daemon for a change made through the API (Transact only): called by the
+  // committer in the change's job, before its ops. It writes the change's "allowed" record
+  // to the audit log, unsynced, and returns it; the store keeps it in the change's own
+  // transaction until the log is synced past it (NoteAuditSynced). So one sync makes the
+  // change and its record durable, and a crash before the log's sync loses no record
+  // (SettleAuditOutbox). An error fails the change: nothing is written.
+  std::function<Result<ChangeRecord>()> change_record;
 };
 
 using Labels = std::map<std::string, std::string>;
@@ -370,6 +383,16 @@ class SecretService {
   static Result<std::string> AcceptRollback(std::shared_ptr<hsm::KeyBackend> backend,
                                             const ServiceOptions& options, const Actor& actor);
   virtual ~SecretService() = default;
+
+  // The audit log is synced through `seq` (the daemon says so after each sync): the change
+  // records the store keeps at or below it are dropped with the next commit.
+  virtual void NoteAuditSynced(std::uint64_t seq) = 0;
+  // Right after the audit log is opened (its last record was `log_last_seq`; `log_created`:
+  // the log was empty): hands `rewrite` the kept change records the log does not hold (the
+  // power failed before its sync), in order, then drops every kept record. Returns how
+  // many were handed over. Call it before any change is made through this service.
+  virtual Result<std::size_t> SettleAuditOutbox(std::uint64_t log_last_seq, bool log_created,
+                                                const std::function<Status(std::vector<Bytes>)>& rewrite) = 0;
 
   // `failure` (optional) says which op failed when the transaction did.
   virtual Result<TxnResult> Transact(std::vector<Op> ops, const std::string& idempotency_key,

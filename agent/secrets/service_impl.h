@@ -92,6 +92,7 @@ class Batch {
   void BeginTxn(const journal::TxnId& id) { txn_id_ = id; }
   const journal::TxnId& txn_id() const { return txn_id_; }
 
+  std::uint64_t outbox_high = 0;                   // highest change record kept (maybe rolled back)
   bool anchor_needed = false;                      // an entry kind that must be anchored at once
   bool checkpoint_needed = false;                  // something was erased
   std::map<std::string, std::string> idempotency;  // keys recorded in this batch -> digest hex
@@ -180,6 +181,9 @@ class ServiceImpl final : public SecretService {
                                           const Actor& actor) override;
   Result<RecoveryInfo> RecoveryStatus() override;
   Result<std::uint64_t> RecoveryWrapBatch(std::size_t limit) override;
+  void NoteAuditSynced(std::uint64_t seq) override;
+  Result<std::size_t> SettleAuditOutbox(std::uint64_t log_last_seq, bool log_created,
+                                        const std::function<Status(std::vector<Bytes>)>& rewrite) override;
   Result<BackupManifest> CreateBackup(const std::string& dest) override;
   void DropCaches() override { cache_.Clear(); }
   void SweepCaches() override { cache_.SweepExpired(); }
@@ -270,7 +274,13 @@ class ServiceImpl final : public SecretService {
   std::chrono::steady_clock::time_point last_anchor_time_{};
   bool unanchored_writes_ = false;  // committer thread only
   bool anchor_behind_ = false;      // committer thread only: the last anchor advance failed
-  bool checkpoint_owed_ = false;    // committer thread only: a reader blocked the last checkpoint
+  // Change records kept in the store for the audit log (Actor::change_record): the highest
+  // seq a committed batch may have kept, and how far they were dropped (committer thread
+  // only); how far the log is synced (NoteAuditSynced).
+  std::uint64_t outbox_kept_through_ = 0;
+  std::uint64_t outbox_dropped_through_ = 0;
+  std::atomic<std::uint64_t> audit_synced_{0};
+  bool checkpoint_owed_ = false;  // committer thread only: a reader blocked the last checkpoint
 
   std::unique_ptr<journal::Sealer> commit_sealer_;
   std::mutex queue_mu_;

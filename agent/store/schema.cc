@@ -30,8 +30,14 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE versions ADD COLUMN recovery_wrap BLOB;
 )sql";
 
+// A change's "allowed" audit record, kept in the change's own transaction until the audit
+// log holding it (at `seq`) is synced: one sync makes both durable (docs/audit.md).
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE audit_outbox (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
+)sql";
+
 // migrations[n] takes schema n to n+1; index 0 creates the schema from nothing.
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

@@ -221,6 +221,16 @@ class Rows : public virtual Reader {
     return std::optional<IdempotencyRecord>(std::move(r));
   }
 
+  Result<std::vector<std::pair<std::uint64_t, Bytes>>> AuditOutbox() override {
+    SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare("SELECT seq, record FROM audit_outbox ORDER BY seq"));
+    std::vector<std::pair<std::uint64_t, Bytes>> out;
+    while (s.Step()) {
+      ByteView record = s.Blob(1);
+      out.emplace_back(static_cast<std::uint64_t>(s.Int(0)), Bytes(record.begin(), record.end()));
+    }
+    SK_RETURN_IF_ERROR(s.status());
+    return out;
+  }
   Status ScanSnapshots(const std::function<bool(SnapshotRecord&)>& fn) override {
     SK_ASSIGN_OR_RETURN(Stmt s, db_->Prepare("SELECT name, body, seal FROM snapshots ORDER BY name"));
     while (s.Step()) {
@@ -317,6 +327,15 @@ class SqliteWriter final : public Writer, public Rows {
         Stmt * s,
         db_->Cached("UPDATE versions SET wrapped_dek = ?3 WHERE path = ?1 AND version = ?2 AND erased = 0"));
     return s->Bind(1, path).Bind(2, I64(version)).BindBlob(3, wrapped).Run();
+  }
+  Status PutAuditOutbox(std::uint64_t seq, ByteView record) override {
+    SK_ASSIGN_OR_RETURN(Stmt * s,
+                        db_->Cached("INSERT OR REPLACE INTO audit_outbox (seq, record) VALUES (?1, ?2)"));
+    return s->Bind(1, I64(seq)).BindBlob(2, record).Run();
+  }
+  Status DeleteAuditOutboxThrough(std::uint64_t seq) override {
+    SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("DELETE FROM audit_outbox WHERE seq <= ?1"));
+    return s->Bind(1, I64(std::min<std::uint64_t>(seq, INT64_MAX))).Run();
   }
   Status PutMeta(std::string_view key, ByteView value) override {
     SK_ASSIGN_OR_RETURN(Stmt * s, db_->Cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)"));

@@ -20,6 +20,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "crypto/bytes.h"
 #include "crypto/mac.h"
@@ -88,6 +90,10 @@ class Reader {
                                      const std::function<void(const std::string& path, std::uint64_t version,
                                                               ByteView wrapped_dek)>& fn) = 0;
 
+  // The audit records waiting in the store for the audit log to be synced (AuditOutbox
+  // rows), in seq order: (the record's seq in the audit log, its bytes).
+  virtual Result<std::vector<std::pair<std::uint64_t, Bytes>>> AuditOutbox() = 0;
+
   // Writes a consistent copy of the whole store to a new file `dest` (SQLite's online
   // backup), as this Reader sees it: inside BeginRead, that snapshot; commits may land
   // meanwhile. Fails with store_io_error when dest cannot be written; dest exists after.
@@ -117,6 +123,10 @@ class Writer : public virtual Reader {
   virtual Status PutSnapshot(const SnapshotRecord& record) = 0;
   virtual Status PutIdempotency(const IdempotencyRecord& record) = 0;
   virtual Status DeleteIdempotencyBefore(std::int64_t created_ms) = 0;
+  // A change's audit record, at `seq` in the audit log, kept until that log is synced.
+  virtual Status PutAuditOutbox(std::uint64_t seq, ByteView record) = 0;
+  // Drops the kept records at or below `seq` (the audit log is synced through it).
+  virtual Status DeleteAuditOutboxThrough(std::uint64_t seq) = 0;
   virtual Status Savepoint() = 0;
   virtual Status ReleaseSavepoint() = 0;
   virtual Status RollbackToSavepoint() = 0;
@@ -153,6 +163,6 @@ struct SqliteOptions {
 // holds it), store_missing, store_too_new (schema from a newer sealkeep), store_corrupt.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 }  // namespace sk::store

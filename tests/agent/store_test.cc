@@ -101,10 +101,11 @@ TEST_F(StoreTest, AVersionOneStoreIsMigratedInPlaceAndKeepsEveryRow) {
   }
   auto db = Db::Open(dir_.Join("store.db"), false);
   ASSERT_TRUE(db.ok());
-  EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 3);
+  EXPECT_EQ(*QueryInt(**db, "PRAGMA user_version"), 4);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_by_time'"), 1);
   EXPECT_EQ(
       *QueryInt(**db, "SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'recovery_wrap'"), 1);
+  EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_outbox'"), 1);
   EXPECT_EQ(*QueryInt(**db, "SELECT count(*) FROM journal"), 2);
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agent/audit/audit_verifier.h"
+#include "agent/audit/stored_record.h"
 #include "tests/audit/audit_test_util.h"
 
 namespace sk::audit {
@@ -22,6 +23,37 @@ TEST(AuditRecordTest, HasNoFieldThatCouldHoldASecret) {
   (void)time, (void)request_id, (void)route, (void)path, (void)outcome, (void)reason;
   (void)uid, (void)gid, (void)pid, (void)unit, (void)exe;
   SUCCEED();
+}
+
+// A change's record as the store keeps it reads back as it was, so the log gets the same
+// line when it is written again; anything else is refused, not guessed at.
+TEST(StoredRecordTest, RoundTripsAndRefusesAnythingElse) {
+  AuditRecord r;
+  r.time = std::chrono::system_clock::time_point(std::chrono::microseconds(1'700'000'000'123'456));
+  r.request_id = "req-1";
+  r.peer = {1000, 1001, 4242, "app.service", "/usr/bin/app"};
+  r.route = "PUT secret.put";
+  r.path = "app/db \"quoted\"";
+  r.outcome = AuditOutcome::kAllowed;
+  r.reason = "allowed";
+  const Bytes bytes = EncodeStoredRecord(r);
+  Result<AuditRecord> back = DecodeStoredRecord(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeRecordBody(7, *back), EncodeRecordBody(7, r));
+  EXPECT_EQ(back->time, r.time);
+
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_EQ(DecodeStoredRecord(ByteView(bytes.data(), cut)).status().reason(), "audit_corrupt") << cut;
+  }
+  Bytes longer = bytes;
+  longer.push_back(0);
+  EXPECT_FALSE(DecodeStoredRecord(longer).ok());
+  Bytes magic = bytes;
+  magic[0] ^= 1;
+  EXPECT_FALSE(DecodeStoredRecord(magic).ok());
+  Bytes outcome = bytes;
+  outcome[4 + 8 + 12] = 9;
+  EXPECT_FALSE(DecodeStoredRecord(outcome).ok());
 }
 
 TEST(AuditFormatTest, RecordBodyIsExactlyAsSpecified) {

@@ -84,6 +84,41 @@ TEST_F(AuditWriterTest, MixedWorkloadWithRotationVerifies) {
   EXPECT_EQ(want, 201U);
 }
 
+// kWritten (a change's record kept in the store until the log is synced): on the file at
+// once, durable only with the next sync; SyncedSeq says how far syncs have come, and the
+// next open reports the last record it found (before any record of its own).
+TEST_F(AuditWriterTest, WrittenRecordsAreOnTheFileAtOnceAndSyncedSeqFollowsTheSyncs) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->SyncedSeq(), 0U);
+  std::uint64_t seq = 0;
+  ASSERT_TRUE(w->Append(Record(1, AuditOutcome::kAllowed), Durability::kSync, &seq).ok());
+  EXPECT_EQ(seq, 1U);
+  EXPECT_EQ(w->SyncedSeq(), 1U);
+  ASSERT_TRUE(w->Append(Record(2, AuditOutcome::kAllowed), Durability::kWritten, &seq).ok());
+  EXPECT_EQ(seq, 2U);
+  EXPECT_EQ(w->SyncedSeq(), 1U) << "written, not synced";
+  const std::string segment = dir_ + "/" + SegmentFileName(1);
+  EXPECT_NE(testing::ReadFile(segment).find("\"seq\":2,"), std::string::npos) << "on the file already";
+  ASSERT_TRUE(w->Append(Record(3, AuditOutcome::kAllowed), Durability::kBuffered, &seq).ok());
+  EXPECT_EQ(seq, 3U);
+  ASSERT_TRUE(w->Sync().ok());
+  EXPECT_EQ(w->SyncedSeq(), 3U);
+  ASSERT_TRUE(w->Append(Record(4, AuditOutcome::kAllowed), Durability::kWritten).ok());
+  ASSERT_TRUE(w->Append(Record(5, AuditOutcome::kDenied), Durability::kSync).ok());
+  EXPECT_EQ(w->SyncedSeq(), 5U) << "a synced record covers the written one before it";
+  ASSERT_TRUE(w->Close().ok());
+  auto again = Open();
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->open_report().created);
+  EXPECT_EQ(again->open_report().last_seq, 5U);
+  EXPECT_EQ(again->SyncedSeq(), 5U);
+  ASSERT_TRUE(again->Close().ok());
+  AuditVerifyReport r = Verify();
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.records, 5U);
+}
+
 TEST_F(AuditWriterTest, ReopeningContinuesTheChain) {
   for (int round = 0; round < 3; ++round) {
     auto w = Open(8192);
