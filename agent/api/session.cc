@@ -176,10 +176,12 @@ void Session::OnRequest() {
   // shutdown must still send it).
   auto work =
       std::make_shared<net::executor_work_guard<net::io_context::executor_type>>(loop_.get_executor());
+  srv_.BlockingStarted(loop_index_);
   net::post(srv_.Workers(), [self = shared_from_this(), ar, match, id, work]() mutable {
     auto resp = std::make_shared<ApiResponse>(self->srv_.SessionApi().Handle(*ar, *match));
     Wipe(ar->body);
     net::post(self->loop_, [self, resp, id, work]() mutable {
+      self->srv_.BlockingDone(self->loop_index_);
       self->Write(std::move(*resp), id);
       work->reset();
     });

@@ -49,6 +49,9 @@ class SessionHost {
   virtual void Watch(std::size_t loop, const std::shared_ptr<Session>& s) = 0;
   // The connection of `uid` is gone (its count is released).
   virtual void Release(std::uint32_t uid) = 0;
+  // A request of `loop`'s is handed to a worker, and its answer is back on the loop.
+  virtual void BlockingStarted(std::size_t loop) = 0;
+  virtual void BlockingDone(std::size_t loop) = 0;
 
  protected:
   ~SessionHost() = default;

@@ -128,26 +128,57 @@ Status ServiceImpl::Submit(std::function<Status(Batch&)> run) {
   auto job = std::make_unique<Job>();
   job->run = std::move(run);
   std::future<Status> done = job->done.get_future();
+  std::vector<std::unique_ptr<Job>> lead;
   {
     std::lock_guard lock(queue_mu_);
     if (stopping_) return Status(Code::kSealed, "sealed", "the service is shutting down");
     queue_.push_back(std::move(job));
+    if (!committing_) {
+      // Nobody is committing: this thread commits the queue itself, sparing a lone writer
+      // two thread hand-overs (to the committer thread and back), each a wake-up of an idle
+      // CPU. Writers that come meanwhile queue up and the committer thread takes them as
+      // one batch when this one is done: group commit as before.
+      committing_ = true;
+      while (!queue_.empty() && lead.size() < options_.max_batch) {
+        lead.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
   }
-  queue_cv_.notify_one();
+  if (lead.empty()) {
+    queue_cv_.notify_one();
+    return done.get();
+  }
+  RunBatch(lead);
+  bool more = false;
+  {
+    std::lock_guard lock(queue_mu_);
+    committing_ = false;
+    // Also when this commit left writes unanchored and the committer thread sleeps with no
+    // timeout: it must start the epoch timer that anchors them if no commit comes.
+    more = !queue_.empty() || stopping_ || (committer_sleeps_untimed_ && unanchored_writes_);
+  }
+  if (more) queue_cv_.notify_one();  // who queued meanwhile: the committer thread takes them
   return done.get();
 }
 
 void ServiceImpl::CommitterLoop() {
+  // Takes the queue whenever nobody commits it (a lone writer commits its own, Submit).
+  auto ready = [this] { return !committing_ && (stopping_ || !queue_.empty()); };
   for (;;) {
     std::vector<std::unique_ptr<Job>> jobs;
     {
       std::unique_lock lock(queue_mu_);
       bool epoch = options_.anchor_mode == AnchorMode::kEpoch;
       if (epoch && unanchored_writes_) {
-        queue_cv_.wait_for(lock, options_.epoch_interval, [this] { return stopping_ || !queue_.empty(); });
+        queue_cv_.wait_for(lock, options_.epoch_interval, ready);
       } else {
-        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        committer_sleeps_untimed_ = true;
+        queue_cv_.wait(lock, [&] { return ready() || (epoch && unanchored_writes_); });
+        committer_sleeps_untimed_ = false;
+        if (!ready()) continue;  // writes to anchor came: wait again, with the epoch's timeout
       }
+      if (committing_) continue;  // the epoch passed while a writer commits: its commit anchors
       if (queue_.empty()) {
         if (stopping_) return;
         lock.unlock();
@@ -158,12 +189,15 @@ void ServiceImpl::CommitterLoop() {
         }
         continue;
       }
+      committing_ = true;
       while (!queue_.empty() && jobs.size() < options_.max_batch) {
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
     RunBatch(jobs);
+    std::lock_guard lock(queue_mu_);
+    committing_ = false;
   }
 }
 

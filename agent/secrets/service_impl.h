@@ -1,9 +1,10 @@
 // Internals of SecretService, shared by its implementation files. Not a public header.
 //
-// Locking: index_mu_ guards index_ (readers shared; the committer takes it exclusively
+// Locking: index_mu_ guards index_ (readers shared; the batch runner takes it exclusively
 // only to apply a committed batch, and reads it unlocked otherwise, being its only
-// writer). anchor_mu_ guards anchor_. The committer thread owns the store's write
-// transaction, its Sealer, and every Batch.
+// writer). anchor_mu_ guards anchor_. The batch runner owns the store's write
+// transaction, its Sealer, and every Batch: one thread at a time, the committer thread or
+// a writer committing its own job (Submit), whichever set committing_ under queue_mu_.
 #pragma once
 
 #include <atomic>
@@ -272,21 +273,25 @@ class ServiceImpl final : public SecretService {
   std::mutex anchor_mu_;
   hsm::Anchor anchor_;  // the hardware anchor as last read or written
   std::chrono::steady_clock::time_point last_anchor_time_{};
-  bool unanchored_writes_ = false;  // committer thread only
-  bool anchor_behind_ = false;      // committer thread only: the last anchor advance failed
+  // Commits since the last anchor advance: set and cleared under commit_gate_, read by the
+  // committer thread's epoch timer without it.
+  std::atomic<bool> unanchored_writes_{false};
+  bool anchor_behind_ = false;  // under commit_gate_: the last anchor advance failed
   // Change records kept in the store for the audit log (Actor::change_record): the highest
-  // seq a committed batch may have kept, and how far they were dropped (committer thread
+  // seq a committed batch may have kept, and how far they were dropped (batch runner
   // only); how far the log is synced (NoteAuditSynced).
   std::uint64_t outbox_kept_through_ = 0;
   std::uint64_t outbox_dropped_through_ = 0;
   std::atomic<std::uint64_t> audit_synced_{0};
-  bool checkpoint_owed_ = false;  // committer thread only: a reader blocked the last checkpoint
+  bool checkpoint_owed_ = false;  // batch runner only: a reader blocked the last checkpoint
 
   std::unique_ptr<journal::Sealer> commit_sealer_;
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool committing_ = false;                // a thread (the committer, or a writer in Submit) runs a batch
+  bool committer_sleeps_untimed_ = false;  // the committer thread waits with no epoch timeout
   std::thread committer_;
 
   // Set once, when a commit finds the store changed behind the service's back; from then
