@@ -648,6 +648,40 @@ def pg_wal_syncs(pg):
     return count
 
 
+def syncs_per_put(agent, value, puts=200):
+    """The sync system calls one single-client durable PUT makes: `strace -c -f` attached to
+    sealkeepd while `puts` PUTs run one after another (after the timed runs, so strace's cost
+    touches no figure). Returns (calls per PUT by name, the note's text), or None without strace."""
+    if not shutil.which("strace"):
+        return None
+    out = os.path.join(agent.dir, "strace-syncs.txt")
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-e", "trace=fsync,fdatasync,sync_file_range,syncfs",
+                               "-o", out, "-p", str(agent.proc.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c = Http(agent.socket)
+        # strace attaches to the agent's threads one by one: give it a moment before counting
+        body = json.dumps({"value_b64": b64(value)}).encode()
+        time.sleep(0.5)
+        for _ in range(puts):
+            status, _ = c.request("PUT", "/v1/secrets/bench/syncs", body)
+            if status != 200:
+                raise RuntimeError(f"PUT {status}")
+        c.close()
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    calls = {}
+    for line in open(out):
+        f = line.split()
+        if len(f) >= 5 and f[-1] in ("fsync", "fdatasync", "sync_file_range", "syncfs") and f[3].isdigit():
+            calls[f[-1]] = int(f[3]) / puts
+    total = sum(calls.values())
+    detail = ", ".join(f"{n} {c:.2f}" for n, c in sorted(calls.items())) or "none"
+    return calls, (f"Syncs per single-client PUT (`strace -f -c` on sealkeepd over {puts} PUTs, after the "
+                   f"timed runs, the housekeeping's once-a-second syncs included): {total:.2f} ({detail})")
+
+
 def keyring_read(keyring, value):
     def make(_):
         read = keyring.reader()
@@ -939,6 +973,7 @@ def main():
         floor = fsync_floor(tmp)
         floor_fdatasync = fsync_floor(tmp, dsync=False)
         measure_series(put, sealkeep_put(agent, value), clients, args.seconds, sealkeep_batches(agent))
+        put_syncs = syncs_per_put(agent, value)
         if pg:
             measure_series(upsert, pg_upsert(pg, value), clients, args.seconds, pg_wal_syncs(pg))
         load_end = open("/proc/loadavg").read().split(" ", 3)[:3]
@@ -973,6 +1008,8 @@ def main():
     shared_note = ("Writes per durable sync at 16 clients (sealkeep: `sealkeep_commit_batches_total`, each "
                    "batch one SQLite commit with its syncs; PostgreSQL: `pg_stat_wal.wal_sync`): "
                    + "; ".join(shared)) if shared else ""
+    if put_syncs:
+        shared_note = (shared_note + ".\n\n" if shared_note else "") + put_syncs[1]
     if shared_note:
         print(f"\n{shared_note}")
     plot(spawned, [get_cached, get_cold, ring, select], [put, upsert], [floor, floor_fdatasync], clients, cdf_png,
