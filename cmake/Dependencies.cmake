@@ -12,7 +12,13 @@ target_link_libraries(sk_mbedcrypto INTERFACE ${MBEDCRYPTO_LIBRARY})
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
-pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+pkg_check_modules(TOMLPP REQUIRED tomlplusplus)
+# toml++ is compiled header-only (Debian's headers, TOML_HEADER_ONLY=1), not linked to
+# libtomlplusplus.so: that library drags libstdc++.so and libgcc_s into the light CLI,
+# which links them statically to start faster (tools/CMakeLists.txt). Three files parse TOML.
+add_library(sk_toml INTERFACE)
+target_include_directories(sk_toml SYSTEM INTERFACE ${TOMLPP_INCLUDE_DIRS})
+target_compile_definitions(sk_toml INTERFACE TOML_HEADER_ONLY=1)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
 find_package(Boost 1.74 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
