@@ -23,10 +23,15 @@ GlobalOptions& Globals() {
 
 Registrar::Registrar(AddCommands add, int order) { Registry().emplace_back(order, add); }
 
-void AddRegisteredCommands(CLI::App& app) {
+void AddRegisteredCommands(CLI::App& app, const std::string& until) {
   auto& reg = Registry();
   std::stable_sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [order, add] : reg) add(app);
+  for (auto& [order, add] : reg) {
+    add(app);
+    if (!until.empty() &&
+        !app.get_subcommands([&until](CLI::App* sub) { return sub->check_name(until); }).empty())
+      return;
+  }
 }
 
 int ExitCodeFor(const Status& status) {

@@ -20,16 +20,18 @@
 #include "tools/cli/command.h"
 
 namespace sk::cli {
-void AddRegisteredCommands(CLI::App& app);
-}
+// Adds the registered commands in their order; with `until`, stops once a command of that
+// name is there (building every command's options was a sixth of a `sealkeep get`).
+void AddRegisteredCommands(CLI::App& app, const std::string& until = "");
+}  // namespace sk::cli
 
 #ifdef SK_CLI_LIGHT
 namespace {
 
-// Whether this (light) app has the command argv names: the first argument that is not one
-// of the program's own options (--socket S, --socket=S, --json). No command, another
-// option first (--help, --version) or a command it lacks: false, for sealkeep-full.
-bool Handles(CLI::App& app, int argc, char** argv) {
+// The command argv names: the first argument that is not one of the program's own options
+// (--socket S, --socket=S, --json); "" when another option comes first (--help, --version)
+// or there is none.
+std::string CommandName(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--socket") {
@@ -37,11 +39,17 @@ bool Handles(CLI::App& app, int argc, char** argv) {
       continue;
     }
     if (a == "--json" || a.rfind("--socket=", 0) == 0) continue;
-    if (a.empty() || a[0] == '-') return false;
-    const std::string name(a);
-    return !app.get_subcommands([&name](CLI::App* sub) { return sub->check_name(name); }).empty();
+    if (a.empty() || a[0] == '-') return "";
+    return std::string(a);
   }
-  return false;
+  return "";
+}
+
+// Whether this (light) app has command `name`. No command or one it lacks: false, for
+// sealkeep-full.
+bool Handles(CLI::App& app, const std::string& name) {
+  return !name.empty() &&
+         !app.get_subcommands([&name](CLI::App* sub) { return sub->check_name(name); }).empty();
 }
 
 // Runs sealkeep-full with argv: beside this program (the build tree), then in
@@ -105,9 +113,13 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict/refused, 5 forbidden,\n"
       "            6 sealed/unavailable, 7 corruption/verification failed.");
-  sk::cli::AddRegisteredCommands(app);
 #ifdef SK_CLI_LIGHT
-  if (!Handles(app, argc, argv)) return ExecFull(argv);
+  const std::string command = CommandName(argc, argv);
+  if (command.empty()) return ExecFull(argv);
+  sk::cli::AddRegisteredCommands(app, command);
+  if (!Handles(app, command)) return ExecFull(argv);
+#else
+  sk::cli::AddRegisteredCommands(app);
 #endif
   try {
     app.parse(argc, argv);
