@@ -1,9 +1,9 @@
 #include "agent/config/config.h"
 
-#include <toml++/toml.h>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include "agent/config/toml.h"
 
 namespace sk::config {
 namespace {

@@ -1,7 +1,7 @@
 // ParsePolicy: the TOML policy file (docs/policy.md) into a Policy. Debian's toml++ is a
 // shared library built with exceptions on; its parse_error is caught right here, so
 // nothing but a Result leaves this file.
-#include <toml++/toml.h>
+#include "agent/config/toml.h"
 
 #include <algorithm>
 #include <iterator>

@@ -1,6 +1,6 @@
 #include "tools/cli/rotation_config.h"
 
-#include <toml++/toml.h>
+#include "agent/config/toml.h"
 
 #include <charconv>
 #include <fstream>
