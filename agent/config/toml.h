@@ -11,11 +11,13 @@
 // the macro keeps its meaning.
 #pragma once
 
+// clang-format off
+// The order is toml.h's, and the macro's redefinition must sit between.
 #include <toml++/impl/preprocessor.h>
 // What toml.h includes before the Unicode tables (none of these uses TOML_UNREACHABLE).
 #include <toml++/impl/std_new.h>
-#include <toml++/impl/std_optional.h>
 #include <toml++/impl/std_string.h>
+#include <toml++/impl/std_optional.h>
 #include <toml++/impl/forward_declarations.h>
 
 #undef TOML_UNREACHABLE
@@ -29,3 +31,4 @@
 #endif
 
 #include <toml++/toml.h>
+// clang-format on
