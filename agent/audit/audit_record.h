@@ -40,4 +40,7 @@ struct AuditRecord {
   std::string reason;  // stable snake_case reason ("no_binding", "cas_mismatch"), may add the rule
 };
 
+// An event of the agent itself (outcome kEvent): its own uid, gid and pid, no caller.
+AuditRecord AgentEvent(std::string route, std::string reason);
+
 }  // namespace sk::audit

@@ -30,6 +30,12 @@ Status WriteAll(AuditFile& file, std::string_view line) {
   return OkStatus();
 }
 
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
 AuditRecord AgentEvent(std::string route, std::string reason) {
   AuditRecord r;
   r.peer.uid = static_cast<std::uint32_t>(::geteuid());
@@ -40,12 +46,6 @@ AuditRecord AgentEvent(std::string route, std::string reason) {
   r.reason = std::move(reason);
   return r;
 }
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-}  // namespace
 
 AuditWriter::AuditWriter(const AuditWriterOptions& options, const SecretBytes& ak)
     : options_(options), env_(options.env != nullptr ? *options.env : *AuditEnv::Posix()), hmac_(ak) {}

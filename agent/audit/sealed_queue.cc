@@ -1,7 +1,5 @@
 #include "agent/audit/sealed_queue.h"
 
-#include <unistd.h>
-
 #include <utility>
 
 namespace sk::audit {
@@ -16,16 +14,12 @@ void SealedAuditQueue::Push(AuditRecord record, bool must_keep) {
 
 Status SealedAuditQueue::WriteTo(AuditWriter& writer) {
   if (records_.empty() && dropped_ == 0) return OkStatus();
-  AuditRecord event;
-  event.peer.uid = static_cast<std::uint32_t>(::geteuid());
-  event.peer.gid = static_cast<std::uint32_t>(::getegid());
-  event.peer.pid = static_cast<std::int32_t>(::getpid());
-  event.route = "audit.sealed";
-  event.outcome = AuditOutcome::kEvent;
-  event.reason = "sealed_records: " + std::to_string(records_.size()) +
-                 " records of requests made while the agent was sealed follow, with their own times; " +
-                 std::to_string(dropped_) + " more were dropped (at most " + std::to_string(capacity_) +
-                 " are kept)";
+  AuditRecord event =
+      AgentEvent("audit.sealed",
+                 "sealed_records: " + std::to_string(records_.size()) +
+                     " records of requests made while the agent was sealed follow, with their own times; " +
+                     std::to_string(dropped_) + " more were dropped (at most " + std::to_string(capacity_) +
+                     " are kept)");
   SK_RETURN_IF_ERROR(writer.Append(event, AuditWriter::Durability::kBuffered));
   for (const AuditRecord& r : records_) {
     SK_RETURN_IF_ERROR(writer.Append(r, AuditWriter::Durability::kBuffered));

@@ -100,14 +100,10 @@ Result<Agent::Opened> Agent::Open() const {
 Status Agent::SettleChangeRecords(secrets::SecretService& svc, audit::AuditWriter& log) const {
   const audit::AuditOpenReport& report = log.open_report();
   auto rewrite = [&log](std::vector<Bytes> lost) -> Status {
-    audit::AuditRecord event;
-    event.peer = {static_cast<std::uint32_t>(::geteuid()), static_cast<std::uint32_t>(::getegid()),
-                  static_cast<std::int32_t>(::getpid()), "", ""};
-    event.route = "audit.settle";
-    event.outcome = audit::AuditOutcome::kEvent;
-    event.reason = "change_records_restored: " + std::to_string(lost.size()) +
-                   " records of committed changes, kept in the store, were not in the log (it was not "
-                   "synced when the agent stopped); they follow, each with its first time";
+    audit::AuditRecord event = audit::AgentEvent(
+        "audit.settle", "change_records_restored: " + std::to_string(lost.size()) +
+                            " records of committed changes, kept in the store, were not in the log (it was "
+                            "not synced when the agent stopped); they follow, each with its first time");
     SK_RETURN_IF_ERROR(log.Append(event, audit::AuditWriter::Durability::kBuffered));
     for (const Bytes& bytes : lost) {
       SK_ASSIGN_OR_RETURN(audit::AuditRecord record, audit::DecodeStoredRecord(bytes));

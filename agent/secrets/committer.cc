@@ -138,11 +138,7 @@ Status ServiceImpl::Submit(std::function<Status(Batch&)> run) {
       // two thread hand-overs (to the committer thread and back), each a wake-up of an idle
       // CPU. Writers that come meanwhile queue up and the committer thread takes them as
       // one batch when this one is done: group commit as before.
-      committing_ = true;
-      while (!queue_.empty() && lead.size() < options_.max_batch) {
-        lead.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      lead = TakeBatchLocked();
     }
   }
   if (lead.empty()) {
@@ -160,6 +156,16 @@ Status ServiceImpl::Submit(std::function<Status(Batch&)> run) {
   }
   if (more) queue_cv_.notify_one();  // who queued meanwhile: the committer thread takes them
   return done.get();
+}
+
+std::vector<std::unique_ptr<Job>> ServiceImpl::TakeBatchLocked() {
+  committing_ = true;
+  std::vector<std::unique_ptr<Job>> jobs;
+  while (!queue_.empty() && jobs.size() < options_.max_batch) {
+    jobs.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return jobs;
 }
 
 void ServiceImpl::CommitterLoop() {
@@ -189,11 +195,7 @@ void ServiceImpl::CommitterLoop() {
         }
         continue;
       }
-      committing_ = true;
-      while (!queue_.empty() && jobs.size() < options_.max_batch) {
-        jobs.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      jobs = TakeBatchLocked();
     }
     RunBatch(jobs);
     std::lock_guard lock(queue_mu_);

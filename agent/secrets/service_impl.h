@@ -225,6 +225,8 @@ class ServiceImpl final : public SecretService {
 
  private:
   void CommitterLoop();
+  // Under queue_mu_: marks a batch as being committed and takes its jobs off the queue.
+  std::vector<std::unique_ptr<Job>> TakeBatchLocked();
   void RunBatch(std::vector<std::unique_ptr<Job>>& jobs);
   Status AdvanceAnchor(const JournalTip& tip);
   // Incremental verification (committer, inside the batch's write transaction): the
