@@ -162,13 +162,13 @@ Subject SubjectFromPeer(const PeerCredentials& peer, const std::string& proc_roo
 
   // The reads above describe the peer only if its pid still names the same process.
   const std::string who = "process " + std::to_string(peer.pid);
-  if (*euid != peer.uid) return finish(who + " changed identity since it connected");
   if (!peer.pidfd_from_peer) {
     // A pid alone: whoever has it now must have existed when the connection was made.
     if (peer.accepted_boottime_ns == 0 || *start_ticks * NsPerTick() > peer.accepted_boottime_ns) {
       return finish(who + " started after the connection was accepted: its pid was reused");
     }
   }
+  if (*euid != peer.uid) return finish(who + " changed identity since it connected");
   if (peer.pidfd >= 0 && !StillAlive(peer.pidfd)) return finish(who + " exited since it connected");
   s.unit = std::move(units.unit);
   if (!units.user_unit.empty() && units.user_manager_uid == peer.uid)

@@ -283,7 +283,9 @@ TEST_F(PeerClientTest, AReusedPidLendsTheCallerNothing) {
     Client a = Start(kNobody, kNobody);
     pid_t reused = -1;
     int release[2] = {-1, -1};
+    int ready[2] = {-1, -1};  // the newcomer says when it is in web.service as nobody
     ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
     IdentifyOptions o;
     o.use_peer_pidfd = peer_pidfd;
     o.after_peer_credentials = [&](pid_t pid) {
@@ -304,11 +306,13 @@ TEST_F(PeerClientTest, AReusedPidLendsTheCallerNothing) {
         pid_t child = ::fork();
         if (child == 0) {
           ::close(release[1]);
+          ::close(ready[0]);
           if (::getpid() != pid) ::_exit(0);
           if (!JoinCgroup(unit_dir) || ::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 ||
               ::setuid(kNobody) != 0) {
             ::_exit(20);
           }
+          (void)!::write(ready[1], "r", 1);
           char ch = 0;
           (void)!::read(release[0], &ch, 1);
           ::_exit(0);
@@ -320,19 +324,23 @@ TEST_F(PeerClientTest, AReusedPidLendsTheCallerNothing) {
         }
       }
       ASSERT_EQ(reused, pid) << "could not make a process with pid " << pid;
-      // It must be in web.service (as root sees it) before the agent looks.
-      for (int i = 0; i < 5000; ++i) {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (ParseSystemdUnit(text) == "web.service") break;
-        sched_yield();
-      }
+      // It must be in web.service and nobody before the agent looks: otherwise the agent
+      // would refuse it for another reason (its uid) and the test would prove nothing.
+      ::close(ready[1]);
+      ready[1] = -1;
+      char ch = 0;
+      ASSERT_EQ(::read(ready[0], &ch, 1), 1) << "the newcomer could not join web.service as nobody";
+      std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      ASSERT_EQ(ParseSystemdUnit(text), "web.service");
     };
     std::string partial;
     Result<Subject> s = IdentifyConnection(a.conn, o, &partial);
     ::close(release[1]);
     if (reused > 0) ::waitpid(reused, nullptr, 0);
     ::close(release[0]);
+    ::close(ready[0]);
+    if (ready[1] >= 0) ::close(ready[1]);
     ::close(a.conn);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     ASSERT_GT(reused, 0);
