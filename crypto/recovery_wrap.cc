@@ -8,6 +8,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/mac.h"
+#include "crypto/p256_internal.h"
 #include "crypto/random.h"
 
 namespace sk {
@@ -19,38 +20,15 @@ constexpr std::size_t kHeaderSize = 4 + 1 + kRecoveryKeyIdSize + kRecoveryPublic
 constexpr std::string_view kInfo = "sealkeep recovery wrap v1";
 constexpr std::string_view kKeyIdDomain = "sealkeep recovery key id v1";
 
-int Rng(void*, unsigned char* out, std::size_t n) { return FillRandom({out, n}).ok() ? 0 : -1; }
-
 Status BadKey(const std::string& what) { return InvalidArgument(what, "bad_recovery_key"); }
 Status Malformed(const std::string& what) {
   return Status(Code::kCorruption, "malformed_recovery_blob", what);
 }
 
-// RAII over mbedTLS's group, point and number types.
-struct Group {
-  mbedtls_ecp_group g;
-  Group() {
-    mbedtls_ecp_group_init(&g);
-    mbedtls_ecp_group_load(&g, MBEDTLS_ECP_DP_SECP256R1);
-  }
-  ~Group() { mbedtls_ecp_group_free(&g); }
-  Group(const Group&) = delete;
-  Group& operator=(const Group&) = delete;
-};
-struct Point {
-  mbedtls_ecp_point p;
-  Point() { mbedtls_ecp_point_init(&p); }
-  ~Point() { mbedtls_ecp_point_free(&p); }
-  Point(const Point&) = delete;
-  Point& operator=(const Point&) = delete;
-};
-struct Mpi {
-  mbedtls_mpi m;
-  Mpi() { mbedtls_mpi_init(&m); }
-  ~Mpi() { mbedtls_mpi_free(&m); }  // wipes its limbs
-  Mpi(const Mpi&) = delete;
-  Mpi& operator=(const Mpi&) = delete;
-};
+using p256::Group;
+using p256::Mpi;
+using p256::Point;
+using p256::Rng;
 
 Result<Bytes> WritePoint(Group& grp, Point& q) {
   Bytes out(kRecoveryPublicKeySize);

@@ -13,6 +13,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/ct.h"
+#include "crypto/ecdsa.h"
 #include "crypto/mac.h"
 
 namespace sk {
@@ -229,6 +230,34 @@ TEST(Wycheproof, HkdfSha256EveryCase) {
   t.Report();
   EXPECT_EQ(t.ran, 86);
   EXPECT_EQ(t.invalid, 3);
+  EXPECT_TRUE(t.skipped.empty());
+  EXPECT_EQ(t.ran, doc["numberOfTests"].get<int>());
+}
+
+// P1363 signatures (r || s, 64 bytes), as the fleet journal stores them: every valid case
+// verifies, every invalid one (malleated, out-of-range, wrong-length, wrong-message) is refused.
+TEST(Wycheproof, EcdsaP256Sha256EveryCase) {
+  json doc = Load("ecdsa_secp256r1_sha256_p1363_test.json");
+  Tally t("ecdsa_secp256r1_sha256_p1363_test.json");
+  for (const auto& group : doc["testGroups"]) {
+    ASSERT_EQ(group["sha"], "SHA-256");
+    const Bytes key = Hex(group["publicKey"]["uncompressed"]);
+    for (const auto& c : group["tests"]) {
+      std::string result = c["result"];
+      SCOPED_TRACE("tcId " + std::to_string(c["tcId"].get<int>()) + " " + c["comment"].get<std::string>());
+      Status st = EcdsaP256Verify(key, Hex(c["msg"]), Hex(c["sig"]));
+      t.Ran(result);
+      if (result == "invalid") {
+        EXPECT_FALSE(st.ok()) << "an invalid signature verified";
+        EXPECT_EQ(st.reason(), "bad_signature");
+      } else {
+        EXPECT_TRUE(st.ok()) << st.ToString();
+      }
+    }
+  }
+  t.Report();
+  EXPECT_EQ(t.valid, 169);
+  EXPECT_EQ(t.invalid, 83);
   EXPECT_TRUE(t.skipped.empty());
   EXPECT_EQ(t.ran, doc["numberOfTests"].get<int>());
 }
