@@ -121,7 +121,7 @@ create = ["CREATE ROLE {{role}} LOGIN PASSWORD {{password}} VALID UNTIL {{valid_
 
   TempDir dir_{"lease"};
   AgentProcess agent_{dir_.path(), LeaseAgent(dir_.path())};
-  Postgres pg_{Postgres::Options{true, {}}};
+  Postgres pg_{Postgres::Options{true, {}, {}}};
   std::string config_ = dir_.Join("rotation.toml");
   std::string lease_socket_ = dir_.Join("leases.sock");
   std::string server_log_ = dir_.Join("lease-server.log");

@@ -174,7 +174,8 @@ TEST_F(PostgresqlTargetTest, ValuesPostgresqlCannotHoldAreRefusedBeforeConnectin
 
 class PostgresqlLogTest : public PostgresqlTargetTest {
  protected:
-  PostgresqlLogTest() : PostgresqlTargetTest(Postgres::Options{.log_statements = true, .hba = {}}) {}
+  PostgresqlLogTest()
+      : PostgresqlTargetTest(Postgres::Options{.log_statements = true, .hba = {}, .settings = {}}) {}
 };
 
 TEST_F(PostgresqlLogTest, TheValueNeverReachesTheServersLog) {
@@ -196,7 +197,8 @@ TEST_F(PostgresqlLogTest, TheValueNeverReachesTheServersLog) {
 
 class PostgresqlTrustTest : public PostgresqlTargetTest {
  protected:
-  PostgresqlTrustTest() : PostgresqlTargetTest(Postgres::Options{.hba = {"local all trusted trust"}}) {}
+  PostgresqlTrustTest()
+      : PostgresqlTargetTest(Postgres::Options{.hba = {"local all trusted trust"}, .settings = {}}) {}
 };
 
 TEST_F(PostgresqlTrustTest, ALoginWithoutAPasswordProvesNothing) {
