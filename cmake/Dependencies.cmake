@@ -20,6 +20,9 @@ add_library(sk_toml INTERFACE)
 target_include_directories(sk_toml SYSTEM INTERFACE ${TOMLPP_INCLUDE_DIRS})
 target_compile_definitions(sk_toml INTERFACE TOML_HEADER_ONLY=1)
 pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
+# libpq: the fleet library (agent/fleet) and the PostgreSQL test fixture link it; the CLI's
+# rotation target dlopens it instead.
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET GLOBAL libpq)
 find_package(Boost 1.74 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)

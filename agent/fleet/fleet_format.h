@@ -1,0 +1,130 @@
+// The fleet journal's entries (docs/fleet.md): stored in PostgreSQL, each signed by the
+// fleet signing key and hash-chained, holding only ciphertext, public keys and signatures.
+//
+// ENTRY, format version 1. Big-endian integers; var16 / var32 = u16 / u32 length, then bytes.
+//   field       size    notes
+//   magic       4       "SKFE"
+//   version     u8      0x01
+//   seq         u64     1, 2, 3, ... no gaps
+//   prev_hash   32      the hash of entry seq - 1; zero for seq 1
+//   time_ms     u64     Unix time in milliseconds when it was signed
+//   signer_id   8       the first 8 bytes of SHA-256("sealkeep fleet signer id v1" 0x00 || its
+//                       public key): which fleet key signed it
+//   kind        u8      1 host, 2 txn (values are permanent)
+//   body        var32   by kind, below; at most kMaxBodyBytes
+//   signature   64      ECDSA P-256 / SHA-256 (crypto/ecdsa.h, r || s) over
+//                       "sealkeep fleet entry v1" 0x00 || every byte above
+// No trailing bytes. HASH = SHA-256("sealkeep fleet entry hash v1" 0x00 || the whole entry,
+// signature included): prev_hash holds it, so nobody without the signing key can extend,
+// reorder or splice the chain, and two entries with one seq are a fork anyone can see.
+//
+// HOST body: admits a host into groups, changes its groups, or removes it.
+//   host_id     var16   1-64 bytes of [a-z0-9._-]
+//   state       u8      1 admitted, 2 removed
+//   key_kind    u8      where its private key lives: 1 tpm, 2 pkcs11, 3 software (sealed by
+//                       the host's master key; said so in `fleet status`)
+//   public_key  65      its P-256 ECDH public key, uncompressed
+//   groups      u16 n (<= 64), then n var16 names of 1-64 bytes of [a-z0-9._-], ascending,
+//               no repeats
+//
+// TXN body: one fleet transaction, which every entitled host applies all or nothing.
+//   count       u16     1..kMaxOps
+//   count ops, paths ascending, no repeats:
+//     path        var16   a sealkeep path (agent/secrets/path.h)
+//     kind        u8      1 put, 2 delete
+//     version     u64     the path's fleet version: one more than its last, from 1
+//     groups      as in HOST, at least one: the hosts of these groups may read it
+//     dek_commit  32      put: HMAC-SHA256(DEK, "sealkeep dek commit v1"); delete: zero
+//     value       var32   put: crypto/aead.h's blob of the value under the DEK, AAD =
+//                         "sealkeep fleet value v1" 0x00 || path || 0x00 || version (u64);
+//                         at most kMaxValueBytes. delete: empty
+//
+// WRAP, stored beside its entry (one per put op and entitled host), not in it: the DEK
+// wrapped to the host's public key by crypto/recovery_wrap.h's ECIES with AAD =
+// "sealkeep fleet wrap v1" 0x00 || host_id || 0x00 || path || 0x00 || version (u64).
+// Wraps are not signed: a substituted wrap opens (if at all) to another key, whose
+// commitment differs from the signed dek_commit, and the host refuses it.
+//
+// Errors: malformed_fleet_entry (kCorruption) for bytes that do not parse as above,
+// bad_signature (kCorruption) for a signature that does not verify.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/bytes.h"
+#include "crypto/mac.h"
+#include "crypto/secret_bytes.h"
+#include "crypto/status.h"
+
+namespace sk::fleet {
+
+inline constexpr std::uint8_t kEntryFormatVersion = 0x01;
+inline constexpr std::size_t kSignerIdSize = 8;
+inline constexpr std::size_t kPublicKeySize = 65;
+inline constexpr std::size_t kMaxBodyBytes = 4u << 20;
+inline constexpr std::size_t kMaxValueBytes = 1u << 20;
+inline constexpr std::size_t kMaxOps = 1024;
+inline constexpr std::size_t kMaxGroups = 64;
+inline constexpr std::size_t kMaxNameBytes = 64;
+
+enum class EntryKind : std::uint8_t { kHost = 1, kTxn = 2 };
+enum class HostState : std::uint8_t { kAdmitted = 1, kRemoved = 2 };
+enum class KeyKind : std::uint8_t { kTpm = 1, kPkcs11 = 2, kSoftware = 3 };
+enum class OpKind : std::uint8_t { kPut = 1, kDelete = 2 };
+
+using SignerId = std::array<std::uint8_t, kSignerIdSize>;
+
+struct Entry {
+  std::uint64_t seq = 0;
+  Digest prev_hash{};
+  std::uint64_t time_ms = 0;
+  SignerId signer_id{};
+  EntryKind kind = EntryKind::kTxn;
+  Bytes body;
+  Bytes signature;  // 64 bytes once signed
+};
+
+struct HostRecord {
+  std::string host_id;
+  HostState state = HostState::kAdmitted;
+  KeyKind key_kind = KeyKind::kSoftware;
+  Bytes public_key;                 // 65 bytes
+  std::vector<std::string> groups;  // ascending, unique
+};
+
+struct TxnOp {
+  std::string path;
+  OpKind kind = OpKind::kPut;
+  std::uint64_t version = 0;
+  std::vector<std::string> groups;
+  Digest dek_commit{};
+  Bytes value;  // the AEAD blob (put), empty (delete)
+};
+
+SignerId SignerIdOf(ByteView signer_public_key);
+std::string_view KeyKindName(KeyKind kind);
+
+// Host ids and group names: 1-64 bytes of [a-z0-9._-]. reason bad_name (kInvalidArgument).
+Status ValidateName(std::string_view what, std::string_view name);
+
+[[nodiscard]] Result<Bytes> EncodeHost(const HostRecord& host);
+[[nodiscard]] Result<HostRecord> DecodeHost(ByteView body);
+[[nodiscard]] Result<Bytes> EncodeTxn(const std::vector<TxnOp>& ops);
+[[nodiscard]] Result<std::vector<TxnOp>> DecodeTxn(ByteView body);
+
+// Signs `entry` (filling signature) and returns its encoding.
+[[nodiscard]] Result<Bytes> SignEntry(Entry& entry, const SecretBytes& signing_key);
+// Parses an encoded entry; checks structure only (VerifyEntry checks the signature).
+[[nodiscard]] Result<Entry> DecodeEntry(ByteView encoded);
+[[nodiscard]] Status VerifyEntry(const Entry& entry, ByteView signer_public_key);
+Digest EntryHash(ByteView encoded);
+
+// The AADs of a value and of a wrap (above).
+Bytes ValueAad(std::string_view path, std::uint64_t version);
+Bytes WrapAad(std::string_view host_id, std::string_view path, std::uint64_t version);
+
+}  // namespace sk::fleet

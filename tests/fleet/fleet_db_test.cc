@@ -1,0 +1,396 @@
+// The fleet journal against a real PostgreSQL 15: an admins' writer and three hosts (each
+// with its own key pair and connection) sharing one server. Transactions reach the entitled
+// hosts and only them; a host outside a group cannot open the rows even reading them
+// directly; forged entries, broken chains, substituted wraps and a database that went
+// backwards are refused while the hosts keep what they had; concurrent writers never fork.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "agent/fleet/fleet_host.h"
+#include "agent/fleet/fleet_writer.h"
+#include "tests/fixtures/postgres.h"
+#include "tests/fleet/must.h"
+
+namespace sk::fleet {
+namespace {
+
+using testing::Postgres;
+
+std::vector<PlainOp> One(PlainOp op) {
+  std::vector<PlainOp> ops;
+  ops.push_back(std::move(op));
+  return ops;
+}
+
+std::string Str(const SecretBytes& s) { return std::string(AsChars(s.Expose())); }
+SecretBytes Secret(std::string_view s) { return SecretBytes::CopyFrom(AsBytes(s)); }
+
+class FleetDbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    password_ = Secret(pg_.superuser_password());
+    db_ = Open();
+    ASSERT_TRUE(db_->Migrate().ok());
+    signer_ = Must(GenerateRecoveryKey());
+    writer_ = Must(FleetWriter::Create(db_.get(), CopyKey(signer_)));
+    Admit("db-1", {"db"});
+    Admit("web-1", {"web"});
+    Admit("both-1", {"db", "web"});
+  }
+
+  std::unique_ptr<FleetDb> Open() { return Open(pg_); }
+  std::unique_ptr<FleetDb> Open(const Postgres& pg) {
+    const std::string url = "host=" + pg.socket_dir() + " port=5432 dbname=postgres user=" + pg.superuser();
+    Result<std::unique_ptr<FleetDb>> db = FleetDb::Connect(url, &password_);
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+    return db.ok() ? std::move(*db) : nullptr;
+  }
+  static SecretBytes CopyKey(const RecoveryKeyPair& k) {
+    return SecretBytes::CopyFrom(k.private_key.Expose());
+  }
+
+  void Admit(const std::string& id, std::vector<std::string> groups) {
+    keys_[id] = Must(GenerateRecoveryKey());
+    HostRecord h{id, HostState::kAdmitted, KeyKind::kSoftware, keys_[id].public_key, std::move(groups)};
+    ASSERT_TRUE(writer_->PutHost(h).ok());
+  }
+  std::unique_ptr<FleetHost> Host(const std::string& id, ChainHead anchor = {}) {
+    return Must(FleetHost::Create(id, CopyKey(keys_[id]), signer_.public_key, anchor));
+  }
+  static PlainOp Put(const std::string& path, std::vector<std::string> groups, std::string_view value) {
+    return PlainOp{path, OpKind::kPut, std::move(groups), Secret(value)};
+  }
+  // Pulls and applies everything; the paths and values this host now has.
+  static std::map<std::string, std::string> PullAll(FleetHost& h, FleetDb& db, Status* refusal = nullptr) {
+    std::map<std::string, std::string> got;
+    Result<FleetHost::Pulled> p = h.Pull(db);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (!p.ok()) return got;
+    for (const EntryChanges& e : p->entries) {
+      for (const Change& c : e.changes) got[c.path] = c.kind == OpKind::kPut ? Str(c.value) : "(deleted)";
+      h.Applied(e);
+    }
+    if (refusal != nullptr) {
+      *refusal = p->refusal;
+    } else {
+      EXPECT_TRUE(p->refusal.ok()) << p->refusal.ToString();
+    }
+    return got;
+  }
+  // Appends an entry by SQL, as someone with the database but not (necessarily) the key.
+  void Inject(const Bytes& entry, std::uint64_t seq) {
+    const std::string hex = "'\\x" + HexEncode(entry) + "'::bytea";
+    const std::string hash = "'\\x" + HexEncode(EntryHash(entry)) + "'::bytea";
+    ASSERT_TRUE(pg_.Exec("INSERT INTO sk_fleet_entries (seq, hash, entry) VALUES (" + std::to_string(seq) +
+                         ", " + hash + ", " + hex +
+                         "); UPDATE sk_fleet_head SET seq = " + std::to_string(seq) + ", hash = " + hash));
+  }
+  Bytes NextTxn(const RecoveryKeyPair& key, const Digest& prev) {
+    TxnOp op;
+    op.path = "apps/web/forged";
+    op.version = 1;
+    op.groups = {"web"};
+    Entry e;
+    e.seq = writer_->chain().head().seq + 1;
+    e.prev_hash = prev;
+    e.signer_id = SignerIdOf(key.public_key);
+    e.kind = EntryKind::kTxn;
+    e.body = *EncodeTxn({op});
+    return *SignEntry(e, key.private_key);
+  }
+
+  Postgres pg_;
+  SecretBytes password_;
+  std::unique_ptr<FleetDb> db_;
+  RecoveryKeyPair signer_;
+  std::unique_ptr<FleetWriter> writer_;
+  std::map<std::string, RecoveryKeyPair> keys_;
+};
+
+TEST_F(FleetDbTest, ATxnReachesTheEntitledHostsAndOnlyThem) {
+  std::vector<PlainOp> ops;
+  ops.push_back(Put("apps/web/token", {"web"}, "web-token-1"));
+  ops.push_back(Put("apps/db/password", {"db"}, "db-password-1"));
+  Result<std::uint64_t> seq = writer_->Commit(std::move(ops));
+  ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+  EXPECT_EQ(*seq, 4U);  // three host entries, then this one
+
+  std::map<std::string, std::map<std::string, std::string>> seen;
+  for (const std::string id : {"db-1", "web-1", "both-1"}) {
+    std::unique_ptr<FleetDb> db = Open();
+    std::unique_ptr<FleetHost> h = Host(id);
+    seen[id] = PullAll(*h, *db);
+    EXPECT_EQ(h->anchor().seq, 4U) << id;
+    EXPECT_EQ(h->anchor().hash, writer_->chain().head().hash) << id;
+  }
+  EXPECT_EQ(seen["web-1"], (std::map<std::string, std::string>{{"apps/web/token", "web-token-1"}}));
+  EXPECT_EQ(seen["db-1"], (std::map<std::string, std::string>{{"apps/db/password", "db-password-1"}}));
+  EXPECT_EQ(seen["both-1"], (std::map<std::string, std::string>{{"apps/db/password", "db-password-1"},
+                                                                {"apps/web/token", "web-token-1"}}));
+  // A second pull brings nothing new; a delete reaches the same hosts.
+  std::unique_ptr<FleetHost> web = Host("web-1");
+  ASSERT_EQ(PullAll(*web, *db_).size(), 1U);
+  EXPECT_TRUE(PullAll(*web, *db_).empty());
+  ASSERT_TRUE(writer_->Commit(One(PlainOp{"apps/web/token", OpKind::kDelete, {"web"}, {}})).ok());
+  EXPECT_EQ(PullAll(*web, *db_), (std::map<std::string, std::string>{{"apps/web/token", "(deleted)"}}));
+}
+
+TEST_F(FleetDbTest, AHostOutsideTheGroupCannotOpenTheRowsEvenWithTheDatabase) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "only-for-web"))).ok());
+  // What PostgreSQL holds: wraps for web's hosts only, and nowhere the value in clear.
+  auto rows = pg_.Query("SELECT host_id, encode(wrap, 'hex') FROM sk_fleet_wraps ORDER BY host_id");
+  ASSERT_EQ(rows.size(), 2U);
+  EXPECT_EQ(rows[0][0], "both-1");
+  EXPECT_EQ(rows[1][0], "web-1");
+  for (const auto& table : {"sk_fleet_entries", "sk_fleet_wraps"}) {
+    auto clear = pg_.Query(std::string("SELECT count(*) FROM ") + table +
+                           " t WHERE position('only-for-web'::bytea in " +
+                           (std::string(table) == "sk_fleet_entries" ? "t.entry" : "t.wrap") + ") > 0");
+    ASSERT_EQ(clear.size(), 1U);
+    EXPECT_EQ(clear[0][0], "0") << table;
+  }
+  // db-1, with its own private key and every row, opens none of the wraps.
+  Result<std::unique_ptr<RecoveryOpener>> db1 = RecoveryOpener::Create(CopyKey(keys_["db-1"]));
+  ASSERT_TRUE(db1.ok());
+  for (const auto& row : rows) {
+    Bytes wrap = *HexDecode(row[1]);
+    for (const std::string& as : std::vector<std::string>{"db-1", row[0]}) {
+      EXPECT_FALSE((*db1)->Open(wrap, WrapAad(as, "apps/web/token", 1)).ok()) << row[0];
+    }
+  }
+  // And its pull carries nothing of it.
+  std::unique_ptr<FleetHost> h = Host("db-1");
+  EXPECT_TRUE(PullAll(*h, *db_).empty());
+}
+
+TEST_F(FleetDbTest, AForgedEntryIsRefusedByHostsAndWritersAndTheHostKeepsWhatItHad) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "good"))).ok());
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  ASSERT_EQ(PullAll(*h, *db_).size(), 1U);
+  const ChainHead good = h->anchor();
+  RecoveryKeyPair mallory = Must(GenerateRecoveryKey());
+  Inject(NextTxn(mallory, writer_->chain().head().hash), good.seq + 1);
+
+  Status refusal;
+  EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+  EXPECT_EQ(refusal.reason(), "bad_signature") << refusal.ToString();
+  EXPECT_EQ(h->anchor().seq, good.seq);
+  // A new host verifying from seq 1 takes everything up to the forgery, then stops.
+  std::unique_ptr<FleetHost> fresh = Host("web-1");
+  EXPECT_EQ(PullAll(*fresh, *db_, &refusal).size(), 1U);
+  EXPECT_EQ(refusal.reason(), "bad_signature");
+  EXPECT_EQ(fresh->anchor().seq, good.seq);
+  // The writer will not build on it either.
+  std::unique_ptr<FleetWriter> w2 = Must(FleetWriter::Create(db_.get(), CopyKey(signer_)));
+  EXPECT_EQ(w2->Commit(One(Put("apps/web/other", {"web"}, "x"))).status().reason(), "bad_signature");
+}
+
+TEST_F(FleetDbTest, AnEntrySignedByTheFleetKeyButOffTheChainIsRefused) {
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  EXPECT_TRUE(PullAll(*h, *db_).empty());
+  Digest wrong = writer_->chain().head().hash;
+  wrong[0] ^= 1;
+  Inject(NextTxn(signer_, wrong), writer_->chain().head().seq + 1);
+  Status refusal;
+  EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+  EXPECT_EQ(refusal.reason(), "fleet_chain_broken") << refusal.ToString();
+}
+
+TEST_F(FleetDbTest, ASubstitutedWrapIsRefused) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "real"))).ok());
+  // Someone with the database wraps a key of their own to web-1's public key.
+  std::unique_ptr<RecoverySealer> sealer = Must(RecoverySealer::Create(keys_["web-1"].public_key));
+  Bytes forged = *sealer->Seal(SecretBytes(32), WrapAad("web-1", "apps/web/token", 1));
+  ASSERT_TRUE(pg_.Exec("UPDATE sk_fleet_wraps SET wrap = '\\x" + HexEncode(forged) +
+                       "'::bytea WHERE host_id = 'web-1'"));
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  Status refusal;
+  EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+  EXPECT_EQ(refusal.reason(), "fleet_wrap_invalid") << refusal.ToString();
+  EXPECT_EQ(h->anchor().seq, 3U);  // the three host entries before it applied; the txn did not
+  // both-1's wrap was left alone: it applies.
+  std::unique_ptr<FleetHost> both = Host("both-1");
+  EXPECT_EQ(PullAll(*both, *db_), (std::map<std::string, std::string>{{"apps/web/token", "real"}}));
+}
+
+TEST_F(FleetDbTest, ADatabaseThatWentBackwardsIsRefusedByEveryHostAhead) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "v1"))).ok());
+  const std::uint64_t old_seq = writer_->chain().head().seq;
+  // The "older backup": a copy of the tables as they are now.
+  ASSERT_TRUE(
+      pg_.Exec("CREATE TABLE old_entries AS SELECT * FROM sk_fleet_entries; "
+               "CREATE TABLE old_wraps AS SELECT * FROM sk_fleet_wraps; "
+               "CREATE TABLE old_head AS SELECT * FROM sk_fleet_head"));
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "v2"))).ok());
+  std::unique_ptr<FleetHost> web = Host("web-1");
+  std::unique_ptr<FleetHost> both = Host("both-1");
+  EXPECT_EQ(PullAll(*web, *db_)["apps/web/token"], "v2");
+  EXPECT_EQ(PullAll(*both, *db_)["apps/web/token"], "v2");
+  const ChainHead applied = web->anchor();
+
+  // Restore the backup.
+  ASSERT_TRUE(
+      pg_.Exec("BEGIN; DELETE FROM sk_fleet_wraps; DELETE FROM sk_fleet_entries; DELETE FROM sk_fleet_head; "
+               "INSERT INTO sk_fleet_entries SELECT * FROM old_entries; "
+               "INSERT INTO sk_fleet_wraps SELECT * FROM old_wraps; "
+               "INSERT INTO sk_fleet_head SELECT * FROM old_head; COMMIT"));
+  for (FleetHost* h : {web.get(), both.get()}) {
+    Status refusal;
+    EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+    EXPECT_EQ(refusal.reason(), "fleet_db_behind") << refusal.ToString();
+    EXPECT_EQ(h->anchor().seq, applied.seq);
+  }
+  // A host restarted from its hardware anchor refuses it the same way.
+  std::unique_ptr<FleetHost> restarted = Host("web-1", applied);
+  Status refusal;
+  EXPECT_TRUE(PullAll(*restarted, *db_, &refusal).empty());
+  EXPECT_EQ(refusal.reason(), "fleet_db_behind");
+
+  // A writer working on the restored copy grows another history past the hosts' anchor:
+  // it is refused as one, not taken for progress.
+  std::unique_ptr<FleetDb> db2 = Open();
+  std::unique_ptr<FleetWriter> w2 = Must(FleetWriter::Create(db2.get(), CopyKey(signer_)));
+  ASSERT_TRUE(w2->Commit(One(Put("apps/web/token", {"web"}, "v2-elsewhere"))).ok());
+  ASSERT_TRUE(w2->Commit(One(Put("apps/web/token", {"web"}, "v3-elsewhere"))).ok());
+  ASSERT_GT(w2->chain().head().seq, applied.seq);
+  EXPECT_EQ(old_seq + 2, w2->chain().head().seq);
+  for (FleetHost* h : {web.get(), both.get(), restarted.get()}) {
+    EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+    EXPECT_EQ(refusal.reason(), "fleet_chain_broken") << refusal.ToString();
+    EXPECT_EQ(h->anchor().seq, applied.seq);
+  }
+}
+
+TEST_F(FleetDbTest, TwoWritersAtOnceNeverForkTheChain) {
+  constexpr int kEach = 15;
+  auto write = [&](const std::string& who) {
+    std::unique_ptr<FleetDb> db = Open();
+    std::unique_ptr<FleetWriter> w = Must(FleetWriter::Create(db.get(), CopyKey(signer_)));
+    for (int i = 0; i < kEach; ++i) {
+      std::vector<PlainOp> ops;
+      ops.push_back(Put("apps/web/shared", {"web"}, who + "-" + std::to_string(i)));
+      ops.push_back(Put("apps/web/" + who, {"web"}, std::to_string(i)));
+      Result<std::uint64_t> seq = w->Commit(std::move(ops));
+      EXPECT_TRUE(seq.ok()) << seq.status().ToString();
+    }
+  };
+  std::thread a(write, "a");
+  std::thread b(write, "b");
+  a.join();
+  b.join();
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  Result<FleetHost::Pulled> p = h->Pull(*db_);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->refusal.ok()) << p->refusal.ToString();
+  ASSERT_EQ(p->entries.size(), 3U + 2U * kEach);  // the host entries, then every commit
+  std::uint64_t shared_version = 0;
+  for (const EntryChanges& e : p->entries) {
+    for (const Change& c : e.changes) {
+      if (c.path == "apps/web/shared") {
+        EXPECT_EQ(c.version, ++shared_version);
+      }
+    }
+  }
+  EXPECT_EQ(shared_version, 2U * kEach);
+  auto rows = pg_.Query("SELECT count(*), max(seq) FROM sk_fleet_entries");
+  EXPECT_EQ(rows[0][0], std::to_string(3 + 2 * kEach));
+  EXPECT_EQ(rows[0][1], std::to_string(3 + 2 * kEach));
+}
+
+TEST_F(FleetDbTest, WithTheDatabaseDownAHostKeepsWhatItHasAndCatchesUpAfter) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "before"))).ok());
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  ASSERT_EQ(PullAll(*h, *db_).size(), 1U);
+  const ChainHead had = h->anchor();
+  pg_.Stop();
+  Result<FleetHost::Pulled> down = h->Pull(*db_);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().reason(), "fleet_unavailable");
+  EXPECT_EQ(h->anchor().seq, had.seq);
+  EXPECT_EQ(FleetDb::Connect(
+                "host=" + pg_.socket_dir() + " port=5432 dbname=postgres user=" + pg_.superuser(), &password_)
+                .status()
+                .reason(),
+            "fleet_unavailable");
+  pg_.Start();
+  db_ = Open();
+  writer_ = Must(FleetWriter::Create(db_.get(), CopyKey(signer_)));
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "after"))).ok());
+  EXPECT_EQ(PullAll(*h, *db_), (std::map<std::string, std::string>{{"apps/web/token", "after"}}));
+}
+
+TEST_F(FleetDbTest, ACommitWakesAListeningHost) {
+  std::unique_ptr<FleetDb> listener = Open();
+  ASSERT_TRUE(listener->Listen().ok());
+  Result<bool> quiet = listener->WaitForNotify(std::chrono::milliseconds(0));
+  ASSERT_TRUE(quiet.ok());
+  EXPECT_FALSE(*quiet);
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "x"))).ok());
+  Result<bool> woke = listener->WaitForNotify(std::chrono::seconds(30));
+  ASSERT_TRUE(woke.ok()) << woke.status().ToString();
+  EXPECT_TRUE(*woke);
+}
+
+TEST_F(FleetDbTest, APutNobodyMayReadIsRefusedAndWritesNothing) {
+  const std::uint64_t before = writer_->chain().head().seq;
+  EXPECT_EQ(writer_->Commit(One(Put("apps/ops/key", {"ops"}, "x"))).status().reason(), "no_entitled_host");
+  EXPECT_EQ(db_->Head()->seq, before);
+}
+
+// Streaming replication with a synchronous standby (as Patroni's synchronous mode runs it):
+// the primary stops, the standby is promoted, the writer goes on there and every host catches
+// up from it, its chain unbroken.
+TEST_F(FleetDbTest, WhenThePrimaryStopsAndTheStandbyIsPromotedWritesGoOnAndHostsCatchUp) {
+  Postgres standby(pg_, Postgres::Copy::kStandby);
+  pg_.MakeSynchronous();
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "on-the-primary"))).ok());
+  std::unique_ptr<FleetHost> web = Host("web-1");
+  std::unique_ptr<FleetHost> both = Host("both-1");
+  EXPECT_EQ(PullAll(*web, *db_)["apps/web/token"], "on-the-primary");
+  EXPECT_EQ(PullAll(*both, *db_)["apps/web/token"], "on-the-primary");
+  // The standby already serves the same chain, read-only.
+  std::unique_ptr<FleetDb> replica = Open(standby);
+  EXPECT_EQ(replica->Head()->seq, writer_->chain().head().seq);
+
+  db_.reset();
+  pg_.Stop();
+  standby.Promote();
+  std::unique_ptr<FleetDb> promoted = Open(standby);
+  std::unique_ptr<FleetWriter> w2 = Must(FleetWriter::Create(promoted.get(), CopyKey(signer_)));
+  ASSERT_TRUE(w2->Commit(One(Put("apps/web/token", {"web"}, "on-the-promoted-standby"))).ok());
+  ASSERT_TRUE(w2->Commit(One(Put("apps/db/password", {"db"}, "db-after-failover"))).ok());
+  EXPECT_EQ(PullAll(*web, *promoted),
+            (std::map<std::string, std::string>{{"apps/web/token", "on-the-promoted-standby"}}));
+  EXPECT_EQ(PullAll(*both, *promoted),
+            (std::map<std::string, std::string>{{"apps/db/password", "db-after-failover"},
+                                                {"apps/web/token", "on-the-promoted-standby"}}));
+  EXPECT_EQ(web->anchor().hash, w2->chain().head().hash);
+}
+
+// The database restored from a real, older base backup (pg_basebackup, then started on its
+// own): every host that applied more refuses it and keeps what it has.
+TEST_F(FleetDbTest, APostgresRestoredFromAnOlderBaseBackupIsRefusedByEveryHostAhead) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "v1"))).ok());
+  Postgres old_backup(pg_, Postgres::Copy::kOldBackup);
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "v2"))).ok());
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/db/password", {"db"}, "db-v1"))).ok());
+  std::vector<std::unique_ptr<FleetHost>> hosts;
+  for (const std::string id : {"db-1", "web-1", "both-1"}) {
+    hosts.push_back(Host(id));
+    PullAll(*hosts.back(), *db_);
+    EXPECT_EQ(hosts.back()->anchor().seq, writer_->chain().head().seq) << id;
+  }
+  db_.reset();
+  pg_.Stop();
+  std::unique_ptr<FleetDb> restored = Open(old_backup);
+  for (auto& h : hosts) {
+    Status refusal;
+    EXPECT_TRUE(PullAll(*h, *restored, &refusal).empty()) << h->host_id();
+    EXPECT_EQ(refusal.reason(), "fleet_db_behind") << h->host_id() << ": " << refusal.ToString();
+    EXPECT_EQ(h->anchor().hash, writer_->chain().head().hash) << h->host_id();
+  }
+}
+
+}  // namespace
+}  // namespace sk::fleet
