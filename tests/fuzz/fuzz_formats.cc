@@ -5,12 +5,15 @@
 // payload, the TPM record, the NV anchor), or the /proc text a caller's identity is read from (its cgroup:
 // the systemd unit; its status: groups and uid; its stat: start time). Each must answer with an error, never
 // crash, leak or read out of bounds. Also what recovery reads (docs/recovery.md): a share as
-// typed, a backup manifest, and a recovery-wrapped blob opened with a fixed key.
+// typed, a backup manifest, and a recovery-wrapped blob opened with a fixed key. And what a
+// host reads from the fleet database (docs/fleet.md): an entry, its host and txn bodies, and
+// the chain's check of it under a fixed signer key.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "agent/audit/audit_format.h"
+#include "agent/fleet/fleet_chain.h"
 #include "agent/journal/journal_format.h"
 #include "agent/policy/subject.h"
 #include "agent/secrets/backup_manifest.h"
@@ -24,11 +27,17 @@
 #include "hsm/tpm/sealed_file_format.h"
 #include "hsm/wrapped_blob_format.h"
 
+namespace {
+// The scalar 1: a valid P-256 private key.
+constexpr std::uint8_t kScalarOne[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const sk::ByteView bytes(data + 1, size - 1);
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 14) {
+  switch (data[0] % 15) {
     case 12:
       (void)sk::ParseRecoveryShare(text);
       (void)sk::secrets::ParseBackupManifest(text);
@@ -41,6 +50,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }();
       (void)sk::RecoveryBlobKeyId(bytes);
       (void)opener->Open(bytes, sk::ByteView());
+      break;
+    }
+    case 14: {
+      static const sk::fleet::FleetChain chain(
+          sk::RecoveryPublicKey(sk::SecretBytes::CopyFrom(sk::ByteView(kScalarOne))).value());
+      if (auto e = sk::fleet::DecodeEntry(bytes); e.ok()) {
+        (void)sk::fleet::DecodeHost(e->body);
+        (void)sk::fleet::DecodeTxn(e->body);
+      }
+      (void)sk::fleet::DecodeTxn(bytes);
+      (void)chain.Check(bytes);
       break;
     }
     case 0:
