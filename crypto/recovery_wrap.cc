@@ -160,11 +160,44 @@ Result<Bytes> RecoverySealer::Seal(const SecretBytes& plaintext, ByteView aad) c
   return out;
 }
 
+namespace {
+
+class SoftwareKey final : public EcdhPrivateKey {
+ public:
+  SoftwareKey(SecretBytes scalar, Bytes public_key)
+      : scalar_(std::move(scalar)), public_key_(std::move(public_key)) {}
+  const Bytes& public_key() const override { return public_key_; }
+  Result<SecretBytes> SharedSecret(ByteView peer_public) override {
+    Group grp;
+    Point peer;
+    SK_RETURN_IF_ERROR(ReadPoint(grp, peer_public, peer));
+    Mpi d;
+    SK_RETURN_IF_ERROR(ReadScalar(grp, scalar_, d));
+    return Ecdh(grp, d, peer);
+  }
+
+ private:
+  SecretBytes scalar_;
+  Bytes public_key_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EcdhPrivateKey>> SoftwareEcdhKey(SecretBytes private_key) {
+  SK_ASSIGN_OR_RETURN(Bytes public_key, RecoveryPublicKey(private_key));
+  return std::unique_ptr<EcdhPrivateKey>(new SoftwareKey(std::move(private_key), std::move(public_key)));
+}
+
 Result<std::unique_ptr<RecoveryOpener>> RecoveryOpener::Create(SecretBytes private_key) {
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<EcdhPrivateKey> key, SoftwareEcdhKey(std::move(private_key)));
+  return Create(std::move(key));
+}
+
+std::unique_ptr<RecoveryOpener> RecoveryOpener::Create(std::unique_ptr<EcdhPrivateKey> key) {
   std::unique_ptr<RecoveryOpener> o(new RecoveryOpener());
-  SK_ASSIGN_OR_RETURN(o->public_key_, RecoveryPublicKey(private_key));
+  o->public_key_ = key->public_key();
   o->key_id_ = RecoveryKeyId(o->public_key_);
-  o->private_key_ = std::move(private_key);
+  o->key_ = std::move(key);
   return o;
 }
 
@@ -185,9 +218,9 @@ Result<SecretBytes> RecoveryOpener::Open(ByteView blob, ByteView aad) {
       Point peer;
       if (Status st = ReadPoint(grp, ephemeral, peer); !st.ok())
         return Malformed("the blob's ephemeral key: " + std::string(st.message()));
-      Mpi d;
-      SK_RETURN_IF_ERROR(ReadScalar(grp, private_key_, d));
-      SK_ASSIGN_OR_RETURN(SecretBytes z, Ecdh(grp, d, peer));
+      SK_ASSIGN_OR_RETURN(SecretBytes z, key_->SharedSecret(ephemeral));
+      if (z.size() != 32)
+        return BadKey("the ECDH key gave a shared secret of " + std::to_string(z.size()) + " bytes");
       if (z_by_ephemeral_.size() >= 64) z_by_ephemeral_.clear();
       it = z_by_ephemeral_.emplace(ephemeral, std::move(z)).first;
     }

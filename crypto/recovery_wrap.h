@@ -65,16 +65,32 @@ class RecoverySealer {
   SecretBytes z_;
 };
 
+// The private half of a P-256 key pair that computes ECDH and nothing else: in memory
+// (SoftwareEcdhKey), or in a PKCS#11 token or a TPM that never lets it out (the fleet's
+// host keys, docs/fleet.md). Called by one thread at a time (RecoveryOpener serialises).
+class EcdhPrivateKey {
+ public:
+  virtual ~EcdhPrivateKey() = default;
+  // 65 bytes, uncompressed.
+  virtual const Bytes& public_key() const = 0;
+  // The x-coordinate of (private key) * peer, 32 bytes. `peer_public` is a checked point.
+  virtual Result<SecretBytes> SharedSecret(ByteView peer_public) = 0;
+};
+
+// A private scalar held in locked memory.
+Result<std::unique_ptr<EcdhPrivateKey>> SoftwareEcdhKey(SecretBytes private_key);
+
 class RecoveryOpener {
  public:
   static Result<std::unique_ptr<RecoveryOpener>> Create(SecretBytes private_key);
+  static std::unique_ptr<RecoveryOpener> Create(std::unique_ptr<EcdhPrivateKey> key);
   Result<SecretBytes> Open(ByteView blob, ByteView aad);
   const Bytes& public_key() const { return public_key_; }
   const Bytes& key_id() const { return key_id_; }
 
  private:
   RecoveryOpener() = default;
-  SecretBytes private_key_;
+  std::unique_ptr<EcdhPrivateKey> key_;
   Bytes public_key_;
   Bytes key_id_;
   std::mutex mu_;
