@@ -13,12 +13,18 @@ Status WrapInvalid(const std::string& what) { return Corruption(what, "fleet_wra
 
 }  // namespace
 
-Result<std::unique_ptr<FleetHost>> FleetHost::Create(std::string host_id, SecretBytes private_key,
+Result<std::unique_ptr<FleetHost>> FleetHost::Create(std::string host_id, std::unique_ptr<EcdhPrivateKey> key,
                                                      Bytes signer_public_key, ChainHead anchor) {
   SK_RETURN_IF_ERROR(ValidateName("host", host_id));
-  SK_ASSIGN_OR_RETURN(std::unique_ptr<RecoveryOpener> opener, RecoveryOpener::Create(std::move(private_key)));
+  std::unique_ptr<RecoveryOpener> opener = RecoveryOpener::Create(std::move(key));
   return std::unique_ptr<FleetHost>(
       new FleetHost(std::move(host_id), std::move(opener), std::move(signer_public_key), anchor));
+}
+
+Result<std::unique_ptr<FleetHost>> FleetHost::Create(std::string host_id, SecretBytes private_key,
+                                                     Bytes signer_public_key, ChainHead anchor) {
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<EcdhPrivateKey> key, SoftwareEcdhKey(std::move(private_key)));
+  return Create(std::move(host_id), std::move(key), std::move(signer_public_key), anchor);
 }
 
 Result<EntryChanges> FleetHost::Open(FleetDb& db, const Entry& e, const Digest& hash) {

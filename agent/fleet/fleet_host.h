@@ -1,7 +1,7 @@
 // A host's side of the fleet journal: pulls entries from the fleet database, verifies each
 // (signature under the pinned fleet key, chain, versions), and turns those that concern
 // this host into changes it can apply to its local store, opening each DEK with the host's
-// ECDH private key and checking it against the signed commitment before decrypting.
+// ECDH key and checking it against the signed commitment before decrypting.
 //
 // The anchor is the (seq, hash) of the last entry this host applied, which the agent keeps
 // in its hardware. The host keeps a FleetChain verified from seq 1 (the first Pull replays
@@ -44,6 +44,11 @@ struct EntryChanges {
 
 class FleetHost {
  public:
+  // `key`: the host's ECDH key, in its hardware (hsm/pkcs11/ecdh_key.h) or in memory
+  // (SoftwareEcdhKey); the overload with a scalar is the latter.
+  [[nodiscard]] static Result<std::unique_ptr<FleetHost>> Create(std::string host_id,
+                                                                 std::unique_ptr<EcdhPrivateKey> key,
+                                                                 Bytes signer_public_key, ChainHead anchor);
   [[nodiscard]] static Result<std::unique_ptr<FleetHost>> Create(std::string host_id, SecretBytes private_key,
                                                                  Bytes signer_public_key, ChainHead anchor);
 

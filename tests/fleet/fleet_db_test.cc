@@ -1,15 +1,22 @@
-// The fleet journal against a real PostgreSQL 15: an admins' writer and three hosts (each
-// with its own key pair and connection) sharing one server. Transactions reach the entitled
-// hosts and only them; a host outside a group cannot open the rows even reading them
-// directly; forged entries, broken chains, substituted wraps and a database that went
-// backwards are refused while the hosts keep what they had; concurrent writers never fork.
+// The fleet journal against a real PostgreSQL 15: an admins' writer and three hosts, each
+// with its own key pair and connection (db-1's key in a swtpm, both-1's in a SoftHSM2
+// token, web-1's in memory), sharing one server. Transactions reach the entitled hosts and
+// only them; a host outside a group cannot open the rows even reading them directly;
+// forged entries, broken chains, substituted wraps and a database that went backwards are
+// refused while the hosts keep what they had; concurrent writers never fork; a promoted
+// standby carries on.
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "agent/fleet/fleet_host.h"
 #include "agent/fleet/fleet_writer.h"
+#include "hsm/pkcs11/ecdh_key.h"
+#include "hsm/tpm/ecdh_key.h"
 #include "tests/fixtures/postgres.h"
+#include "tests/fixtures/softhsm.h"
+#include "tests/fixtures/swtpm.h"
+#include "tests/fixtures/temp_dir.h"
 #include "tests/fleet/must.h"
 
 namespace sk::fleet {
@@ -34,9 +41,25 @@ class FleetDbTest : public ::testing::Test {
     ASSERT_TRUE(db_->Migrate().ok());
     signer_ = Must(GenerateRecoveryKey());
     writer_ = Must(FleetWriter::Create(db_.get(), CopyKey(signer_)));
-    Admit("db-1", {"db"});
+    // db-1 keeps its key in a TPM (swtpm), both-1 in a SoftHSM2 token, web-1 in memory.
+    swtpm_ = std::make_unique<testing::Swtpm>(tpm_dir_.path());
+    tpm_blob_ = Must(hsm::tpm::CreateTpmEcdhKey(TpmConfig()));
+    HostRecord db1{"db-1", HostState::kAdmitted, KeyKind::kTpm, HostKey("db-1")->public_key(), {"db"}};
+    ASSERT_TRUE(writer_->PutHost(db1).ok());
     Admit("web-1", {"web"});
-    Admit("both-1", {"db", "web"});
+    both_token_ = std::make_unique<testing::SoftHsmToken>(token_dir_.path());
+    ASSERT_TRUE(hsm::pkcs11::OpenEcdhKey(both_token_->Config(), kHostKeyLabel, true).ok());
+    HostRecord both{
+        "both-1", HostState::kAdmitted, KeyKind::kPkcs11, HostKey("both-1")->public_key(), {"db", "web"}};
+    ASSERT_TRUE(writer_->PutHost(both).ok());
+  }
+
+  hsm::TpmConfig TpmConfig() const { return swtpm_->Config(tpm_dir_.Join("state")); }
+  // A host's ECDH key, from where that host keeps it.
+  std::unique_ptr<EcdhPrivateKey> HostKey(const std::string& id) {
+    if (id == "db-1") return Must(hsm::tpm::OpenTpmEcdhKey(TpmConfig(), tpm_blob_));
+    if (id == "both-1") return Must(hsm::pkcs11::OpenEcdhKey(both_token_->Config(), kHostKeyLabel, false));
+    return Must(SoftwareEcdhKey(CopyKey(keys_[id])));
   }
 
   std::unique_ptr<FleetDb> Open() { return Open(pg_); }
@@ -56,7 +79,7 @@ class FleetDbTest : public ::testing::Test {
     ASSERT_TRUE(writer_->PutHost(h).ok());
   }
   std::unique_ptr<FleetHost> Host(const std::string& id, ChainHead anchor = {}) {
-    return Must(FleetHost::Create(id, CopyKey(keys_[id]), signer_.public_key, anchor));
+    return Must(FleetHost::Create(id, HostKey(id), signer_.public_key, anchor));
   }
   static PlainOp Put(const std::string& path, std::vector<std::string> groups, std::string_view value) {
     return PlainOp{path, OpKind::kPut, std::move(groups), Secret(value)};
@@ -100,7 +123,13 @@ class FleetDbTest : public ::testing::Test {
     return *SignEntry(e, key.private_key);
   }
 
+  static constexpr char kHostKeyLabel[] = "sealkeep-fleet-host";
   Postgres pg_;
+  testing::TempDir token_dir_{"fleet-p11"};
+  std::unique_ptr<testing::SoftHsmToken> both_token_;
+  testing::TempDir tpm_dir_{"fleet-tpm"};
+  std::unique_ptr<testing::Swtpm> swtpm_;
+  Bytes tpm_blob_;
   SecretBytes password_;
   std::unique_ptr<FleetDb> db_;
   RecoveryKeyPair signer_;
@@ -151,12 +180,11 @@ TEST_F(FleetDbTest, AHostOutsideTheGroupCannotOpenTheRowsEvenWithTheDatabase) {
     EXPECT_EQ(clear[0][0], "0") << table;
   }
   // db-1, with its own private key and every row, opens none of the wraps.
-  Result<std::unique_ptr<RecoveryOpener>> db1 = RecoveryOpener::Create(CopyKey(keys_["db-1"]));
-  ASSERT_TRUE(db1.ok());
+  std::unique_ptr<RecoveryOpener> db1 = RecoveryOpener::Create(HostKey("db-1"));  // its key, in its TPM
   for (const auto& row : rows) {
     Bytes wrap = *HexDecode(row[1]);
     for (const std::string& as : std::vector<std::string>{"db-1", row[0]}) {
-      EXPECT_FALSE((*db1)->Open(wrap, WrapAad(as, "apps/web/token", 1)).ok()) << row[0];
+      EXPECT_FALSE(db1->Open(wrap, WrapAad(as, "apps/web/token", 1)).ok()) << row[0];
     }
   }
   // And its pull carries nothing of it.
