@@ -84,8 +84,10 @@ struct FleetDb::Rows {
 
 Result<std::unique_ptr<FleetDb>> FleetDb::Connect(const std::string& url, const SecretBytes* password) {
   std::string pw = password != nullptr ? std::string(AsChars(password->Expose())) : std::string();
-  const char* keys[] = {"dbname", password != nullptr ? "password" : nullptr, nullptr};
-  const char* values[] = {url.c_str(), pw.c_str(), nullptr};
+  // connect_timeout first: a URL that sets its own overrides it (libpq takes the later one).
+  // Without it a host would wait on an unreachable server for as long as TCP does.
+  const char* keys[] = {"connect_timeout", "dbname", password != nullptr ? "password" : nullptr, nullptr};
+  const char* values[] = {"10", url.c_str(), pw.c_str(), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, 1);
   std::fill(pw.begin(), pw.end(), '\0');
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {

@@ -53,7 +53,8 @@ struct AppliedReport {
 class FleetDb {
  public:
   // `url`: a libpq connection string or URI. The password, when needed, travels apart from
-  // it, never in a string that might be logged.
+  // it, never in a string that might be logged. A connection attempt gives up after 10 s
+  // unless the URL sets its own connect_timeout.
   [[nodiscard]] static Result<std::unique_ptr<FleetDb>> Connect(const std::string& url,
                                                                 const SecretBytes* password);
   ~FleetDb();

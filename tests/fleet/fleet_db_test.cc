@@ -420,5 +420,35 @@ TEST_F(FleetDbTest, APostgresRestoredFromAnOlderBaseBackupIsRefusedByEveryHostAh
   }
 }
 
+// Enrolment requests and hosts' reports: rows anyone with the database may write, which is
+// why admission is a signed entry and a report is only ever shown, never trusted.
+TEST_F(FleetDbTest, PendingHostsAndAppliedReportsAreKeptOnePerHost) {
+  Result<RecoveryKeyPair> k = GenerateRecoveryKey();
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(db_->PublishPending(PendingHost{"new-1", KeyKind::kTpm, k->public_key, {"db", "web"}}).ok());
+  ASSERT_TRUE(db_->PublishPending(PendingHost{"new-1", KeyKind::kPkcs11, k->public_key, {"web"}})
+                  .ok());  // asks again
+  Result<std::vector<PendingHost>> pending = db_->Pending();
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  ASSERT_EQ(pending->size(), 1U);
+  EXPECT_EQ(pending->front().host_id, "new-1");
+  EXPECT_EQ(pending->front().key_kind, KeyKind::kPkcs11);
+  EXPECT_EQ(pending->front().public_key, k->public_key);
+  EXPECT_EQ(pending->front().groups, (std::vector<std::string>{"web"}));
+
+  ASSERT_TRUE(db_->ReportApplied(AppliedReport{"web-1", 3, ""}).ok());
+  ASSERT_TRUE(db_->ReportApplied(AppliedReport{"db-1", 2, "fleet_db_behind: the head is behind"}).ok());
+  ASSERT_TRUE(db_->ReportApplied(AppliedReport{"web-1", 4, ""}).ok());
+  Result<std::vector<AppliedReport>> applied = db_->Applied();
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ASSERT_EQ(applied->size(), 2U);
+  EXPECT_EQ(applied->at(0).host_id, "db-1");
+  EXPECT_EQ(applied->at(0).seq, 2U);
+  EXPECT_EQ(applied->at(0).refusal, "fleet_db_behind: the head is behind");
+  EXPECT_EQ(applied->at(1).host_id, "web-1");
+  EXPECT_EQ(applied->at(1).seq, 4U);
+  EXPECT_EQ(applied->at(1).refusal, "");
+}
+
 }  // namespace
 }  // namespace sk::fleet
