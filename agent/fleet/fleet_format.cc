@@ -125,6 +125,11 @@ Result<Bytes> EncodeHost(const HostRecord& host) {
   SK_RETURN_IF_ERROR(CheckGroups(host.groups));
   if (host.public_key.size() != kPublicKeySize)
     return InvalidArgument("a host key is 65 bytes", "bad_host_key");
+  const auto state = static_cast<std::uint8_t>(host.state);
+  const auto kind = static_cast<std::uint8_t>(host.key_kind);
+  if (state < 1 || state > 2 || kind < 1 || kind > 3) {
+    return InvalidArgument("a host record has an unknown state or key kind", "bad_host_record");
+  }
   ByteWriter w;
   w.Var16(host.host_id);
   w.U8(static_cast<std::uint8_t>(host.state));
@@ -249,8 +254,12 @@ Status VerifyEntry(const Entry& entry, ByteView signer_public_key) {
 }
 
 Digest EntryHash(ByteView encoded) {
+  // Without the signature: ECDSA signatures are malleable ((r, s) and (r, n - s) both
+  // verify), and a twin signature must not make a twin entry.
+  const std::size_t signed_size =
+      encoded.size() >= kEcdsaSignatureSize ? encoded.size() - kEcdsaSignatureSize : 0;
   Sha256Hasher h;
-  h.Update(Domain(kHashDomain)).Update(encoded);
+  h.Update(Domain(kHashDomain)).Update(encoded.first(signed_size));
   return h.Finish();
 }
 

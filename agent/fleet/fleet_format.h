@@ -14,9 +14,11 @@
 //   body        var32   by kind, below; at most kMaxBodyBytes
 //   signature   64      ECDSA P-256 / SHA-256 (crypto/ecdsa.h, r || s) over
 //                       "sealkeep fleet entry v1" 0x00 || every byte above
-// No trailing bytes. HASH = SHA-256("sealkeep fleet entry hash v1" 0x00 || the whole entry,
-// signature included): prev_hash holds it, so nobody without the signing key can extend,
-// reorder or splice the chain, and two entries with one seq are a fork anyone can see.
+// No trailing bytes. HASH = SHA-256("sealkeep fleet entry hash v1" 0x00 || every byte of the
+// entry but the signature): prev_hash holds it, so nobody without the signing key can extend,
+// reorder or splice the chain, and two entries with one seq are a fork anyone can see. The
+// signature is left out because ECDSA's is malleable: (r, n - s) verifies as well as (r, s),
+// and such a twin must be the same entry, not another history.
 //
 // HOST body: admits a host into groups, changes its groups, or removes it.
 //   host_id     var16   1-64 bytes of [a-z0-9._-]
@@ -70,6 +72,8 @@ inline constexpr std::size_t kMaxValueBytes = 1u << 20;
 inline constexpr std::size_t kMaxOps = 1024;
 inline constexpr std::size_t kMaxGroups = 64;
 inline constexpr std::size_t kMaxNameBytes = 64;
+// The longest encoded entry: the fields before the body, its length, the body, the signature.
+inline constexpr std::size_t kMaxEntryBytes = 4 + 1 + 8 + 32 + 8 + kSignerIdSize + 1 + 4 + kMaxBodyBytes + 64;
 
 enum class EntryKind : std::uint8_t { kHost = 1, kTxn = 2 };
 enum class HostState : std::uint8_t { kAdmitted = 1, kRemoved = 2 };

@@ -154,9 +154,46 @@ TEST(FleetFormat, TheWorkedExampleOfTheDocsIsWhatTheCodeWrites) {
   EXPECT_EQ(HexEncode(e.signature),
             "a9cee0aded3ea6461d7027b03256c49c9461e82f287fe6884b54e64986220748"
             "eca64bd1f03a515630a86f5f75dac373dd7a5455f9f3c7fac3911519f180ca58");
-  EXPECT_EQ(HexEncode(EntryHash(bytes)), "b1c2712ec419c7ee221f8d572b4f56e59cf1b50a8533c4cabf54888492c4c708");
+  EXPECT_EQ(HexEncode(EntryHash(bytes)), "7d11b785ee9ba370b0c8b4bdf0e4f8eddaa80f8f654f18ec81e56062faa71a32");
   FleetChain chain(signer);
   EXPECT_TRUE(chain.Accept(bytes).ok());
+}
+
+// ECDSA signatures are malleable: (r, n - s) verifies as well as (r, s). Someone with the
+// database but not the key can swap one for the other; that must be the same entry (same
+// hash), not another history that hosts which applied the first would refuse.
+TEST(FleetFormat, ATwinSignatureIsTheSameEntryNotAFork) {
+  Keys k;
+  const Bytes bytes = HostEntry(k, 1, Digest{});
+  // n - s, with n the order of P-256.
+  const Bytes n = *HexDecode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+  Bytes twin = bytes;
+  const std::size_t s_at = twin.size() - 32;
+  int borrow = 0;
+  for (int i = 31; i >= 0; --i) {
+    const auto at = static_cast<std::size_t>(i);
+    int d = n[at] - bytes[s_at + at] - borrow;
+    borrow = d < 0 ? 1 : 0;
+    twin[s_at + at] = static_cast<std::uint8_t>(d + (borrow ? 256 : 0));
+  }
+  ASSERT_NE(twin, bytes);
+  FleetChain a(k.signer.public_key);
+  FleetChain b(k.signer.public_key);
+  ASSERT_TRUE(a.Accept(bytes).ok());
+  Result<Entry> e = b.Accept(twin);
+  ASSERT_TRUE(e.ok()) << "mbedTLS accepts high-S signatures; if this changes, so may this test: "
+                      << e.status().ToString();
+  EXPECT_EQ(a.head().hash, b.head().hash);
+  EXPECT_EQ(EntryHash(bytes), EntryHash(twin));
+}
+
+TEST(FleetFormat, AHostRecordWithAnUnknownStateOrKeyKindIsNotEncoded) {
+  Keys k;
+  HostRecord h{"web-1", HostState::kAdmitted, static_cast<KeyKind>(7), k.host.public_key, {"web"}};
+  EXPECT_EQ(EncodeHost(h).status().reason(), "bad_host_record");
+  h.key_kind = KeyKind::kTpm;
+  h.state = static_cast<HostState>(0);
+  EXPECT_EQ(EncodeHost(h).status().reason(), "bad_host_record");
 }
 
 }  // namespace
