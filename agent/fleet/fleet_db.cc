@@ -83,13 +83,17 @@ struct FleetDb::Rows {
 };
 
 Result<std::unique_ptr<FleetDb>> FleetDb::Connect(const std::string& url, const SecretBytes* password) {
-  std::string pw = password != nullptr ? std::string(AsChars(password->Expose())) : std::string();
+  // libpq wants a C string: a NUL-terminated copy in locked memory, wiped when this returns
+  // (libpq keeps its own copy for the connection's life, out of our hands).
+  SecretBytes pw(password != nullptr ? password->size() + 1 : 1);
+  if (password != nullptr)
+    std::copy(password->Expose().begin(), password->Expose().end(), pw.Expose().begin());
+  pw.Expose().back() = 0;
   // connect_timeout first: a URL that sets its own overrides it (libpq takes the later one).
   // Without it a host would wait on an unreachable server for as long as TCP does.
   const char* keys[] = {"connect_timeout", "dbname", password != nullptr ? "password" : nullptr, nullptr};
-  const char* values[] = {"10", url.c_str(), pw.c_str(), nullptr};
+  const char* values[] = {"10", url.c_str(), reinterpret_cast<const char*>(pw.Expose().data()), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, 1);
-  std::fill(pw.begin(), pw.end(), '\0');
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     Status st = Unavailable("cannot connect to the fleet database", conn);
     if (conn != nullptr) PQfinish(conn);
@@ -138,7 +142,12 @@ Status FleetDb::Migrate() {
   SK_RETURN_IF_ERROR(Exec("BEGIN"));
   Status st = Exec(kSchema);
   if (st.ok()) {
-    SK_ASSIGN_OR_RETURN(Rows rows, Run("SELECT value FROM sk_fleet_meta WHERE key = 'schema_version'", {}));
+    Result<Rows> version = Run("SELECT value FROM sk_fleet_meta WHERE key = 'schema_version'", {});
+    if (!version.ok()) {
+      (void)Exec("ROLLBACK");  // else the connection stays in an aborted transaction
+      return version.status();
+    }
+    Rows& rows = *version;
     if (rows.size() != 1 || rows.Text(0, 0) != std::to_string(kFleetSchemaVersion)) {
       st = FailedPrecondition("the fleet database has schema version " +
                                   (rows.size() ? rows.Text(0, 0) : "?") + ", this sealkeep knows version 1",
@@ -169,9 +178,13 @@ Result<ChainHead> FleetDb::Head() {
 Result<std::vector<Bytes>> FleetDb::EntriesAfter(std::uint64_t after, std::size_t limit) {
   const Bytes a = BigEndian(after);
   const Bytes l = BigEndian(limit);
-  SK_ASSIGN_OR_RETURN(
-      Rows rows,
-      Run("SELECT entry FROM sk_fleet_entries WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint", {a, l}));
+  // An entry longer than the format allows comes back empty (and is refused as malformed):
+  // whoever can write the table must not make a host allocate what they like.
+  const Bytes cap = BigEndian(kMaxEntryBytes);
+  SK_ASSIGN_OR_RETURN(Rows rows,
+                      Run("SELECT CASE WHEN octet_length(entry) <= $3::bigint THEN entry ELSE ''::bytea END "
+                          "FROM sk_fleet_entries WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+                          {a, l, cap}));
   std::vector<Bytes> out;
   for (int i = 0; i < rows.size(); ++i) out.push_back(rows.Blob(i, 0));
   return out;
@@ -179,10 +192,15 @@ Result<std::vector<Bytes>> FleetDb::EntriesAfter(std::uint64_t after, std::size_
 
 Result<std::vector<WrapRow>> FleetDb::WrapsFor(std::uint64_t seq, const std::string& host_id) {
   const Bytes s = BigEndian(seq);
+  // At most one wrap per op, each of a 32-byte key, paths of a valid length: rows beyond are
+  // not read (a wrap that is missing then is refused as such).
+  const Bytes ops = BigEndian(kMaxOps);
+  const Bytes wrap_size = BigEndian(kRecoveryBlobOverhead + 32);
   SK_ASSIGN_OR_RETURN(Rows rows,
                       Run("SELECT path, version, wrap FROM sk_fleet_wraps WHERE host_id = $1::text AND "
-                          "seq = $2::bigint ORDER BY path",
-                          {AsBytes(host_id), s}));
+                          "seq = $2::bigint AND octet_length(wrap) = $4::bigint AND "
+                          "octet_length(path) <= 256 ORDER BY path LIMIT $3::bigint",
+                          {AsBytes(host_id), s, ops, wrap_size}));
   std::vector<WrapRow> out;
   for (int i = 0; i < rows.size(); ++i)
     out.push_back(WrapRow{host_id, rows.Text(i, 0), rows.Int(i, 1), rows.Blob(i, 2)});
@@ -258,7 +276,9 @@ Result<std::vector<PendingHost>> FleetDb::Pending() {
       Run("SELECT host_id, key_kind, public_key, groups FROM sk_fleet_pending ORDER BY host_id", {}));
   std::vector<PendingHost> out;
   for (int i = 0; i < rows.size(); ++i) {
-    out.push_back(PendingHost{rows.Text(i, 0), static_cast<KeyKind>(rows.Int(i, 1)), rows.Blob(i, 2),
+    const std::uint64_t kind = rows.Int(i, 1);
+    if (kind < 1 || kind > 3) continue;  // not a request this sealkeep could sign; shown nowhere
+    out.push_back(PendingHost{rows.Text(i, 0), static_cast<KeyKind>(kind), rows.Blob(i, 2),
                               SplitGroups(rows.Text(i, 3))});
   }
   return out;

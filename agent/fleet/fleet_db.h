@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/fleet/fleet_chain.h"
+#include "crypto/recovery_wrap.h"
 #include "crypto/secret_bytes.h"
 
 struct pg_conn;

@@ -107,7 +107,7 @@ Result<FleetHost::Pulled> FleetHost::Pull(FleetDb& db) {
     return p;
   }
   while (chain_.head().seq < head.seq) {
-    Result<std::vector<Bytes>> entries = db.EntriesAfter(chain_.head().seq, 256);
+    Result<std::vector<Bytes>> entries = db.EntriesAfter(chain_.head().seq, 32);
     if (!entries.ok()) {
       p.refusal = entries.status();  // what came before stays good
       return p;

@@ -26,7 +26,7 @@ Result<std::unique_ptr<FleetWriter>> FleetWriter::Create(FleetDb* db, SecretByte
 
 Status FleetWriter::CatchUp(const ChainHead& head) {
   while (chain_.head().seq < head.seq) {
-    SK_ASSIGN_OR_RETURN(std::vector<Bytes> entries, db_->EntriesAfter(chain_.head().seq, 256));
+    SK_ASSIGN_OR_RETURN(std::vector<Bytes> entries, db_->EntriesAfter(chain_.head().seq, 32));
     if (entries.empty()) break;
     for (const Bytes& e : entries) SK_RETURN_IF_ERROR(chain_.Accept(e).status());
   }
@@ -54,6 +54,9 @@ Result<std::uint64_t> FleetWriter::AppendEntry(
     e.kind = kind;
     SK_ASSIGN_OR_RETURN(e.body, body(a.wraps));
     SK_ASSIGN_OR_RETURN(a.entry, SignEntry(e, key_));
+    // Checked as every host will check it, before it is committed: an entry the chain
+    // refuses would stop every host and writer at its seq for good.
+    SK_RETURN_IF_ERROR(chain_.Check(a.entry).status());
     a.seq = e.seq;
     a.hash = EntryHash(a.entry);
     appended = a.entry;
@@ -76,6 +79,8 @@ Result<const RecoverySealer*> FleetWriter::SealerFor(const HostRecord& host) {
 }
 
 Result<std::uint64_t> FleetWriter::PutHost(const HostRecord& host) {
+  // A key that is not a P-256 point would make every later put to its groups fail.
+  SK_RETURN_IF_ERROR(RecoverySealer::Create(host.public_key).status());
   return AppendEntry(EntryKind::kHost, [&](std::vector<WrapRow>&) { return EncodeHost(host); });
 }
 

@@ -450,5 +450,38 @@ TEST_F(FleetDbTest, PendingHostsAndAppliedReportsAreKeptOnePerHost) {
   EXPECT_EQ(applied->at(1).refusal, "");
 }
 
+// Whoever can write the tables must not make a host allocate what they like, nor wedge the
+// chain with an entry the writer signed but no host can take.
+TEST_F(FleetDbTest, AnOversizedRowIsRefusedUnreadAndTheWriterSignsNothingHostsWouldRefuse) {
+  std::unique_ptr<FleetHost> h = Host("web-1");
+  EXPECT_TRUE(PullAll(*h, *db_).empty());
+  const std::uint64_t next = writer_->chain().head().seq + 1;
+  ASSERT_TRUE(pg_.Exec("INSERT INTO sk_fleet_entries (seq, hash, entry) VALUES (" + std::to_string(next) +
+                       ", '\\x00'::bytea, decode(repeat('ab', " + std::to_string(kMaxEntryBytes + 1) +
+                       "), 'hex')); UPDATE sk_fleet_head SET seq = " + std::to_string(next)));
+  // The server sends nothing of it: the row comes back empty.
+  Result<std::vector<Bytes>> rows = db_->EntriesAfter(next - 1, 32);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1U);
+  EXPECT_TRUE(rows->front().empty());
+  Status refusal;
+  EXPECT_TRUE(PullAll(*h, *db_, &refusal).empty());
+  EXPECT_EQ(refusal.reason(), "malformed_fleet_entry") << refusal.ToString();
+  EXPECT_EQ(h->anchor().seq, next - 1);
+  ASSERT_TRUE(pg_.Exec("DELETE FROM sk_fleet_entries WHERE seq = " + std::to_string(next) +
+                       "; UPDATE sk_fleet_head SET seq = " + std::to_string(next - 1)));
+
+  // A host record the format cannot carry, or a key that is not a P-256 point, is refused
+  // before anything is signed or written.
+  const std::uint64_t before = Must(db_->Head()).seq;
+  HostRecord bad{"new-1", HostState::kAdmitted, static_cast<KeyKind>(7), keys_["web-1"].public_key, {"web"}};
+  EXPECT_EQ(writer_->PutHost(bad).status().reason(), "bad_host_record");
+  Bytes off_curve = keys_["web-1"].public_key;
+  off_curve[64] ^= 1;
+  bad = HostRecord{"new-1", HostState::kAdmitted, KeyKind::kSoftware, off_curve, {"web"}};
+  EXPECT_EQ(writer_->PutHost(bad).status().reason(), "bad_recovery_key");
+  EXPECT_EQ(Must(db_->Head()).seq, before);
+}
+
 }  // namespace
 }  // namespace sk::fleet
