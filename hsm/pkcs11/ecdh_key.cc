@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "crypto/random.h"
 #include "hsm/pkcs11/errors.h"
 #include "hsm/pkcs11/objects.h"
 #include "hsm/pkcs11/open_token.h"
@@ -81,17 +82,26 @@ Result<std::unique_ptr<EcdhPrivateKey>> OpenEcdhKey(const Pkcs11Config& config, 
   }
   ck_object_handle_t priv = 0;
   ck_object_handle_t pub = 0;
-  if (privs.empty() || pubs.empty()) {
+  if (privs.size() != pubs.size()) {
+    // Half a key pair: making a new pair beside it would leave two objects with one label.
+    return FailedPrecondition(
+        "the token holds only the " + std::string(privs.empty() ? "public" : "private") +
+            " half of the ECDH key labelled " + label + "; remove it or restore the other half",
+        "ecdh_key_incomplete");
+  }
+  if (privs.empty()) {
     if (!create) return NotFound("the token holds no ECDH key labelled " + label, "ecdh_key_not_found");
+    SK_ASSIGN_OR_RETURN(Bytes id, RandomBytes(16));  // ties the two halves together
     ck_mechanism mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
     std::vector<unsigned char> params(std::begin(kP256Params), std::end(kP256Params));
     ck_attribute pub_t[] = {Attr(CKA_EC_PARAMS, params.data(), params.size()),
-                            Attr(CKA_LABEL, l.data(), l.size()), BoolAttr(CKA_TOKEN, true),
-                            BoolAttr(CKA_PRIVATE, false)};
-    ck_attribute priv_t[] = {Attr(CKA_LABEL, l.data(), l.size()), BoolAttr(CKA_TOKEN, true),
-                             BoolAttr(CKA_PRIVATE, true),         BoolAttr(CKA_SENSITIVE, true),
-                             BoolAttr(CKA_EXTRACTABLE, false),    BoolAttr(CKA_DERIVE, true),
-                             BoolAttr(CKA_SIGN, false),           BoolAttr(CKA_DECRYPT, false)};
+                            Attr(CKA_LABEL, l.data(), l.size()), Attr(CKA_ID, id.data(), id.size()),
+                            BoolAttr(CKA_TOKEN, true), BoolAttr(CKA_PRIVATE, false)};
+    ck_attribute priv_t[] = {Attr(CKA_LABEL, l.data(), l.size()), Attr(CKA_ID, id.data(), id.size()),
+                             BoolAttr(CKA_TOKEN, true),           BoolAttr(CKA_PRIVATE, true),
+                             BoolAttr(CKA_SENSITIVE, true),       BoolAttr(CKA_EXTRACTABLE, false),
+                             BoolAttr(CKA_DERIVE, true),          BoolAttr(CKA_SIGN, false),
+                             BoolAttr(CKA_DECRYPT, false)};
     const Session& s = token.session;
     ck_rv_t rv = s.fn().C_GenerateKeyPair(s.handle(), &mech, pub_t, std::size(pub_t), priv_t,
                                           std::size(priv_t), &pub, &priv);
@@ -99,6 +109,13 @@ Result<std::unique_ptr<EcdhPrivateKey>> OpenEcdhKey(const Pkcs11Config& config, 
   } else {
     priv = privs[0];
     pub = pubs[0];
+    SK_ASSIGN_OR_RETURN(Bytes priv_id, GetBytes(token.session, priv, CKA_ID));
+    SK_ASSIGN_OR_RETURN(Bytes pub_id, GetBytes(token.session, pub, CKA_ID));
+    if (priv_id.empty() || priv_id != pub_id) {
+      return FailedPrecondition(
+          "the public and private objects labelled " + label + " are not one key pair (CKA_ID)",
+          "ecdh_key_mismatch");
+    }
   }
   SK_ASSIGN_OR_RETURN(Bytes der, GetBytes(token.session, pub, CKA_EC_POINT));
   SK_ASSIGN_OR_RETURN(Bytes point, PointOf(der));

@@ -6,10 +6,13 @@
 // whose value (the x-coordinate, 32 bytes) is read into locked memory and which is
 // destroyed at once. The private scalar never leaves the token.
 //
+// The two halves share a random CKA_ID, checked at every open.
+//
 // Errors: those of OpenAndLogin; ecdh_key_not_found (kNotFound) when `create` is false and
 // there is none; ecdh_key_ambiguous (kFailedPrecondition) for two with the label;
-// pkcs11_error for the token's refusals. Thread-safe only as RecoveryOpener uses it (one
-// caller at a time); it holds one logged-in session of its own.
+// ecdh_key_incomplete (kFailedPrecondition) when only one half is there (none is made beside
+// it); ecdh_key_mismatch when the halves' CKA_IDs differ; pkcs11_error for the token's refusals. Thread-safe
+// only as RecoveryOpener uses it (one caller at a time); it holds one logged-in session of its own.
 #pragma once
 
 #include <memory>

@@ -70,5 +70,29 @@ TEST(TokenEcdhKey, IsMadeOnceFoundAgainAndAgreesWithSoftwareEcdh) {
       << "the private scalar must not be readable";
 }
 
+// Half a key pair left on the token (a public object deleted by hand) is refused, and no
+// second pair is made beside it.
+TEST(TokenEcdhKey, HalfAKeyPairIsRefusedAndNotCompletedWithAnotherPair) {
+  TempDir dir("p11-ecdh-half");
+  SoftHsmToken token(dir.path());
+  ASSERT_TRUE(OpenEcdhKey(token.Config(), "sealkeep-fleet-host", true).ok());
+  auto t = OpenAndLogin(token.Config());
+  ASSERT_TRUE(t.ok());
+  ck_object_class_t cls = CKO_PUBLIC_KEY;
+  std::string label = "sealkeep-fleet-host";
+  ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof cls), Attr(CKA_LABEL, label.data(), label.size())};
+  auto found = FindObjects(t->session, tmpl);
+  ASSERT_TRUE(found.ok() && found->size() == 1U);
+  ASSERT_TRUE(DestroyObject(t->session, found->front()).ok());
+  EXPECT_EQ(OpenEcdhKey(token.Config(), label, true).status().reason(), "ecdh_key_incomplete");
+  EXPECT_EQ(OpenEcdhKey(token.Config(), label, false).status().reason(), "ecdh_key_incomplete");
+  ck_object_class_t priv_cls = CKO_PRIVATE_KEY;
+  ck_attribute priv_tmpl[] = {Attr(CKA_CLASS, &priv_cls, sizeof priv_cls),
+                              Attr(CKA_LABEL, label.data(), label.size())};
+  auto privs = FindObjects(t->session, priv_tmpl);
+  ASSERT_TRUE(privs.ok());
+  EXPECT_EQ(privs->size(), 1U);
+}
+
 }  // namespace
 }  // namespace sk::hsm::pkcs11
