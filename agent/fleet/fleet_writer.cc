@@ -41,8 +41,8 @@ Status FleetWriter::CatchUp(const ChainHead& head) {
 
 Result<std::uint64_t> FleetWriter::AppendEntry(
     EntryKind kind, const std::function<Result<Bytes>(std::vector<WrapRow>&)>& body) {
-  std::uint64_t seq = 0;
-  Bytes appended;
+  Entry checked;
+  Digest hash{};
   auto build = [&](const ChainHead& head) -> Result<FleetDb::Append> {
     SK_RETURN_IF_ERROR(CatchUp(head));
     FleetDb::Append a;
@@ -56,17 +56,16 @@ Result<std::uint64_t> FleetWriter::AppendEntry(
     SK_ASSIGN_OR_RETURN(a.entry, SignEntry(e, key_));
     // Checked as every host will check it, before it is committed: an entry the chain
     // refuses would stop every host and writer at its seq for good.
-    SK_RETURN_IF_ERROR(chain_.Check(a.entry).status());
+    SK_ASSIGN_OR_RETURN(checked, chain_.Check(a.entry));
     a.seq = e.seq;
     a.hash = EntryHash(a.entry);
-    appended = a.entry;
-    seq = e.seq;
+    hash = a.hash;
     return a;
   };
   SK_RETURN_IF_ERROR(db_->AppendLocked(build));
-  // Committed: the writer's chain takes it too (it verifies its own entry like any other).
-  SK_RETURN_IF_ERROR(chain_.Accept(appended).status());
-  return seq;
+  // Committed: the writer's chain takes the entry it checked above.
+  chain_.Apply(checked, hash);
+  return checked.seq;
 }
 
 Result<const RecoverySealer*> FleetWriter::SealerFor(const HostRecord& host) {
