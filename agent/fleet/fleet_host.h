@@ -15,7 +15,8 @@
 //     fleet_wrap_invalid (kCorruption).
 // A refusal stops the pull at the last good entry: the entries before it are returned to be
 // applied, nothing after it, and the refusal is returned (the caller reports it:
-// FleetDb::ReportApplied); the next Pull tries again from there. The private key never leaves the FleetHost. Not thread-safe.
+// FleetDb::ReportApplied); the next Pull tries again from there. The private key never
+// leaves the FleetHost. Not thread-safe.
 #pragma once
 
 #include <memory>

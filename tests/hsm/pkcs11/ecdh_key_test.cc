@@ -2,6 +2,9 @@
 // again by its label, its private half never readable, and its ECDH the same as software's.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "crypto/recovery_wrap.h"
 #include "hsm/pkcs11/ecdh_key.h"
 #include "hsm/pkcs11/objects.h"
@@ -15,12 +18,22 @@ namespace {
 using sk::testing::SoftHsmToken;
 using sk::testing::TempDir;
 
+constexpr char kLabel[] = "sealkeep-fleet-host";
+
+// The token objects of `cls` labelled kLabel.
+std::vector<ck_object_handle_t> Objects(const Session& session, ck_object_class_t cls) {
+  std::string label = kLabel;
+  ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof cls), Attr(CKA_LABEL, label.data(), label.size())};
+  auto found = FindObjects(session, tmpl);
+  EXPECT_TRUE(found.ok()) << found.status().ToString();
+  return found.ok() ? *found : std::vector<ck_object_handle_t>{};
+}
+
 TEST(TokenEcdhKey, IsMadeOnceFoundAgainAndAgreesWithSoftwareEcdh) {
   TempDir dir("p11-ecdh");
   SoftHsmToken token(dir.path());
-  EXPECT_EQ(OpenEcdhKey(token.Config(), "sealkeep-fleet-host", false).status().reason(),
-            "ecdh_key_not_found");
-  Result<std::unique_ptr<EcdhPrivateKey>> key = OpenEcdhKey(token.Config(), "sealkeep-fleet-host", true);
+  EXPECT_EQ(OpenEcdhKey(token.Config(), kLabel, false).status().reason(), "ecdh_key_not_found");
+  Result<std::unique_ptr<EcdhPrivateKey>> key = OpenEcdhKey(token.Config(), kLabel, true);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   const Bytes public_key = (*key)->public_key();
   ASSERT_EQ(public_key.size(), 65U);
@@ -50,23 +63,19 @@ TEST(TokenEcdhKey, IsMadeOnceFoundAgainAndAgreesWithSoftwareEcdh) {
   EXPECT_FALSE(opener->Open(*blob, ToBytes("db-1|apps/web/db|1")).ok());
 
   // Opened again, it is the same key; no second one is made.
-  Result<std::unique_ptr<EcdhPrivateKey>> again = OpenEcdhKey(token.Config(), "sealkeep-fleet-host", true);
+  Result<std::unique_ptr<EcdhPrivateKey>> again = OpenEcdhKey(token.Config(), kLabel, true);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ((*again)->public_key(), public_key);
 
   // Its private half is sensitive, never extractable, and its value is never shown.
   auto t = OpenAndLogin(token.Config());
   ASSERT_TRUE(t.ok());
-  ck_object_class_t cls = CKO_PRIVATE_KEY;
-  std::string label = "sealkeep-fleet-host";
-  ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof cls), Attr(CKA_LABEL, label.data(), label.size())};
-  auto found = FindObjects(t->session, tmpl);
-  ASSERT_TRUE(found.ok());
-  ASSERT_EQ(found->size(), 1U);
-  EXPECT_TRUE(GetBool(t->session, found->front(), CKA_SENSITIVE).value());
-  EXPECT_FALSE(GetBool(t->session, found->front(), CKA_EXTRACTABLE).value());
-  EXPECT_TRUE(GetBool(t->session, found->front(), CKA_TOKEN).value());
-  EXPECT_FALSE(GetBytes(t->session, found->front(), CKA_VALUE).ok())
+  auto found = Objects(t->session, CKO_PRIVATE_KEY);
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_TRUE(GetBool(t->session, found.front(), CKA_SENSITIVE).value());
+  EXPECT_FALSE(GetBool(t->session, found.front(), CKA_EXTRACTABLE).value());
+  EXPECT_TRUE(GetBool(t->session, found.front(), CKA_TOKEN).value());
+  EXPECT_FALSE(GetBytes(t->session, found.front(), CKA_VALUE).ok())
       << "the private scalar must not be readable";
 }
 
@@ -75,23 +84,15 @@ TEST(TokenEcdhKey, IsMadeOnceFoundAgainAndAgreesWithSoftwareEcdh) {
 TEST(TokenEcdhKey, HalfAKeyPairIsRefusedAndNotCompletedWithAnotherPair) {
   TempDir dir("p11-ecdh-half");
   SoftHsmToken token(dir.path());
-  ASSERT_TRUE(OpenEcdhKey(token.Config(), "sealkeep-fleet-host", true).ok());
+  ASSERT_TRUE(OpenEcdhKey(token.Config(), kLabel, true).ok());
   auto t = OpenAndLogin(token.Config());
   ASSERT_TRUE(t.ok());
-  ck_object_class_t cls = CKO_PUBLIC_KEY;
-  std::string label = "sealkeep-fleet-host";
-  ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof cls), Attr(CKA_LABEL, label.data(), label.size())};
-  auto found = FindObjects(t->session, tmpl);
-  ASSERT_TRUE(found.ok() && found->size() == 1U);
-  ASSERT_TRUE(DestroyObject(t->session, found->front()).ok());
-  EXPECT_EQ(OpenEcdhKey(token.Config(), label, true).status().reason(), "ecdh_key_incomplete");
-  EXPECT_EQ(OpenEcdhKey(token.Config(), label, false).status().reason(), "ecdh_key_incomplete");
-  ck_object_class_t priv_cls = CKO_PRIVATE_KEY;
-  ck_attribute priv_tmpl[] = {Attr(CKA_CLASS, &priv_cls, sizeof priv_cls),
-                              Attr(CKA_LABEL, label.data(), label.size())};
-  auto privs = FindObjects(t->session, priv_tmpl);
-  ASSERT_TRUE(privs.ok());
-  EXPECT_EQ(privs->size(), 1U);
+  auto found = Objects(t->session, CKO_PUBLIC_KEY);
+  ASSERT_EQ(found.size(), 1U);
+  ASSERT_TRUE(DestroyObject(t->session, found.front()).ok());
+  EXPECT_EQ(OpenEcdhKey(token.Config(), kLabel, true).status().reason(), "ecdh_key_incomplete");
+  EXPECT_EQ(OpenEcdhKey(token.Config(), kLabel, false).status().reason(), "ecdh_key_incomplete");
+  EXPECT_EQ(Objects(t->session, CKO_PRIVATE_KEY).size(), 1U);
 }
 
 }  // namespace
