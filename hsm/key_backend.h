@@ -28,6 +28,7 @@
 
 #include "crypto/bytes.h"
 #include "crypto/mac.h"
+#include "crypto/recovery_wrap.h"
 #include "crypto/secret_bytes.h"
 #include "crypto/status.h"
 
@@ -93,6 +94,16 @@ class KeyBackend {
   virtual Result<std::uint32_t> Rotate() = 0;
   // Destroys the key of a generation that is not current (reason: is_current, not_found).
   virtual Status Retire(std::uint32_t generation) = 0;
+
+  // The fleet host key (docs/fleet.md): a P-256 ECDH key pair made in this backend's
+  // hardware on the first call and found again on later ones; its private half never
+  // leaves the hardware. The key may use this backend's connection to it, so the backend
+  // must outlive the key. Errors: fleet_key_unsupported (kFailedPrecondition) where the
+  // backend has none, and the hardware's.
+  virtual Result<std::unique_ptr<EcdhPrivateKey>> OpenHostKey() {
+    return Status(Code::kFailedPrecondition, "fleet_key_unsupported",
+                  "this backend cannot hold a fleet host key");
+  }
 };
 
 }  // namespace sk::hsm

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "crypto/random.h"
+#include "crypto/recovery_wrap.h"
 #include "hsm/pkcs11/anchor_object.h"
+#include "hsm/pkcs11/ecdh_key.h"
 #include "hsm/pkcs11/master_key.h"
 #include "hsm/pkcs11/objects.h"
 #include "hsm/pkcs11/open_token.h"
@@ -32,6 +34,7 @@ class Pkcs11Backend final : public KeyBackend {
         keys_(std::move(keys)),
         current_(keys_.rbegin()->first),
         sync_dir_(config.sync_dir),
+        config_(config),
         pool_(std::make_unique<SessionPool>(module_, token_.slot, config.max_sessions)) {}
 
   Result<Bytes> Wrap(const SecretBytes& key, ByteView aad) override;
@@ -41,6 +44,15 @@ class Pkcs11Backend final : public KeyBackend {
   BackendInfo Info() const override;
   Result<std::uint32_t> Rotate() override;
   Status Retire(std::uint32_t generation) override;
+  // The fleet host key: a token key pair (ecdh_key.h) labelled kHostKeyLabel, with a
+  // session of its own.
+  Result<std::unique_ptr<EcdhPrivateKey>> OpenHostKey() override {
+    std::lock_guard lock(admin_mu_);  // two first calls must not make two pairs
+    SK_ASSIGN_OR_RETURN(std::unique_ptr<EcdhPrivateKey> key, OpenEcdhKey(config_, kHostKeyLabel, true));
+    SK_RETURN_IF_ERROR(SyncIfConfigured(sync_dir_));
+    return key;
+  }
+  static constexpr const char* kHostKeyLabel = "sealkeep-fleet-host";
 
  private:
   // Reads and verifies the stored anchor; admin_mu_ held.
@@ -64,6 +76,7 @@ class Pkcs11Backend final : public KeyBackend {
   std::uint32_t current_;
 
   const std::string sync_dir_;         // SoftHSM2's token folder, fsynced after each change (or empty)
+  const Pkcs11Config config_;          // for the host key's own session
   std::unique_ptr<SessionPool> pool_;  // declared last: its sessions close first
 };
 

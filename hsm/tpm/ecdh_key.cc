@@ -77,25 +77,27 @@ Result<KeyAreas> ParseBlob(ByteView blob) {
 
 class TpmEcdhKey final : public EcdhPrivateKey {
  public:
-  TpmEcdhKey(std::unique_ptr<EsysContext> ctx, std::uint32_t primary_handle, KeyAreas areas, Bytes public_key)
-      : ctx_(std::move(ctx)),
+  TpmEcdhKey(LendEsys lend, std::uint32_t primary_handle, KeyAreas areas, Bytes public_key)
+      : lend_(std::move(lend)),
         primary_handle_(primary_handle),
         areas_(areas),
         public_key_(std::move(public_key)) {}
   const Bytes& public_key() const override { return public_key_; }
-  Result<SecretBytes> SharedSecret(ByteView peer_public) override;
+  Result<SecretBytes> SharedSecret(ByteView peer_public) override {
+    if (peer_public.size() != 65 || peer_public[0] != 0x04)
+      return Malformed("the peer point is not uncompressed");
+    return lend_([&](ESYS_CONTEXT* ctx) { return ZGen(ctx, peer_public); });
+  }
 
  private:
-  std::unique_ptr<EsysContext> ctx_;
+  Result<SecretBytes> ZGen(ESYS_CONTEXT* ctx, ByteView peer_public);
+  LendEsys lend_;
   std::uint32_t primary_handle_;
   KeyAreas areas_;
   Bytes public_key_;
 };
 
-Result<SecretBytes> TpmEcdhKey::SharedSecret(ByteView peer_public) {
-  if (peer_public.size() != 65 || peer_public[0] != 0x04)
-    return Malformed("the peer point is not uncompressed");
-  ESYS_CONTEXT* ctx = ctx_->get();
+Result<SecretBytes> TpmEcdhKey::ZGen(ESYS_CONTEXT* ctx, ByteView peer_public) {
   SK_ASSIGN_OR_RETURN(ScopedTr primary, LoadPrimary(ctx, primary_handle_));
   ESYS_TR key_tr = ESYS_TR_NONE;
   TSS2_RC rc = Esys_Load(ctx, primary.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &areas_.priv,
@@ -130,8 +132,11 @@ Result<SecretBytes> TpmEcdhKey::SharedSecret(ByteView peer_public) {
 
 Result<Bytes> CreateTpmEcdhKey(const TpmConfig& config) {
   SK_ASSIGN_OR_RETURN(std::unique_ptr<EsysContext> esys, EsysContext::Open(config.tcti));
-  ESYS_CONTEXT* ctx = esys->get();
-  SK_ASSIGN_OR_RETURN(ScopedTr primary, LoadPrimary(ctx, config.primary_handle));
+  return CreateTpmEcdhKeyIn(esys->get(), config.primary_handle);
+}
+
+Result<Bytes> CreateTpmEcdhKeyIn(ESYS_CONTEXT* ctx, std::uint32_t primary_handle) {
+  SK_ASSIGN_OR_RETURN(ScopedTr primary, LoadPrimary(ctx, primary_handle));
   TPM2B_SENSITIVE_CREATE sensitive{};
   TPM2B_PUBLIC in_public = EcdhTemplate();
   TPM2B_DATA outside{};
@@ -161,11 +166,19 @@ Result<Bytes> CreateTpmEcdhKey(const TpmConfig& config) {
 }
 
 Result<std::unique_ptr<EcdhPrivateKey>> OpenTpmEcdhKey(const TpmConfig& config, ByteView blob) {
+  SK_RETURN_IF_ERROR(ParseBlob(blob).status());
+  SK_ASSIGN_OR_RETURN(std::unique_ptr<EsysContext> esys, EsysContext::Open(config.tcti));
+  std::shared_ptr<EsysContext> owned = std::move(esys);
+  return OpenTpmEcdhKeyLent(blob, config.primary_handle,
+                            [owned](const EsysUser& use) { return use(owned->get()); });
+}
+
+Result<std::unique_ptr<EcdhPrivateKey>> OpenTpmEcdhKeyLent(ByteView blob, std::uint32_t primary_handle,
+                                                           LendEsys lend) {
   SK_ASSIGN_OR_RETURN(KeyAreas areas, ParseBlob(blob));
   SK_ASSIGN_OR_RETURN(Bytes public_key, Uncompressed(areas.pub.publicArea.unique.ecc));
-  SK_ASSIGN_OR_RETURN(std::unique_ptr<EsysContext> esys, EsysContext::Open(config.tcti));
   return std::unique_ptr<EcdhPrivateKey>(
-      new TpmEcdhKey(std::move(esys), config.primary_handle, areas, std::move(public_key)));
+      new TpmEcdhKey(std::move(lend), primary_handle, areas, std::move(public_key)));
 }
 
 }  // namespace sk::hsm::tpm

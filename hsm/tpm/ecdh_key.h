@@ -17,6 +17,9 @@
 // serialises); every object and session it makes is flushed before a call returns.
 #pragma once
 
+#include <tss2/tss2_esys.h>
+
+#include <functional>
 #include <memory>
 
 #include "crypto/recovery_wrap.h"
@@ -26,5 +29,16 @@ namespace sk::hsm::tpm {
 
 [[nodiscard]] Result<Bytes> CreateTpmEcdhKey(const TpmConfig& config);
 [[nodiscard]] Result<std::unique_ptr<EcdhPrivateKey>> OpenTpmEcdhKey(const TpmConfig& config, ByteView blob);
+
+// The same over a connection the caller owns, for the TPM backend, which holds the TPM's
+// one connection (a TPM without a resource manager, like swtpm, serves one at a time):
+// CreateTpmEcdhKeyIn runs on `ctx`; the key calls `lend` for each ECDH, which runs the
+// function it is given on the connection, serialised with the connection's other uses.
+using EsysUser = std::function<Result<SecretBytes>(ESYS_CONTEXT*)>;
+using LendEsys = std::function<Result<SecretBytes>(const EsysUser&)>;
+[[nodiscard]] Result<Bytes> CreateTpmEcdhKeyIn(ESYS_CONTEXT* ctx, std::uint32_t primary_handle);
+[[nodiscard]] Result<std::unique_ptr<EcdhPrivateKey>> OpenTpmEcdhKeyLent(ByteView blob,
+                                                                         std::uint32_t primary_handle,
+                                                                         LendEsys lend);
 
 }  // namespace sk::hsm::tpm

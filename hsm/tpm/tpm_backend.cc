@@ -4,6 +4,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/random.h"
+#include "hsm/tpm/ecdh_key.h"
 #include "hsm/tpm/esys_context.h"
 #include "hsm/tpm/keyset.h"
 #include "hsm/tpm/nv_anchor.h"
@@ -291,6 +292,21 @@ Result<std::unique_ptr<PendingReseal>> BeginResealTpmBackend(KeyBackend& backend
 Status ResealTpmBackend(KeyBackend& backend, const std::vector<int>& pcrs) {
   SK_ASSIGN_OR_RETURN(std::unique_ptr<PendingReseal> pending, BeginResealTpmBackend(backend, pcrs));
   return pending->Commit();
+}
+
+Result<std::unique_ptr<EcdhPrivateKey>> TpmBackend::OpenHostKey() {
+  std::lock_guard lock(tpm_mu_);
+  State& s = *state_;
+  SK_ASSIGN_OR_RETURN(std::optional<Bytes> blob, s.dir.Read(kHostKeyFile, 4096));
+  if (!blob) {
+    SK_ASSIGN_OR_RETURN(Bytes made, CreateTpmEcdhKeyIn(s.esys->get(), s.record.primary_handle));
+    SK_RETURN_IF_ERROR(s.dir.WriteAtomic(kHostKeyFile, made));
+    blob = std::move(made);
+  }
+  return OpenTpmEcdhKeyLent(*blob, s.record.primary_handle, [this](const EsysUser& use) {
+    std::lock_guard use_lock(tpm_mu_);
+    return use(state_->esys->get());
+  });
 }
 
 }  // namespace sk::hsm::tpm

@@ -55,6 +55,10 @@ class TpmBackend final : public KeyBackend, public Resealable {
   Result<std::uint32_t> Rotate() override;
   Status Retire(std::uint32_t generation) override;
   Resealable* resealable() override { return this; }
+  // The fleet host key: made by hsm/tpm/ecdh_key.h under the primary on the first call, its
+  // blob kept in the state folder (kHostKeyFile); ECDH runs on this backend's connection.
+  Result<std::unique_ptr<EcdhPrivateKey>> OpenHostKey() override;
+  static constexpr const char* kHostKeyFile = "fleet-host.key";
 
   // A re-seal that is staged but not yet in effect (BeginReseal). Commit() puts it in
   // effect; destroying it uncommitted drops it: the staged files are removed and nothing
