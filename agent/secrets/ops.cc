@@ -536,6 +536,13 @@ std::atomic<std::uint64_t> g_last_idempotency_purge_ms{0};
 
 }  // namespace
 
+Status CheckFleetManaged(const std::string& fleet_prefix, const std::string& path, const Actor& actor) {
+  if (fleet_prefix.empty() || actor.fleet || !PathMatchesPrefix(path, fleet_prefix)) return OkStatus();
+  return Status(Code::kForbidden, "fleet_managed",
+                path + " is managed by the fleet (under \"" + fleet_prefix +
+                    "\"): change it with `sealkeep fleet put`, which every entitled host applies");
+}
+
 Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& key, const Actor& actor,
                                         TxnFailure* failure) {
   TxnFailure unused;
@@ -545,6 +552,7 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
   if (ops.size() > kMaxOps) return InvalidArgument("a transaction has at most 1000 ops", "bad_request");
   for (std::size_t i = 0; i < ops.size(); ++i) {
     Status st = ValidateOp(ops[i], options_);
+    if (st.ok()) st = CheckFleetManaged(options_.fleet_prefix, ops[i].path, actor);
     if (!st.ok()) {
       failed = {i + 1, ops[i].type};
       return st.WithContext("op " + std::to_string(i + 1));

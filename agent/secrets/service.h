@@ -86,6 +86,10 @@ struct ServiceOptions {
   // the anchor moved, when it had to), with the new head's seq, before the batch's callers
   // are answered: the watch hub's wake-up. Must not block.
   std::function<void(std::uint64_t head_seq)> on_commit;
+  // The paths the fleet manages (docs/fleet.md): `fleet_prefix` and everything under it are
+  // changed only by the agent's fleet sync (an Actor with `fleet` set); any other change
+  // there, a restore included, is refused with fleet_managed (kForbidden). "" = no fleet.
+  std::string fleet_prefix;
 };
 
 // Who asked: peer identity text recorded in the journal ("uid=0 pid=12 unit=x.service"),
@@ -111,6 +115,9 @@ struct Actor {
   // change and its record durable, and a crash before the log's sync loses no record
   // (SettleAuditOutbox). An error fails the change: nothing is written.
   std::function<Result<ChangeRecord>()> change_record;
+  // The fleet sync applying an entry of the fleet journal: the only actor that may change
+  // ServiceOptions::fleet_prefix's paths.
+  bool fleet = false;
 };
 
 using Labels = std::map<std::string, std::string>;

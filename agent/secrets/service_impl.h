@@ -35,6 +35,9 @@ Digest SnapshotSeal(const SecretBytes& jk, ByteView body);
 std::string CanonicalLabels(const Labels& labels);
 // The version `stage` names in s (reads.cc), 0 when none.
 std::uint64_t StageVersion(const PathState& s, Stage stage);
+// fleet_managed (kForbidden) when `path` lies under `fleet_prefix` and `actor` is not the
+// fleet sync (ServiceOptions::fleet_prefix).
+Status CheckFleetManaged(const std::string& fleet_prefix, const std::string& path, const Actor& actor);
 Labels ParseLabels(const std::string& canonical);
 
 // Readers with their own Sealer, lent to one thread at a time.

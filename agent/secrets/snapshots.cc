@@ -164,6 +164,7 @@ Result<RestoreReport> ServiceImpl::RestoreSnapshot(
           (head_info && head_info->from_version == target &&
            (head_info->kind == journal::Kind::kRestore || head_info->kind == journal::Kind::kRollback));
       if (head_is_target && head_info && head_info->state == VersionState::kLive) continue;
+      SK_RETURN_IF_ERROR(CheckFleetManaged(options_.fleet_prefix, path, actor));
       const OpGuard guard = guard_for ? guard_for(path) : OpGuard{};
       SK_RETURN_IF_ERROR(CheckLabels(guard, view.fields(), src.entry.detail.labels));
       SK_ASSIGN_OR_RETURN(std::uint64_t v, WriteVersion(b, path, src.value.Expose(), journal::Kind::kRestore,
