@@ -135,6 +135,7 @@ int RunDaemon(const config::AgentConfig& config) {
   agent.SetOnUnsealed([&] {
     Log(LogLevel::kInfo, StatusLine(agent));
     Notify((ready.exchange(true) ? "" : "READY=1\n") + std::string("STATUS=") + StatusLine(agent));
+    if (agent.fleet() != nullptr) agent.fleet()->Wake();
   });
   Notify("STATUS=unsealing");
   daemon::Housekeeping housekeeping(agent);
@@ -163,7 +164,9 @@ int RunDaemon(const config::AgentConfig& config) {
     server.Stop();
   });
   agent.leases().Start();
+  if (agent.fleet() != nullptr) agent.fleet()->Start();
   server.Run([&] { housekeeping(); }, daemon::TickMs());
+  if (agent.fleet() != nullptr) agent.fleet()->Stop();
   agent.leases().Stop();
   agent.Seal("shutting down");
   Log(LogLevel::kInfo, "stopped");

@@ -29,6 +29,10 @@ std::string_view AlertMessageId(AlertKind kind) {
       return "01ccc8ccf85daed0a3848489731fe6fd";
     case AlertKind::kLeaseRevokeFailed:
       return "f678fd6f4516bec650fdf4b6fb3c297b";
+    case AlertKind::kFleetRefused:
+      return "36013cf7c88ab7db32cb3bf306249191";
+    case AlertKind::kFleetBehind:
+      return "e970b9478d984164aecd81dad9880ca6";
   }
   return "00000000000000000000000000000000";
 }
@@ -53,6 +57,10 @@ std::string_view AlertKindName(AlertKind kind) {
       return "expiring";
     case AlertKind::kLeaseRevokeFailed:
       return "lease_revoke_failed";
+    case AlertKind::kFleetRefused:
+      return "fleet_refused";
+    case AlertKind::kFleetBehind:
+      return "fleet_behind";
   }
   return "unknown";
 }
@@ -61,6 +69,7 @@ int AlertPriority(AlertKind kind) {
   switch (kind) {
     case AlertKind::kTamperDetected:
     case AlertKind::kReplayDetected:
+    case AlertKind::kFleetRefused:
       return 2;
     case AlertKind::kUnsealFailed:
     case AlertKind::kAuditUnavailable:
@@ -70,6 +79,7 @@ int AlertPriority(AlertKind kind) {
     case AlertKind::kDenied:
     case AlertKind::kRollbackRefused:
     case AlertKind::kExpiring:
+    case AlertKind::kFleetBehind:
       return 4;
   }
   return 4;

@@ -10,7 +10,9 @@
 // Kinds: denied (4), rollback_refused (4), tamper_detected (2), replay_detected (2),
 // unseal_failed (3), audit_unavailable (3), rotation_failed (3: a rotation was aborted, the
 // reason given), expiring (4: a secret's current version expires within 30, 7 or 1 days;
-// once per version and threshold).
+// once per version and threshold), fleet_refused (2: the fleet database offered what this
+// host refuses: a history behind its anchor, a broken chain, a forged entry; docs/fleet.md),
+// fleet_behind (4: no pull of the fleet journal has succeeded for [fleet] lag_alert_seconds).
 //
 // Raise() never blocks the request path and never fails it: it bumps the counter, then
 // queues the alert for a background thread that calls the sink. sd_journal_sendv can
@@ -44,8 +46,10 @@ enum class AlertKind : std::uint8_t {
   kRotationFailed,
   kExpiring,
   kLeaseRevokeFailed,
+  kFleetRefused,
+  kFleetBehind,
 };
-inline constexpr std::size_t kAlertKindCount = 9;
+inline constexpr std::size_t kAlertKindCount = 11;
 
 std::string_view AlertKindName(AlertKind kind);  // "denied", "rollback_refused", ...
 int AlertPriority(AlertKind kind);               // syslog priority: 2, 3 or 4

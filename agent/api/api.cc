@@ -180,6 +180,7 @@ std::optional<Need> NeedFor(const RouteMatch& m, bool metrics_require_auth) {
     case Route::kBackup:
       return Sys(Capability::kAdmin);
     case Route::kRecoveryStatus:
+    case Route::kFleetStatus:
       return Sys(Capability::kSysRead);
     case Route::kWatch:  // Api::Watch shows only what the caller may list
     case Route::kDeployList:
@@ -225,7 +226,8 @@ bool NeedsService(Route r) {
     case Route::kSeal:
     case Route::kUnseal:
     case Route::kRecover:
-    case Route::kKvInfo:  // sys/health answers while sealed, as Vault's
+    case Route::kFleetStatus:  // what the fleet sync knows, sealed or not
+    case Route::kKvInfo:       // sys/health answers while sealed, as Vault's
     case Route::kKvUnsupported:
       return false;
     default:
@@ -793,6 +795,29 @@ std::string Api::MetricsText() const {
   metric("sealkeep_audit_sealed_dropped", "gauge",
          "Audit records made while sealed that did not fit in the queue (since the last unseal)",
          agent_.sealed_audit_dropped());
+  if (daemon::FleetSync* fleet = agent_.fleet(); fleet != nullptr) {
+    const daemon::FleetSync::State f = fleet->Report();
+    metric("sealkeep_fleet_applied_seq", "gauge", "The last fleet journal entry this host applied",
+           f.applied_seq);
+    metric("sealkeep_fleet_db_head_seq", "gauge", "The fleet database's head as last seen", f.db_head_seq);
+    metric("sealkeep_fleet_lag_entries", "gauge",
+           "Fleet entries the database holds that this host has not applied",
+           f.db_head_seq > f.applied_seq ? f.db_head_seq - f.applied_seq : 0);
+    const double since =
+        f.last_success_ms == 0
+            ? -1.0
+            : static_cast<double>(static_cast<std::int64_t>(daemon::FleetSync::NowMs() - f.last_success_ms)) /
+                  1000.0;
+    metric("sealkeep_fleet_seconds_since_pull", "gauge",
+           "Seconds since a pull of the fleet journal last succeeded (-1: none since start)", since);
+    metric("sealkeep_fleet_db_reachable", "gauge", "1 when the last attempt reached the fleet database",
+           f.db_reachable ? 1 : 0);
+    metric("sealkeep_fleet_refusing", "gauge", "1 while this host refuses what the fleet database offers",
+           f.refusal_reason.empty() ? 0 : 1);
+    metric("sealkeep_fleet_refusals_total", "counter", "Pulls that ended in a refusal", f.refusals);
+    metric("sealkeep_fleet_applied_entries_total", "counter", "Fleet entries applied since start",
+           f.applied_entries);
+  }
   if (svc) {
     secrets::ServiceStatus s = svc->Report();
     metric("sealkeep_journal_head_seq", "gauge", "Global sequence number of the journal head", s.head_seq);

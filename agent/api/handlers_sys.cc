@@ -163,6 +163,35 @@ Reply Backup(Context& ctx) {
   return reply;
 }
 
+// GET /v1/sys/fleet: what this host's fleet sync knows (docs/fleet.md).
+Reply FleetStatus(Context& ctx) {
+  daemon::FleetSync* fleet = ctx.agent.fleet();
+  if (fleet == nullptr) {
+    return Failure(FailedPrecondition("this agent is not in a fleet: its config has no [fleet] table",
+                                      "fleet_not_configured"));
+  }
+  const daemon::FleetSync::State f = fleet->Report();
+  const config::FleetConfig& c = ctx.agent.config().fleet;
+  nlohmann::json out = {
+      {"host_id", f.host_id},
+      {"prefix", c.prefix},
+      {"signer_key", HexEncode(c.signer_key)},
+      {"key_kind", f.key_kind},
+      {"public_key", HexEncode(f.public_key)},
+      {"applied_seq", f.applied_seq},
+      {"db_head_seq", f.db_head_seq},
+      {"lag_entries", f.db_head_seq > f.applied_seq ? f.db_head_seq - f.applied_seq : 0},
+      {"db_reachable", f.db_reachable},
+      {"last_success_ms", f.last_success_ms},
+      {"applied_entries", f.applied_entries},
+      {"refusals", f.refusals},
+      {"refusal", f.refusal_reason.empty()
+                      ? nlohmann::json(nullptr)
+                      : nlohmann::json{{"reason", f.refusal_reason}, {"message", f.refusal_message}}},
+      {"error", f.error}};
+  return Json200(std::move(out));
+}
+
 }  // namespace
 
 Reply HandleSys(Context& ctx) {
@@ -175,6 +204,8 @@ Reply HandleSys(Context& ctx) {
       if (!st.ok()) return Failure(st);
       return Json200({{"status", "unsealed"}});
     }
+    case Route::kFleetStatus:
+      return FleetStatus(ctx);
     case Route::kRecover: {
       auto body = ParseJsonObject(ctx.req.body);
       if (!body.ok()) return Failure(body.status());

@@ -106,6 +106,8 @@ std::string_view RouteName(Route r) {
       return "sys.recovery.init";
     case Route::kRecoveryStatus:
       return "sys.recovery.status";
+    case Route::kFleetStatus:
+      return "sys.fleet";
     case Route::kBackup:
       return "sys.backup";
     case Route::kJournalVerify:
@@ -191,6 +193,7 @@ RouteResult MatchRoute(std::string_view method, std::string_view target) {
     return only(post, Route::kRecoveryInit);
   }
   if (path == "/v1/sys/backup") return only(get, Route::kBackup);
+  if (path == "/v1/sys/fleet") return only(get, Route::kFleetStatus);
   if (path == "/v1/sys/journal/verify") return only(get, Route::kJournalVerify);
   if (path == "/v1/sys/audit/verify") return only(get, Route::kAuditVerify);
   if (path == "/v1/txn") return only(post, Route::kTxn);

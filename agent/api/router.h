@@ -35,6 +35,7 @@ enum class Route {
   kReseal,
   kRecoveryInit,    // POST /v1/sys/recovery {threshold, shares, replace} (docs/recovery.md)
   kRecoveryStatus,  // GET /v1/sys/recovery
+  kFleetStatus,     // GET /v1/sys/fleet (docs/fleet.md)
   kBackup,          // GET /v1/sys/backup: a backup file as the body
   kJournalVerify,
   kAuditVerify,

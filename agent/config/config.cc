@@ -3,7 +3,9 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
 #include "agent/config/toml.h"
+#include "agent/secrets/path.h"
 
 namespace sk::config {
 namespace {
@@ -272,10 +274,61 @@ Status ApplyLeases(const toml::table& root, AgentConfig& c) {
   return OkStatus();
 }
 
+// [fleet]: the fleet database, this host's id and the fleet's signing key (docs/fleet.md).
+Status ApplyFleet(const toml::table& root, AgentConfig& c) {
+  if (root.get("fleet") == nullptr) return OkStatus();
+  SK_ASSIGN_OR_RETURN(const toml::table* fleet, Table(root, "fleet", c.source));
+  TableReader f(*fleet, "fleet", c.source);
+  FleetConfig& fc = c.fleet;
+  fc.enabled = true;
+  std::string signer;
+  SK_RETURN_IF_ERROR(f.Str("db", fc.db));
+  SK_RETURN_IF_ERROR(f.Str("password_file", fc.password_file));
+  SK_RETURN_IF_ERROR(f.Str("host_id", fc.host_id));
+  SK_RETURN_IF_ERROR(f.Str("signer_key", signer));
+  SK_RETURN_IF_ERROR(f.Str("prefix", fc.prefix));
+  SK_RETURN_IF_ERROR(f.Int("poll_seconds", fc.poll_seconds, 1, 3600));
+  SK_RETURN_IF_ERROR(f.Int("lag_alert_seconds", fc.lag_alert_seconds, 10, 7 * 86400));
+  SK_RETURN_IF_ERROR(f.Finish());
+  auto bad = [&c](const std::string& why) {
+    return InvalidArgument(c.source + ": fleet." + why, "bad_config");
+  };
+  if (fc.db.empty()) return bad("db is the fleet database's libpq URL (docs/fleet.md)");
+  // A password in the URL would sit in a world-readable config: "password=" as a keyword or
+  // a query parameter, or user:password@ in a URI's authority.
+  bool has_password = fc.db.find("password") != std::string::npos;
+  if (std::size_t scheme = fc.db.find("://"); scheme != std::string::npos) {
+    std::string authority = fc.db.substr(scheme + 3, fc.db.find_first_of("/?", scheme + 3) - (scheme + 3));
+    std::size_t at = authority.rfind('@');
+    if (at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos)
+      has_password = true;
+  }
+  if (has_password) {
+    return bad("db must not hold a password: put it in fleet.password_file");
+  }
+  if (fc.host_id.empty() || fc.host_id.size() > 64 ||
+      fc.host_id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") != std::string::npos) {
+    return bad("host_id is 1-64 characters of [a-z0-9._-]");
+  }
+  std::optional<Bytes> key = HexDecode(signer);
+  if (!key || key->size() != 65 || (*key)[0] != 0x04) {
+    return bad(
+        "signer_key is the fleet signing key's public half: 130 hex digits, as `sealkeep fleet init` "
+        "prints it");
+  }
+  fc.signer_key = std::move(*key);
+  if (Status st = secrets::ValidatePath(fc.prefix); !st.ok()) {
+    return bad("prefix is a sealkeep path, like \"fleet\": " + std::string(st.message()));
+  }
+  fc.password_file = Under(c.state_dir, fc.password_file);
+  c.store.fleet_prefix = fc.prefix;
+  return OkStatus();
+}
+
 Status Apply(const toml::table& root, AgentConfig& c) {
   for (const auto& [k, v] : root) {
-    static const std::set<std::string> known = {"agent",  "store", "backend", "pkcs11", "tpm",
-                                                "limits", "cache", "policy",  "audit",  "leases"};
+    static const std::set<std::string> known = {"agent", "store",  "backend", "pkcs11", "tpm",  "limits",
+                                                "cache", "policy", "audit",   "leases", "fleet"};
     if (known.count(std::string(k.str())) == 0)
       return Bad(c.source, v.source(), "unknown table [" + std::string(k.str()) + "]");
   }
@@ -284,6 +337,7 @@ Status Apply(const toml::table& root, AgentConfig& c) {
   SK_RETURN_IF_ERROR(ApplyBackend(root, c));
   SK_RETURN_IF_ERROR(ApplyLimits(root, c));
   SK_RETURN_IF_ERROR(ApplyLeases(root, c));
+  SK_RETURN_IF_ERROR(ApplyFleet(root, c));
   return ApplyFiles(root, c);
 }
 

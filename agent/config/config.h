@@ -17,6 +17,8 @@
 //   [audit]    dir (default "audit"; "" = no audit log), segment_bytes
 //   [leases]   socket (the lease server's, default /run/sealkeep-leases/leases.sock; "" =
 //              no leases), sweep_seconds (30: how often expired leases are revoked)
+//   [fleet]    db, password_file, host_id, signer_key, prefix ("fleet"), poll_seconds,
+//              lag_alert_seconds (docs/fleet.md); absent = no fleet
 // Relative paths are relative to state_dir. The defaults are the safe ones: a policy file
 // (which must then exist: the agent does not start without it) and an audit log; going
 // without either takes an explicit "" (StartupWarnings says so for the audit log). docs/config.md
@@ -40,6 +42,18 @@ struct Limits {
   std::size_t max_connections_per_uid = 256;
   std::uint32_t idle_timeout_ms = 30'000;     // keep-alive connection with no request
   std::uint32_t request_timeout_ms = 10'000;  // a whole request must arrive within this
+};
+
+// [fleet] (docs/fleet.md): this host applies the fleet journal kept in PostgreSQL.
+struct FleetConfig {
+  bool enabled = false;          // the table is present
+  std::string db;                // libpq URL, without a password
+  std::string password_file;     // "" = none (peer or certificate authentication)
+  std::string host_id;           // [a-z0-9._-]{1,64}
+  Bytes signer_key;              // the fleet signing key's public half, 65 bytes (hex in the file)
+  std::string prefix = "fleet";  // local paths the fleet manages: <prefix>/<fleet path>
+  int poll_seconds = 30;         // a pull at least this often, LISTEN/NOTIFY or not
+  int lag_alert_seconds = 300;  // alert fleet_behind when no pull has succeeded for this long
 };
 
 struct AgentConfig {
@@ -72,6 +86,7 @@ struct AgentConfig {
   // --serve-leases` (sealkeep-leases.service), which makes and drops the roles.
   std::string leases_socket = "/run/sealkeep-leases/leases.sock";
   int lease_sweep_seconds = 30;
+  FleetConfig fleet;
 };
 
 // Parses TOML text; `source` names it in error messages. reason bad_config (kInvalidArgument).

@@ -17,10 +17,12 @@ Agent::Agent(config::AgentConfig config)
       alerts_(std::make_unique<alerts::Alerts>()),
       leases_(std::make_unique<LeaseBroker>(*this, config_.leases_socket,
                                             std::chrono::seconds(config_.lease_sweep_seconds))),
+      fleet_(config_.fleet.enabled ? std::make_unique<FleetSync>(*this, config_.fleet) : nullptr),
       sealed_(Status(Code::kSealed, "sealed", "the agent has not been unsealed yet")) {}
 
 Agent::~Agent() {
   leases_->Stop();
+  if (fleet_) fleet_->Stop();
   Seal("shutting down");
 }
 

@@ -34,6 +34,7 @@
 #include "agent/audit/audit_writer.h"
 #include "agent/audit/sealed_queue.h"
 #include "agent/config/config.h"
+#include "agent/daemon/fleet_sync.h"
 #include "agent/daemon/lease_broker.h"
 #include "agent/policy/policy_holder.h"
 #include "agent/secrets/service.h"
@@ -107,6 +108,10 @@ class Agent {
   const config::AgentConfig& config() const { return config_; }
   // Leased database users (lease_broker.h); run_daemon starts its sweeper.
   LeaseBroker& leases() { return *leases_; }
+  // The fleet sync (fleet_sync.h) when the config has [fleet], else null; run_daemon starts it.
+  FleetSync* fleet() { return fleet_.get(); }
+  // Raises `kind` with the message `what` + st and st's reason.
+  void RaiseAlert(alerts::AlertKind kind, const std::string& what, const Status& st);
   double uptime_s() const;
   std::uint32_t own_uid() const { return own_uid_; }
 
@@ -123,8 +128,6 @@ class Agent {
   Status Publish(Opened opened);
   // Records `st` as the reason the agent is sealed and raises the alert.
   Status StaySealed(const Status& st);
-  // Raises `kind` with the message `what` + st and st's reason.
-  void RaiseAlert(alerts::AlertKind kind, const std::string& what, const Status& st);
   // Seal()'s work; `why` replaces the sealed reason when `override_reason` or unsealed.
   void SealWith(const Status& why, bool override_reason);
 
@@ -136,6 +139,7 @@ class Agent {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<alerts::Alerts> alerts_;
   std::unique_ptr<LeaseBroker> leases_;
+  std::unique_ptr<FleetSync> fleet_;
   policy::PolicyHolder policy_;
 
   std::mutex transition_mu_;  // serialises Unseal, AcceptRollback and Seal; held throughout
