@@ -276,5 +276,35 @@ TEST(Config, MistakesAreRefusedWithTheLine) {
   EXPECT_EQ(config::LoadConfig("/nonexistent/sk.toml").status().reason(), "config_missing");
 }
 
+// [fleet] (docs/fleet.md): present means on; the prefix reaches the store's guard; a password
+// in the URL, a host id out of the alphabet or a signer key that is not a P-256 point's
+// encoding are refused.
+TEST(Config, FleetTableParsesAndRefusesWhatWouldLeakOrMislead) {
+  const std::string key = "04" + std::string(128, 'a');
+  auto fleet = [&](const std::string& db, const std::string& host, const std::string& signer) {
+    return config::ParseConfig("[fleet]\ndb = \"" + db + "\"\nhost_id = \"" + host + "\"\nsigner_key = \"" +
+                                   signer + "\"\nprefix = \"shared\"\n",
+                               "c");
+  };
+  auto ok = fleet("host=/run/pg dbname=sk user=web_1", "web-1", key);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE(ok->fleet.enabled);
+  EXPECT_EQ(ok->fleet.signer_key.size(), 65U);
+  EXPECT_EQ(ok->store.fleet_prefix, "shared");
+  EXPECT_EQ(ok->fleet.poll_seconds, 30);
+  EXPECT_FALSE(config::ParseConfig("", "empty")->fleet.enabled);
+  EXPECT_EQ(config::ParseConfig("", "empty")->store.fleet_prefix, "");
+  for (const std::string db : {"host=/run/pg password=hunter2", "postgresql://web:hunter2@pg/sk", ""}) {
+    auto bad = fleet(db, "web-1", key);
+    ASSERT_FALSE(bad.ok()) << db;
+    EXPECT_EQ(bad.status().message().find("hunter2"), std::string_view::npos)
+        << "the refusal repeats the password";
+  }
+  EXPECT_TRUE(fleet("postgresql://web@pg/sk?sslmode=require", "web-1", key).ok());
+  EXPECT_FALSE(fleet("host=/run/pg", "Web 1", key).ok());
+  EXPECT_FALSE(fleet("host=/run/pg", "web-1", key.substr(2)).ok());
+  EXPECT_FALSE(fleet("host=/run/pg", "web-1", "05" + key.substr(2)).ok());
+}
+
 }  // namespace
 }  // namespace sk::api
