@@ -16,8 +16,8 @@ bool FleetChain::Meet(const std::vector<std::string>& a, const std::vector<std::
 }
 
 std::uint64_t FleetChain::LastVersion(std::string_view path) const {
-  auto it = versions_.find(path);
-  return it == versions_.end() ? 0 : it->second;
+  auto it = paths_.find(path);
+  return it == paths_.end() ? 0 : it->second.version;
 }
 
 std::vector<const HostRecord*> FleetChain::Entitled(const std::vector<std::string>& groups) const {
@@ -63,7 +63,7 @@ void FleetChain::Apply(const Entry& checked, const Digest& hash) {
   } else {
     Result<std::vector<TxnOp>> ops = DecodeTxn(checked.body);
     if (ops.ok()) {
-      for (const TxnOp& op : *ops) versions_[op.path] = op.version;
+      for (const TxnOp& op : *ops) paths_[op.path] = PathHead{op.version, checked.seq, op.kind, op.groups};
     }
   }
   head_ = ChainHead{checked.seq, hash};

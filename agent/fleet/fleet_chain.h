@@ -23,6 +23,14 @@ struct ChainHead {
   Digest hash{};          // zero for the empty journal
 };
 
+// A path's last op as the chain says it.
+struct PathHead {
+  std::uint64_t version = 0;
+  std::uint64_t seq = 0;  // the entry that wrote it
+  OpKind kind = OpKind::kPut;
+  std::vector<std::string> groups;
+};
+
 class FleetChain {
  public:
   explicit FleetChain(Bytes signer_public_key) : signer_(std::move(signer_public_key)) {}
@@ -38,6 +46,7 @@ class FleetChain {
   const ByteView signer() const { return signer_; }
   // 0 when the path was never written.
   std::uint64_t LastVersion(std::string_view path) const;
+  const std::map<std::string, PathHead, std::less<>>& paths() const { return paths_; }
   // The admitted hosts in at least one of `groups`, by host id.
   std::vector<const HostRecord*> Entitled(const std::vector<std::string>& groups) const;
 
@@ -48,7 +57,7 @@ class FleetChain {
   Bytes signer_;
   ChainHead head_;
   std::map<std::string, HostRecord, std::less<>> hosts_;
-  std::map<std::string, std::uint64_t, std::less<>> versions_;
+  std::map<std::string, PathHead, std::less<>> paths_;
 };
 
 }  // namespace sk::fleet

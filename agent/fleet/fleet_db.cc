@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS sk_fleet_applied (
   host_id text PRIMARY KEY, seq bigint NOT NULL, refusal text NOT NULL,
   reported_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO sk_fleet_head VALUES (1, 0, '\x') ON CONFLICT (id) DO NOTHING;
-INSERT INTO sk_fleet_meta VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;
+CREATE TABLE IF NOT EXISTS sk_fleet_snapshots (
+  name text PRIMARY KEY, body bytea NOT NULL, signature bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO sk_fleet_meta VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING;
 )sql";
 
 Bytes BigEndian(std::uint64_t v) {
@@ -148,9 +151,13 @@ Status FleetDb::Migrate() {
       return version.status();
     }
     Rows& rows = *version;
-    if (rows.size() != 1 || rows.Text(0, 0) != std::to_string(kFleetSchemaVersion)) {
-      st = FailedPrecondition("the fleet database has schema version " +
-                                  (rows.size() ? rows.Text(0, 0) : "?") + ", this sealkeep knows version 1",
+    const std::string have = rows.size() == 1 ? rows.Text(0, 0) : "?";
+    if (have == "1") {
+      // Version 2 added sk_fleet_snapshots, which the schema above has just created.
+      st = Exec("UPDATE sk_fleet_meta SET value = '2' WHERE key = 'schema_version'");
+    } else if (have != std::to_string(kFleetSchemaVersion)) {
+      st = FailedPrecondition("the fleet database has schema version " + have +
+                                  ", this sealkeep knows 1 and " + std::to_string(kFleetSchemaVersion),
                               "fleet_schema_unknown");
     }
   }
@@ -188,6 +195,34 @@ Result<std::vector<Bytes>> FleetDb::EntriesAfter(std::uint64_t after, std::size_
   std::vector<Bytes> out;
   for (int i = 0; i < rows.size(); ++i) out.push_back(rows.Blob(i, 0));
   return out;
+}
+
+Result<Bytes> FleetDb::EntryAt(std::uint64_t seq) {
+  if (seq == 0) return NotFound("there is no fleet entry 0", "not_found");
+  SK_ASSIGN_OR_RETURN(std::vector<Bytes> one, EntriesAfter(seq - 1, 1));
+  if (one.empty()) return NotFound("the fleet database has no entry " + std::to_string(seq), "not_found");
+  return std::move(one.front());
+}
+
+Status FleetDb::PutSnapshot(const std::string& name, ByteView body, ByteView signature) {
+  SK_ASSIGN_OR_RETURN(Rows rows,
+                      Run("INSERT INTO sk_fleet_snapshots (name, body, signature) VALUES ($1::text, "
+                          "$2::bytea, $3::bytea) ON CONFLICT (name) DO NOTHING RETURNING name",
+                          {AsBytes(name), body, signature}));
+  if (rows.size() != 1) {
+    return Status(Code::kAlreadyExists, "snapshot_exists",
+                  "the fleet has a snapshot named " + name + " already: snapshots are never replaced");
+  }
+  return OkStatus();
+}
+
+Result<std::optional<FleetDb::StoredSnapshot>> FleetDb::GetSnapshot(const std::string& name) {
+  const Bytes cap = BigEndian(kMaxSnapshotBytes);
+  SK_ASSIGN_OR_RETURN(Rows rows, Run("SELECT CASE WHEN octet_length(body) <= $2::bigint THEN body ELSE "
+                                     "''::bytea END, signature FROM sk_fleet_snapshots WHERE name = $1::text",
+                                     {AsBytes(name), cap}));
+  if (rows.size() == 0) return std::optional<StoredSnapshot>();
+  return std::optional<StoredSnapshot>(StoredSnapshot{rows.Blob(0, 0), rows.Blob(0, 1)});
 }
 
 Result<std::vector<WrapRow>> FleetDb::WrapsFor(std::uint64_t seq, const std::string& host_id) {

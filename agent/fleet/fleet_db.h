@@ -7,6 +7,7 @@
 //   sk_fleet_wraps    (host_id, seq, path): a put's DEK wrapped to one host
 //   sk_fleet_pending  hosts that asked to join (unsigned; `fleet approve` signs them in)
 //   sk_fleet_applied  what each host reports: the seq it applied, its refusal if any
+//   sk_fleet_snapshots named sets of (path, version, seq), signed (fleet_writer.h)
 // A writer's Append runs in one transaction with the head row locked, so two writers queue
 // and never fork the chain; it NOTIFYs channel sk_fleet with the new seq, which hosts LISTEN on.
 //
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,7 +31,8 @@ struct pg_conn;
 
 namespace sk::fleet {
 
-inline constexpr int kFleetSchemaVersion = 1;
+inline constexpr int kFleetSchemaVersion = 2;  // 2 added sk_fleet_snapshots; Migrate upgrades a 1
+inline constexpr std::size_t kMaxSnapshotBytes = 1u << 20;
 
 struct WrapRow {
   std::string host_id;
@@ -68,6 +71,17 @@ class FleetDb {
   // Up to `limit` encoded entries with seq > after, in order.
   [[nodiscard]] Result<std::vector<Bytes>> EntriesAfter(std::uint64_t after, std::size_t limit);
   [[nodiscard]] Result<std::vector<WrapRow>> WrapsFor(std::uint64_t seq, const std::string& host_id);
+  // The encoded entry `seq`; not_found when the database has none.
+  [[nodiscard]] Result<Bytes> EntryAt(std::uint64_t seq);
+
+  // Snapshots: a body and its signature, as the writer made them (fleet_writer.h). A name
+  // is written once (a second put fails); a body longer than kMaxSnapshotBytes reads as empty.
+  struct StoredSnapshot {
+    Bytes body;
+    Bytes signature;
+  };
+  [[nodiscard]] Status PutSnapshot(const std::string& name, ByteView body, ByteView signature);
+  [[nodiscard]] Result<std::optional<StoredSnapshot>> GetSnapshot(const std::string& name);
 
   // One transaction: locks the head, calls `build` with it (which may read through this
   // FleetDb, e.g. EntriesAfter to catch up), inserts the entry it returns with its wraps,

@@ -17,6 +17,8 @@ constexpr std::string_view kHashDomain = "sealkeep fleet entry hash v1";
 constexpr std::string_view kSignerIdDomain = "sealkeep fleet signer id v1";
 constexpr std::string_view kValueDomain = "sealkeep fleet value v1";
 constexpr std::string_view kWrapDomain = "sealkeep fleet wrap v1";
+constexpr std::string_view kSnapshotDomain = "sealkeep fleet snapshot v1";
+constexpr std::string_view kSnapshotMagic = "SKFS";
 
 Status Malformed(const std::string& what) {
   return Corruption("fleet entry: " + what, "malformed_fleet_entry");
@@ -269,6 +271,79 @@ Bytes ValueAad(std::string_view path, std::uint64_t version) {
 
 Bytes WrapAad(std::string_view host_id, std::string_view path, std::uint64_t version) {
   return PathAad(kWrapDomain, host_id, path, version);
+}
+
+namespace {
+
+Status MalformedSnapshot(const std::string& what) {
+  return Corruption("fleet snapshot: " + what, "malformed_fleet_snapshot");
+}
+
+Bytes SnapshotMessage(ByteView body) {
+  Bytes m = Domain(kSnapshotDomain);
+  m.insert(m.end(), body.begin(), body.end());
+  return m;
+}
+
+}  // namespace
+
+Result<Bytes> EncodeSnapshot(const FleetSnapshot& snap) {
+  if (snap.paths.size() > kMaxSnapshotPaths)
+    return Status(Code::kTooLarge, "too_large", "a fleet snapshot holds at most 100,000 paths");
+  ByteWriter w;
+  w.Raw(kSnapshotMagic);
+  w.U8(1);
+  w.Var16(snap.name);
+  w.Var16(snap.prefix);
+  w.U64(snap.head_seq);
+  w.U64(snap.time_ms);
+  w.U32(static_cast<std::uint32_t>(snap.paths.size()));
+  for (const SnapshotPath& p : snap.paths) {
+    w.Var16(p.path);
+    w.U64(p.version);
+    w.U64(p.seq);
+  }
+  return std::move(w).Take();
+}
+
+Result<FleetSnapshot> DecodeSnapshot(ByteView body) {
+  ByteReader r(body);
+  ByteView magic;
+  std::uint8_t version = 0;
+  std::uint32_t count = 0;
+  FleetSnapshot snap;
+  if (!r.Raw(kSnapshotMagic.size(), magic) ||
+      std::memcmp(magic.data(), kSnapshotMagic.data(), kSnapshotMagic.size()) != 0 || !r.U8(version) ||
+      version != 1) {
+    return MalformedSnapshot("not a version 1 fleet snapshot");
+  }
+  if (!r.Var16(snap.name, 128) || !r.Var16(snap.prefix, 256) || !r.U64(snap.head_seq) ||
+      !r.U64(snap.time_ms) || !r.U32(count) || count > kMaxSnapshotPaths) {
+    return MalformedSnapshot("truncated or oversized header");
+  }
+  snap.paths.reserve(std::min<std::size_t>(count, r.remaining() / 18));
+  for (std::uint32_t i = 0; i < count; ++i) {
+    SnapshotPath p;
+    if (!r.Var16(p.path, 256) || !r.U64(p.version) || !r.U64(p.seq))
+      return MalformedSnapshot("truncated path list");
+    if (!secrets::ValidatePath(p.path).ok() || p.version == 0 || p.seq == 0 || p.seq > snap.head_seq ||
+        (!snap.paths.empty() && snap.paths.back().path >= p.path)) {
+      return MalformedSnapshot("path " + std::to_string(i) + " is not a valid entry");
+    }
+    snap.paths.push_back(std::move(p));
+  }
+  if (!r.AtEnd()) return MalformedSnapshot("trailing bytes");
+  return snap;
+}
+
+Result<Bytes> SignSnapshot(ByteView body, const SecretBytes& signing_key) {
+  return EcdsaP256Sign(signing_key, SnapshotMessage(body));
+}
+
+Status VerifySnapshot(ByteView body, ByteView signature, ByteView signer_public_key) {
+  if (!EcdsaP256Verify(signer_public_key, SnapshotMessage(body), signature).ok())
+    return Corruption("the fleet snapshot's signature does not verify under the fleet key", "bad_signature");
+  return OkStatus();
 }
 
 }  // namespace sk::fleet

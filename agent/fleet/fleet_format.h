@@ -47,6 +47,15 @@
 // Wraps are not signed: a substituted wrap opens (if at all) to another key, whose
 // commitment differs from the signed dek_commit, and the host refuses it.
 //
+// SNAPSHOT (sealkeep fleet snapshot; kept in sk_fleet_snapshots, not in the chain): which
+// version of each live path under a prefix the chain held at one head, signed by the fleet
+// key so that a restore puts back exactly those versions.
+//   magic "SKFS" | u8 0x01 | name var16 (a snapshot name) | prefix var16 ("" or a path) |
+//   head_seq u64 | time_ms u64 | count u32 (<= kMaxSnapshotPaths) | count x (path var16,
+//   version u64, seq u64: the entry that wrote that version), paths ascending, no repeats
+// signature: ECDSA P-256 over "sealkeep fleet snapshot v1" 0x00 || the body. Errors:
+// malformed_fleet_snapshot (kCorruption); bad_signature.
+//
 // Errors: malformed_fleet_entry (kCorruption) for bytes that do not parse as above,
 // bad_signature (kCorruption) for a signature that does not verify.
 #pragma once
@@ -126,6 +135,24 @@ Status ValidateName(std::string_view what, std::string_view name);
 [[nodiscard]] Result<Entry> DecodeEntry(ByteView encoded);
 [[nodiscard]] Status VerifyEntry(const Entry& entry, ByteView signer_public_key);
 Digest EntryHash(ByteView encoded);
+
+inline constexpr std::size_t kMaxSnapshotPaths = 100'000;
+struct SnapshotPath {
+  std::string path;
+  std::uint64_t version = 0;
+  std::uint64_t seq = 0;
+};
+struct FleetSnapshot {
+  std::string name;
+  std::string prefix;
+  std::uint64_t head_seq = 0;
+  std::uint64_t time_ms = 0;
+  std::vector<SnapshotPath> paths;  // ascending
+};
+[[nodiscard]] Result<Bytes> EncodeSnapshot(const FleetSnapshot& snapshot);
+[[nodiscard]] Result<FleetSnapshot> DecodeSnapshot(ByteView body);
+[[nodiscard]] Result<Bytes> SignSnapshot(ByteView body, const SecretBytes& signing_key);
+[[nodiscard]] Status VerifySnapshot(ByteView body, ByteView signature, ByteView signer_public_key);
 
 // The AADs of a value and of a wrap (above).
 Bytes ValueAad(std::string_view path, std::uint64_t version);

@@ -168,10 +168,12 @@ TEST_F(FleetDbTest, ATxnReachesTheEntitledHostsAndOnlyThem) {
 TEST_F(FleetDbTest, AHostOutsideTheGroupCannotOpenTheRowsEvenWithTheDatabase) {
   ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "only-for-web"))).ok());
   // What PostgreSQL holds: wraps for web's hosts only, and nowhere the value in clear.
+  // (and the admins' escrow, fleet_writer.h, which no host can open either).
   auto rows = pg_.Query("SELECT host_id, encode(wrap, 'hex') FROM sk_fleet_wraps ORDER BY host_id");
-  ASSERT_EQ(rows.size(), 2U);
-  EXPECT_EQ(rows[0][0], "both-1");
-  EXPECT_EQ(rows[1][0], "web-1");
+  ASSERT_EQ(rows.size(), 3U);
+  EXPECT_EQ(rows[0][0], "@escrow");
+  EXPECT_EQ(rows[1][0], "both-1");
+  EXPECT_EQ(rows[2][0], "web-1");
   for (const auto& table : {"sk_fleet_entries", "sk_fleet_wraps"}) {
     auto clear = pg_.Query(std::string("SELECT count(*) FROM ") + table +
                            " t WHERE position('only-for-web'::bytea in " +
@@ -481,6 +483,91 @@ TEST_F(FleetDbTest, AnOversizedRowIsRefusedUnreadAndTheWriterSignsNothingHostsWo
   bad = HostRecord{"new-1", HostState::kAdmitted, KeyKind::kSoftware, off_curve, {"web"}};
   EXPECT_EQ(writer_->PutHost(bad).status().reason(), "bad_recovery_key");
   EXPECT_EQ(Must(db_->Head()).seq, before);
+}
+
+// The escrow: the writer reads back what it wrote, only the committed value; a host
+// admitted after a path was written, or regrouped into its group, receives it re-issued.
+TEST_F(FleetDbTest, AHostThatJoinsAGroupLaterReceivesWhatTheGroupMayRead) {
+  std::vector<PlainOp> ops;
+  ops.push_back(Put("apps/web/token", {"web"}, "web-token-1"));
+  ops.push_back(Put("apps/db/password", {"db"}, "db-password-1"));
+  const std::uint64_t seq = Must(writer_->Commit(std::move(ops)));
+  EXPECT_EQ(Str(Must(writer_->ReadValue("apps/web/token", 1, seq))), "web-token-1");
+  EXPECT_EQ(Must(writer_->Commit(One(Put("apps/web/token", {"web"}, "web-token-2")))), seq + 1);
+  EXPECT_EQ(Str(Must(writer_->ReadValue("apps/web/token", 2, seq + 1))), "web-token-2");
+  EXPECT_EQ(writer_->ReadValue("apps/web/token", 2, seq).status().reason(), "not_found");
+
+  // late-1 joins web after both were written: its own pull of the chain brings nothing...
+  Admit("late-1", {"web"});
+  std::unique_ptr<FleetHost> late = Host("late-1");
+  EXPECT_TRUE(PullAll(*late, *db_).empty());
+  // ...until the writer re-issues what web may read (one path; two batches of one would do too).
+  std::vector<std::pair<std::size_t, std::size_t>> progress;
+  EXPECT_EQ(
+      Must(writer_->Reissue(
+          "late-1", {}, 1, [&](std::size_t done, std::size_t total) { progress.emplace_back(done, total); })),
+      1U);
+  EXPECT_EQ(progress, (std::vector<std::pair<std::size_t, std::size_t>>{{1, 1}}));
+  EXPECT_EQ(PullAll(*late, *db_), (std::map<std::string, std::string>{{"apps/web/token", "web-token-2"}}));
+  // Regrouped into db too, it receives db's path, and nothing of web's again.
+  HostRecord regrouped = writer_->chain().hosts().at("late-1");
+  regrouped.groups = {"db", "web"};
+  ASSERT_TRUE(writer_->PutHost(regrouped).ok());
+  EXPECT_EQ(Must(writer_->Reissue("late-1", {"web"}, 256, nullptr)), 1U);
+  EXPECT_EQ(PullAll(*late, *db_),
+            (std::map<std::string, std::string>{{"apps/db/password", "db-password-1"}}));
+
+  // An escrow wrap someone substituted in the database opens to no committed key.
+  std::unique_ptr<RecoverySealer> sealer =
+      Must(RecoverySealer::Create(Must(RecoveryPublicKey(Must(EscrowKeyOf(CopyKey(signer_)))))));
+  Bytes forged = *sealer->Seal(SecretBytes(32), WrapAad(kEscrowHost, "apps/db/password", 1));
+  ASSERT_TRUE(pg_.Exec("UPDATE sk_fleet_wraps SET wrap = '\\x" + HexEncode(forged) +
+                       "'::bytea WHERE host_id = '@escrow' AND path = 'apps/db/password' AND version = 1"));
+  EXPECT_EQ(writer_->ReadValue("apps/db/password", 1, seq).status().reason(), "fleet_wrap_invalid");
+}
+
+TEST_F(FleetDbTest, ARestoredSnapshotPutsItsPathsBackAsOneEntryEveryHostApplies) {
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/web/token", {"web"}, "release-1"))).ok());
+  ASSERT_TRUE(writer_->Commit(One(Put("apps/db/password", {"db"}, "db-1"))).ok());
+  FleetSnapshot snap = Must(writer_->Snapshot("rel-1", "apps/web"));
+  ASSERT_EQ(snap.paths.size(), 1U);
+  EXPECT_EQ(writer_->Snapshot("rel-1", "apps").status().reason(), "snapshot_exists");
+  std::vector<PlainOp> release2;
+  release2.push_back(Put("apps/web/token", {"web"}, "release-2"));
+  release2.push_back(Put("apps/web/new", {"web"}, "only-in-2"));
+  release2.push_back(Put("apps/db/password", {"db"}, "db-2"));
+  ASSERT_TRUE(writer_->Commit(std::move(release2)).ok());
+  std::unique_ptr<FleetHost> web = Host("web-1");
+  ASSERT_EQ(PullAll(*web, *db_)["apps/web/token"], "release-2");
+
+  FleetWriter::Restored r = Must(writer_->Restore("rel-1"));
+  EXPECT_EQ(r.put, 1U);
+  EXPECT_EQ(r.deleted, 1U);
+  EXPECT_EQ(r.unchanged, 0U);
+  EXPECT_EQ(PullAll(*web, *db_), (std::map<std::string, std::string>{{"apps/web/new", "(deleted)"},
+                                                                     {"apps/web/token", "release-1"}}));
+  // Outside the prefix nothing moved; a second restore has nothing to do.
+  std::unique_ptr<FleetHost> db1 = Host("db-1");
+  EXPECT_EQ(PullAll(*db1, *db_)["apps/db/password"], "db-2");
+  EXPECT_EQ(Must(writer_->Restore("rel-1")).seq, 0U);
+
+  // A snapshot changed in the database no longer verifies: nothing is written.
+  const std::uint64_t head = writer_->chain().head().seq;
+  ASSERT_TRUE(
+      pg_.Exec("UPDATE sk_fleet_snapshots SET body = overlay(body placing '\\x00'::bytea from "
+               "octet_length(body) for 1) WHERE name = 'rel-1'"));
+  EXPECT_EQ(writer_->Restore("rel-1").status().reason(), "bad_signature");
+  EXPECT_EQ(writer_->Restore("no-such").status().reason(), "not_found");
+  EXPECT_EQ(Must(db_->Head()).seq, head);
+}
+
+TEST_F(FleetDbTest, ASchemaVersionOneIsUpgradedAndAnUnknownOneRefused) {
+  ASSERT_TRUE(pg_.Exec("UPDATE sk_fleet_meta SET value = '1' WHERE key = 'schema_version'"));
+  ASSERT_TRUE(db_->Migrate().ok());
+  EXPECT_EQ(pg_.Query("SELECT value FROM sk_fleet_meta WHERE key = 'schema_version'"),
+            (std::vector<std::vector<std::string>>{{"2"}}));
+  ASSERT_TRUE(pg_.Exec("UPDATE sk_fleet_meta SET value = '3' WHERE key = 'schema_version'"));
+  EXPECT_EQ(db_->Migrate().reason(), "fleet_schema_unknown");
 }
 
 }  // namespace

@@ -196,5 +196,30 @@ TEST(FleetFormat, AHostRecordWithAnUnknownStateOrKeyKindIsNotEncoded) {
   EXPECT_EQ(EncodeHost(h).status().reason(), "bad_host_record");
 }
 
+TEST(FleetFormat, ASnapshotRoundTripsVerifiesAndRefusesEveryTruncation) {
+  RecoveryKeyPair key = Must(GenerateRecoveryKey());
+  FleetSnapshot snap{
+      "rel-1", "apps", 9, 1700000000000, {{"apps/db/password", 3, 7}, {"apps/web/token", 2, 9}}};
+  Bytes body = Must(EncodeSnapshot(snap));
+  Bytes sig = Must(SignSnapshot(body, key.private_key));
+  EXPECT_TRUE(VerifySnapshot(body, sig, key.public_key).ok());
+  FleetSnapshot back = Must(DecodeSnapshot(body));
+  EXPECT_EQ(back.name, "rel-1");
+  EXPECT_EQ(back.paths.size(), 2U);
+  EXPECT_EQ(back.paths[1].seq, 9U);
+  for (std::size_t n = 0; n < body.size(); ++n) {
+    EXPECT_FALSE(DecodeSnapshot(ByteView(body).first(n)).ok()) << n;
+  }
+  Bytes flipped = body;
+  flipped.back() ^= 1;
+  EXPECT_EQ(VerifySnapshot(flipped, sig, key.public_key).reason(), "bad_signature");
+  // A path written after the snapshot's head, or out of order, is not a snapshot.
+  snap.paths[1].seq = 10;
+  EXPECT_EQ(DecodeSnapshot(Must(EncodeSnapshot(snap))).status().reason(), "malformed_fleet_snapshot");
+  snap.paths[1].seq = 9;
+  std::swap(snap.paths[0], snap.paths[1]);
+  EXPECT_EQ(DecodeSnapshot(Must(EncodeSnapshot(snap))).status().reason(), "malformed_fleet_snapshot");
+}
+
 }  // namespace
 }  // namespace sk::fleet
