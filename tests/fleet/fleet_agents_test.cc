@@ -266,5 +266,59 @@ TEST_F(FleetAgentsTest, AnOlderBackupAndAForgedEntryAreRefusedWhileHostsKeepServ
   EXPECT_NE(out.find("REFUSING:   fleet_db_behind"), std::string::npos) << out;
 }
 
+// Regrouping an agent re-issues what it may now read; a fleet snapshot restored through the
+// CLI rolls every entitled agent back at once; a signing key kept as shares signs.
+TEST_F(FleetAgentsTest, ARegroupedAgentReceivesWhatItMayReadAndARestoreRollsEveryAgentBack) {
+  Put("apps/web/token", "web", "release-1");
+  Put("apps/db/password", "db", "db-secret");
+  int rc = -1;
+  std::string out =
+      Cli(nullptr, "fleet snapshot rel-1 --prefix apps " + DbFlags() + " --key-file " + key_file_, &rc);
+  ASSERT_EQ(rc, 0) << out;
+
+  out = Cli(nullptr, "fleet regroup db-1 --groups db,web " + DbFlags() + " --key-file " + key_file_, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("re-issued 1 of 1 paths"), std::string::npos) << out;
+  auto head = [&] { return std::stoull(pg_.Query("SELECT seq FROM sk_fleet_head")[0][0]); };
+  ASSERT_TRUE(AllApplied(head()));
+  EXPECT_EQ(Local("db-1", "apps/web/token"), "release-1");
+
+  Put("apps/web/token", "web", "release-2");
+  ASSERT_TRUE(AllApplied(head()));
+  EXPECT_EQ(Local("web-1", "apps/web/token"), "release-2");
+  out = Cli(nullptr, "--json fleet restore rel-1 " + DbFlags() + " --key-file " + key_file_, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out).value("put", 0), 1) << out;
+  ASSERT_TRUE(AllApplied(head()));
+  for (const char* id : {"web-1", "both-1", "db-1"})
+    EXPECT_EQ(Local(id, "apps/web/token"), "release-1") << id;
+  EXPECT_EQ(Local("db-1", "apps/db/password"), "db-secret");
+
+  // Another fleet whose signing key is three shares, any two of which sign.
+  ASSERT_TRUE(pg_.Exec("CREATE DATABASE shared_fleet"));
+  const std::string other = "--db 'host=" + link_dir_ +
+                            " port=5432 dbname=shared_fleet user=" + pg_.superuser() + "' --password-file " +
+                            dir_.Join("pg-password");
+  out = Cli(nullptr, "--json fleet init --shares 3 --threshold 2 " + other, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  nlohmann::json init = nlohmann::json::parse(out);
+  ASSERT_EQ(init["share_lines"].size(), 3U) << out;
+  const std::string shares = dir_.Join("two-shares");
+  WriteSecretFile(shares, init["share_lines"][0].get<std::string>() + "\n# a comment\n" +
+                              init["share_lines"][2].get<std::string>() + "\n");
+  out = Cli(nullptr, "fleet snapshot empty " + other + " --shares-file " + shares, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  out = Cli(nullptr, "fleet restore empty " + other + " --shares-file " + shares, &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("nothing differs"), std::string::npos) << out;
+  WriteSecretFile(shares, init["share_lines"][1].get<std::string>() + "\n");
+  out = Cli(nullptr, "fleet snapshot one-share " + other + " --shares-file " + shares, &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("too_few_shares"), std::string::npos) << out;
+  // This fleet's key is not the other's: its writer refuses to extend a chain it cannot verify.
+  out = Cli(nullptr, "fleet snapshot theirs " + DbFlags() + " --shares-file " + dir_.Join("two-shares"), &rc);
+  EXPECT_NE(rc, 0) << out;
+}
+
 }  // namespace
 }  // namespace sk::testing

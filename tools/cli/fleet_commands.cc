@@ -1,13 +1,19 @@
 // `sealkeep fleet ...` (docs/fleet.md): the fleet journal on PostgreSQL.
 //
 //   init     an admin: makes the fleet signing key (P-256) in a new --key-file (0600, the
-//            private scalar in hex), creates the schema, prints the public half for
-//            every host's [fleet] signer_key.
+//            private scalar in hex) or, with --shares N --threshold M, as N recovery-style
+//            share lines (SKR1-...) of which any M rebuild it (crypto/shamir.h), printed once
+//            and kept nowhere; creates the schema; prints the public half for every host's
+//            [fleet] signer_key. Signing commands then take --key-file or --shares-file.
 //   enroll   on a host whose agent runs with [fleet]: publishes its host key (made in its
 //            TPM or token, read from GET /v1/sys/fleet) as a pending host with --groups.
-//   approve  an admin: signs a pending host into the fleet (a host entry).
+//   approve  an admin: signs a pending host into the fleet (a host entry), then re-issues
+//            what its groups may read, in entries of --batch paths, with progress.
+//   regroup  an admin: changes an admitted host's groups, re-issuing what it may now read.
 //   put      an admin: one path's new value (a file, or stdin) for the hosts of --groups.
 //   txn      an admin: several puts and deletes as one entry, all or nothing on each host.
+//   snapshot an admin: names the versions of the live paths under --prefix, signed.
+//   restore  an admin: one entry that puts a snapshot's paths back as they were.
 //   status   with --db: the fleet (head, hosts, groups, what each applied, refusals);
 //            without: this host's agent (GET /v1/sys/fleet).
 // The database URL never holds a password: --password-file, or libpq's own ~/.pgpass.
@@ -23,8 +29,11 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+
 #include "agent/fleet/fleet_db.h"
 #include "agent/fleet/fleet_writer.h"
+#include "crypto/recovery_share.h"
 #include "hsm/credential.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
@@ -43,6 +52,12 @@ struct Flags {
   std::string file;
   std::vector<std::string> puts;     // PATH=FILE
   std::vector<std::string> deletes;  // PATH
+  std::string shares_file;
+  int shares = 0;
+  int threshold = 0;
+  std::string name;
+  std::string prefix;
+  std::size_t batch = 256;
 };
 
 Flags& F() {
@@ -94,10 +109,38 @@ int HexDigit(std::uint8_t c) {
 }
 
 // The signing key from --key-file: 64 hex digits, decoded in locked memory.
+// The signing key from --shares-file: any threshold of its share lines (blank lines and
+// '#' comments skipped), checked against the key id the shares carry.
+SecretBytes KeyFromShares() {
+  std::ifstream in(F().shares_file);
+  if (!in) Fail(Status(Code::kNotFound, "bad_input", "cannot read " + F().shares_file));
+  std::vector<RecoveryShare> shares;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    Result<RecoveryShare> share = ParseRecoveryShare(line);
+    std::fill(line.begin(), line.end(), '\0');
+    if (!share.ok()) Fail(share.status().WithContext(F().shares_file + " line " + std::to_string(n)));
+    shares.push_back(std::move(share).value());
+  }
+  SecretBytes key = OrFail(CombineRecoveryShares(shares));
+  const Bytes public_key = OrFail(RecoveryPublicKey(key));
+  if (RecoveryKeyId(public_key) != shares.front().key_id) {
+    Fail(Status(Code::kInvalidArgument, "shares_mismatch", "the shares do not rebuild the key they name"));
+  }
+  return key;
+}
+
+// The signing key from --key-file (64 hex digits, decoded in locked memory) or --shares-file.
 SecretBytes SigningKey() {
+  if (!F().shares_file.empty()) return KeyFromShares();
   if (F().key_file.empty())
-    Fail(InvalidArgument("--key-file names the fleet signing key (made by `sealkeep fleet init`)",
-                         "bad_request"));
+    Fail(InvalidArgument(
+        "--key-file or --shares-file names the fleet signing key (made by `sealkeep fleet init`)",
+        "bad_request"));
   SecretBytes hex = OrFail(hsm::ReadCredentialFile(F().key_file));
   if (hex.size() != 64)
     Fail(InvalidArgument(F().key_file + " does not hold a fleet signing key", "bad_key_file"));
@@ -138,19 +181,51 @@ void WriteNewKeyFile(const std::string& path, const SecretBytes& key) {
 }
 
 void RunInit() {
-  if (F().key_file.empty())
-    Fail(InvalidArgument("--key-file names the new signing key's file", "bad_request"));
+  const bool shares = F().shares > 0;
+  if (F().key_file.empty() == !shares) {
+    Fail(InvalidArgument("give --key-file FILE or --shares N --threshold M (where the signing key goes)",
+                         "bad_request"));
+  }
+  if (shares && (F().threshold < 2 || F().threshold > F().shares || F().shares > 16)) {
+    Fail(InvalidArgument("--threshold M of --shares N: 2 <= M <= N <= 16", "bad_request"));
+  }
   std::unique_ptr<fleet::FleetDb> db = Connect();
   RecoveryKeyPair pair = OrFail(GenerateRecoveryKey());
   OrFail(db->Migrate());
-  WriteNewKeyFile(F().key_file, pair.private_key);
+  std::vector<std::string> lines;
+  if (shares) {
+    for (ShamirShare& sh : OrFail(ShamirSplit(pair.private_key, F().threshold, F().shares))) {
+      lines.push_back(
+          EncodeRecoveryShare(RecoveryShare{F().threshold, RecoveryKeyId(pair.public_key), std::move(sh)}));
+    }
+  } else {
+    WriteNewKeyFile(F().key_file, pair.private_key);
+  }
   const std::string pub = HexEncode(pair.public_key);
   if (Globals().json) {
-    std::printf("%s\n", Json{{"signer_key", pub}, {"key_file", F().key_file}}.dump().c_str());
+    Json out = {{"signer_key", pub}};
+    if (shares) {
+      out["share_lines"] = lines;
+    } else {
+      out["key_file"] = F().key_file;
+    }
+    std::printf("%s\n", out.dump().c_str());
+    for (std::string& l : lines) std::fill(l.begin(), l.end(), '\0');
     return;
   }
-  std::printf("fleet signing key: %s (keep it offline; whoever holds it writes to every host)\n",
-              F().key_file.c_str());
+  if (shares) {
+    std::printf("fleet signing key: %d shares, any %d rebuild it. They are printed here only, once:\n",
+                F().shares, F().threshold);
+    for (std::string& l : lines) {
+      std::printf("  %s\n", l.c_str());
+      std::fill(l.begin(), l.end(), '\0');
+    }
+    std::printf("give one to each keeper; signing commands read %d of them with --shares-file\n",
+                F().threshold);
+  } else {
+    std::printf("fleet signing key: %s (keep it offline; whoever holds it writes to every host)\n",
+                F().key_file.c_str());
+  }
   std::printf("schema:            ready in the fleet database\n\n");
   std::printf(
       "each host's /etc/sealkeep/sealkeep.toml:\n  [fleet]\n  db = \"%s\"\n  host_id = \"<this host>\"\n"
@@ -191,6 +266,15 @@ std::unique_ptr<fleet::FleetWriter> Writer(fleet::FleetDb* db) {
   return OrFail(fleet::FleetWriter::Create(db, SigningKey()));
 }
 
+// What `host_id` may read now and could not under `before`, re-issued with progress.
+void Reissue(fleet::FleetWriter& w, const std::string& host_id, const std::vector<std::string>& before) {
+  const std::size_t n = OrFail(w.Reissue(host_id, before, F().batch, [](std::size_t done, std::size_t total) {
+    std::fprintf(stderr, "re-issued %zu of %zu paths\n", done, total);
+  }));
+  std::printf("%zu path%s re-issued to %s (what its groups may read, written before)\n", n, n == 1 ? "" : "s",
+              host_id.c_str());
+}
+
 void RunApprove() {
   std::unique_ptr<fleet::FleetDb> db = Connect();
   std::vector<fleet::PendingHost> pending = OrFail(db->Pending());
@@ -206,12 +290,35 @@ void RunApprove() {
   h.public_key = it->public_key;
   h.groups = F().groups.empty() ? it->groups : Groups(F().groups, true);
   std::unique_ptr<fleet::FleetWriter> w = Writer(db.get());
+  OrFail(w->Sync());
+  if (w->chain().hosts().count(h.host_id) != 0) {
+    Fail(Status(
+        Code::kAlreadyExists, "host_exists",
+        "host " + h.host_id + " is in the fleet already: `sealkeep fleet regroup` changes its groups"));
+  }
   const std::uint64_t seq = OrFail(w->PutHost(h));
   std::string groups;
   for (const std::string& g : h.groups) groups += (groups.empty() ? "" : ",") + g;
   std::printf("host %s admitted (fleet entry %llu), groups %s, key in its %s\n", h.host_id.c_str(),
               static_cast<unsigned long long>(seq), groups.c_str(),
               std::string(fleet::KeyKindName(h.key_kind)).c_str());
+  Reissue(*w, h.host_id, {});
+}
+
+void RunRegroup() {
+  std::unique_ptr<fleet::FleetDb> db = Connect();
+  std::unique_ptr<fleet::FleetWriter> w = Writer(db.get());
+  OrFail(w->Sync());
+  auto it = w->chain().hosts().find(F().host_id);
+  if (it == w->chain().hosts().end() || it->second.state != fleet::HostState::kAdmitted)
+    Fail(NotFound("host " + F().host_id + " is not admitted to the fleet", "not_found"));
+  fleet::HostRecord h = it->second;
+  const std::vector<std::string> before = h.groups;
+  h.groups = Groups(F().groups, true);
+  const std::uint64_t seq = OrFail(w->PutHost(h));
+  std::printf("host %s: groups %s (fleet entry %llu)\n", h.host_id.c_str(), F().groups.c_str(),
+              static_cast<unsigned long long>(seq));
+  Reissue(*w, h.host_id, before);
 }
 
 void Commit(std::vector<fleet::PlainOp> ops) {
@@ -263,6 +370,43 @@ void RunTxn() {
   }
   if (ops.empty()) Fail(InvalidArgument("a txn needs at least one --put or --delete", "bad_request"));
   Commit(std::move(ops));
+}
+
+void RunSnapshot() {
+  std::unique_ptr<fleet::FleetDb> db = Connect();
+  std::unique_ptr<fleet::FleetWriter> w = Writer(db.get());
+  fleet::FleetSnapshot snap = OrFail(w->Snapshot(F().name, F().prefix));
+  if (Globals().json) {
+    Json paths = Json::object();
+    for (const fleet::SnapshotPath& p : snap.paths) paths[p.path] = p.version;
+    std::printf("%s\n",
+                Json{{"name", snap.name}, {"head_seq", snap.head_seq}, {"versions", paths}}.dump().c_str());
+    return;
+  }
+  std::printf("fleet snapshot %s: %zu path%s at entry %llu\n", snap.name.c_str(), snap.paths.size(),
+              snap.paths.size() == 1 ? "" : "s", static_cast<unsigned long long>(snap.head_seq));
+}
+
+void RunRestore() {
+  std::unique_ptr<fleet::FleetDb> db = Connect();
+  std::unique_ptr<fleet::FleetWriter> w = Writer(db.get());
+  fleet::FleetWriter::Restored r = OrFail(w->Restore(F().name));
+  if (Globals().json) {
+    std::printf("%s\n",
+                Json{{"seq", r.seq}, {"put", r.put}, {"deleted", r.deleted}, {"unchanged", r.unchanged}}
+                    .dump()
+                    .c_str());
+    return;
+  }
+  if (r.seq == 0) {
+    std::printf("fleet snapshot %s: nothing differs (%zu paths as they were)\n", F().name.c_str(),
+                r.unchanged);
+    return;
+  }
+  std::printf(
+      "fleet entry %llu restores %s: %zu put back, %zu deleted, %zu unchanged; each host applies it "
+      "all or nothing\n",
+      static_cast<unsigned long long>(r.seq), F().name.c_str(), r.put, r.deleted, r.unchanged);
 }
 
 // The fleet as the database holds it, verified under the signer key.
@@ -377,15 +521,21 @@ void Add(CLI::App& app) {
                   "The database password, in a file only you can read (default: libpq's ~/.pgpass)");
   };
   auto key = [](CLI::App* c) {
-    c->add_option("--key-file", F().key_file, "The fleet signing key (from `sealkeep fleet init`)")
-        ->required();
+    auto* file =
+        c->add_option("--key-file", F().key_file, "The fleet signing key (from `sealkeep fleet init`)");
+    c->add_option("--shares-file", F().shares_file,
+                  "Or: at least the threshold of the signing key's share lines, one per line")
+        ->excludes(file);
   };
-  auto* init = fleet->add_subcommand("init",
-                                     "Make the fleet signing key in a new --key-file and the schema in the "
-                                     "database; prints the public half for the hosts' [fleet] signer_key");
+  auto* init =
+      fleet->add_subcommand("init",
+                            "Make the fleet signing key (in a new --key-file, or as --shares) and the "
+                            "schema in the database; prints the public half for the hosts' [fleet] "
+                            "signer_key");
   db(init, true);
-  init->add_option("--key-file", F().key_file, "Where to write the new signing key (must not exist)")
-      ->required();
+  init->add_option("--key-file", F().key_file, "Where to write the new signing key (must not exist)");
+  init->add_option("--shares", F().shares, "Instead: print the key as this many shares (2-16), kept nowhere");
+  init->add_option("--threshold", F().threshold, "How many of the shares rebuild the key (2 to --shares)");
   init->callback(RunInit);
 
   auto* enroll = fleet->add_subcommand(
@@ -395,12 +545,23 @@ void Add(CLI::App& app) {
   enroll->add_option("--groups", F().groups, "The groups it asks to join: web,db")->required();
   enroll->callback(RunEnroll);
 
-  auto* approve = fleet->add_subcommand("approve", "Admit a pending host (a signed host entry)");
+  auto* approve = fleet->add_subcommand(
+      "approve", "Admit a pending host (a signed host entry), then re-issue what its groups may read");
   approve->add_option("HOST_ID", F().host_id, "The pending host")->required();
   db(approve, true);
   key(approve);
   approve->add_option("--groups", F().groups, "Its groups, if not the ones it asked for");
+  approve->add_option("--batch", F().batch, "Paths per re-issuing entry (1-1024)")->default_val(256);
   approve->callback(RunApprove);
+
+  auto* regroup =
+      fleet->add_subcommand("regroup", "Change an admitted host's groups; re-issue what it may now read");
+  regroup->add_option("HOST_ID", F().host_id, "The host")->required();
+  db(regroup, true);
+  key(regroup);
+  regroup->add_option("--groups", F().groups, "Its groups from now on: web,db")->required();
+  regroup->add_option("--batch", F().batch, "Paths per re-issuing entry (1-1024)")->default_val(256);
+  regroup->callback(RunRegroup);
 
   auto* put = fleet->add_subcommand("put", "Write PATH for every host of --groups (one signed entry)");
   put->add_option("PATH", F().path, "A sealkeep path; hosts keep it under their [fleet] prefix")->required();
@@ -418,6 +579,21 @@ void Add(CLI::App& app) {
   txn->add_option("--put", F().puts, "PATH=FILE: write PATH with FILE's bytes (repeatable)");
   txn->add_option("--delete", F().deletes, "PATH: delete it (repeatable)");
   txn->callback(RunTxn);
+
+  auto* snapshot =
+      fleet->add_subcommand("snapshot", "Name the versions of the live paths under --prefix (signed)");
+  snapshot->add_option("NAME", F().name, "The snapshot's name ([A-Za-z0-9._-], never replaced)")->required();
+  db(snapshot, true);
+  key(snapshot);
+  snapshot->add_option("--prefix", F().prefix, "Only the paths under this prefix (default: all)");
+  snapshot->callback(RunSnapshot);
+
+  auto* restore = fleet->add_subcommand(
+      "restore", "One entry that puts a snapshot's paths back as they were and deletes the ones it lacks");
+  restore->add_option("NAME", F().name, "The snapshot")->required();
+  db(restore, true);
+  key(restore);
+  restore->callback(RunRestore);
 
   auto* status = fleet->add_subcommand(
       "status",
