@@ -161,7 +161,7 @@ Result<HostRecord> DecodeHost(ByteView body) {
 
 Result<Bytes> EncodeTxn(const std::vector<TxnOp>& ops) {
   if (ops.empty() || ops.size() > kMaxOps)
-    return InvalidArgument("a fleet transaction has 1-1024 ops", "bad_txn");
+    return InvalidArgument("a fleet transaction has 1-999 ops", "bad_txn");
   ByteWriter w;
   w.U16(static_cast<std::uint16_t>(ops.size()));
   for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -188,7 +188,7 @@ Result<Bytes> EncodeTxn(const std::vector<TxnOp>& ops) {
 Result<std::vector<TxnOp>> DecodeTxn(ByteView body) {
   ByteReader r(body);
   std::uint16_t n = 0;
-  if (!r.U16(n) || n == 0 || n > kMaxOps) return Malformed("a transaction has 1-1024 ops");
+  if (!r.U16(n) || n == 0 || n > kMaxOps) return Malformed("a transaction has 1-999 ops");
   std::vector<TxnOp> ops(n);
   for (std::size_t i = 0; i < ops.size(); ++i) {
     TxnOp& op = ops[i];

@@ -78,7 +78,8 @@ inline constexpr std::size_t kSignerIdSize = 8;
 inline constexpr std::size_t kPublicKeySize = 65;
 inline constexpr std::size_t kMaxBodyBytes = 4u << 20;
 inline constexpr std::size_t kMaxValueBytes = 1u << 20;
-inline constexpr std::size_t kMaxOps = 1024;
+// 999: a host applies an entry and its anchor as one local transaction, which holds at most 1000 ops.
+inline constexpr std::size_t kMaxOps = 999;
 inline constexpr std::size_t kMaxGroups = 64;
 inline constexpr std::size_t kMaxNameBytes = 64;
 // The longest encoded entry: the fields before the body, its length, the body, the signature.

@@ -182,7 +182,7 @@ Result<FleetWriter::Restored> FleetWriter::Restore(const std::string& name) {
   if (ops.empty()) return out;
   if (ops.size() > kMaxOps)
     return Status(Code::kTooLarge, "too_large",
-                  "restoring " + name + " changes more than 1024 paths: more than one entry can hold");
+                  "restoring " + name + " changes more than 999 paths: more than one entry can hold");
   SK_ASSIGN_OR_RETURN(out.seq, Commit(std::move(ops)));
   return out;
 }

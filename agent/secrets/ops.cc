@@ -552,7 +552,9 @@ Result<TxnResult> ServiceImpl::Transact(std::vector<Op> ops, const std::string& 
   if (ops.size() > kMaxOps) return InvalidArgument("a transaction has at most 1000 ops", "bad_request");
   for (std::size_t i = 0; i < ops.size(); ++i) {
     Status st = ValidateOp(ops[i], options_);
-    if (st.ok()) st = CheckFleetManaged(options_.fleet_prefix, ops[i].path, actor);
+    // A check-version op changes nothing: a caller may guard its txn on a fleet path's version.
+    if (st.ok() && ops[i].type != Op::Type::kCheckVersion)
+      st = CheckFleetManaged(options_.fleet_prefix, ops[i].path, actor);
     if (!st.ok()) {
       failed = {i + 1, ops[i].type};
       return st.WithContext("op " + std::to_string(i + 1));

@@ -6,8 +6,8 @@
 // the systemd unit; its status: groups and uid; its stat: start time). Each must answer with an error, never
 // crash, leak or read out of bounds. Also what recovery reads (docs/recovery.md): a share as
 // typed, a backup manifest, and a recovery-wrapped blob opened with a fixed key. And what a
-// host reads from the fleet database (docs/fleet.md): an entry, its host and txn bodies, and
-// the chain's check of it under a fixed signer key.
+// host or writer reads from the fleet database (docs/fleet.md): an entry, its host and txn
+// bodies, the chain's check of it under a fixed signer key, and a snapshot body.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -60,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)sk::fleet::DecodeTxn(e->body);
       }
       (void)sk::fleet::DecodeTxn(bytes);
+      (void)sk::fleet::DecodeSnapshot(bytes);
       (void)chain.Check(bytes);
       break;
     }

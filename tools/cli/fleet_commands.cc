@@ -551,7 +551,7 @@ void Add(CLI::App& app) {
   db(approve, true);
   key(approve);
   approve->add_option("--groups", F().groups, "Its groups, if not the ones it asked for");
-  approve->add_option("--batch", F().batch, "Paths per re-issuing entry (1-1024)")->default_val(256);
+  approve->add_option("--batch", F().batch, "Paths per re-issuing entry (1-999)")->default_val(256);
   approve->callback(RunApprove);
 
   auto* regroup =
@@ -560,7 +560,7 @@ void Add(CLI::App& app) {
   db(regroup, true);
   key(regroup);
   regroup->add_option("--groups", F().groups, "Its groups from now on: web,db")->required();
-  regroup->add_option("--batch", F().batch, "Paths per re-issuing entry (1-1024)")->default_val(256);
+  regroup->add_option("--batch", F().batch, "Paths per re-issuing entry (1-999)")->default_val(256);
   regroup->callback(RunRegroup);
 
   auto* put = fleet->add_subcommand("put", "Write PATH for every host of --groups (one signed entry)");
