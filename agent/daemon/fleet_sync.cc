@@ -192,33 +192,24 @@ bool FleetSync::Round() {
     state_.public_key = std::move(public_key);
     state_.applied_seq = anchor.seq;
   }
-  if (!l.db) {
-    Result<std::optional<SecretBytes>> pw = ReadPassword(config_);
-    if (!pw.ok()) {
-      NoteError(pw.status().ToString());
-      return false;
-    }
-    auto db = fleet::FleetDb::Connect(config_.db, pw->has_value() ? &**pw : nullptr);
-    if (db.ok() && (*db)->Listen().ok()) {
-      l.db = std::move(db).value();
-    } else {
-      std::lock_guard lock(mu_);
-      state_.db_reachable = false;
-      const Status st =
-          db.ok() ? Status(Code::kUnavailable, "fleet_unavailable", "LISTEN failed") : db.status();
-      if (state_.error != st.ToString()) Log(LogLevel::kWarning, "fleet: " + st.ToString());
-      state_.error = st.ToString();
-      return false;
-    }
-  }
+  // The database is gone (or never came): the next round connects anew.
   const auto lost = [&](const Status& st) {
     l.db.reset();
-    std::lock_guard lock(mu_);
-    state_.db_reachable = false;
-    if (state_.error != st.ToString()) Log(LogLevel::kWarning, "fleet: " + st.ToString());
-    state_.error = st.ToString();
+    {
+      std::lock_guard lock(mu_);
+      state_.db_reachable = false;
+    }
+    NoteError(st.ToString());
     return false;
   };
+  if (!l.db) {
+    Result<std::optional<SecretBytes>> pw = ReadPassword(config_);
+    if (!pw.ok()) return lost(pw.status());
+    auto db = fleet::FleetDb::Connect(config_.db, pw->has_value() ? &**pw : nullptr);
+    if (!db.ok()) return lost(db.status());
+    if (Status st = (*db)->Listen(); !st.ok()) return lost(st);
+    l.db = std::move(db).value();
+  }
   Result<fleet::ChainHead> head = l.db->Head();
   if (!head.ok()) return lost(head.status());
   {

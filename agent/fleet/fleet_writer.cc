@@ -49,8 +49,8 @@ Status FleetWriter::Sync() {
   return CatchUp(head);
 }
 
-Result<SecretBytes> FleetWriter::ReadValue(const std::string& path, std::uint64_t version,
-                                           std::uint64_t seq) {
+Result<SecretBytes> FleetWriter::ReadValue(const std::string& path, std::uint64_t version, std::uint64_t seq,
+                                           std::vector<std::string>* groups) {
   SK_ASSIGN_OR_RETURN(Bytes bytes, db_->EntryAt(seq));
   SK_ASSIGN_OR_RETURN(Entry e, DecodeEntry(bytes));
   SK_RETURN_IF_ERROR(VerifyEntry(e, public_key_));
@@ -76,6 +76,7 @@ Result<SecretBytes> FleetWriter::ReadValue(const std::string& path, std::uint64_
   if (wrap == wraps.end()) return invalid();
   Result<SecretBytes> dek = escrow_opener_->Open(wrap->wrap, WrapAad(kEscrowHost, path, version));
   if (!dek.ok() || !ConstantTimeEqual(journal::DekCommit(*dek), op->dek_commit)) return invalid();
+  if (groups != nullptr) *groups = op->groups;
   return AeadOpen(*dek, ValueAad(path, version), op->value);
 }
 
@@ -150,26 +151,18 @@ Result<FleetWriter::Restored> FleetWriter::Restore(const std::string& name) {
       continue;
     }
     // The groups the version had: those of the entry that wrote it.
-    SK_ASSIGN_OR_RETURN(Bytes bytes, db_->EntryAt(p.seq));
-    SK_ASSIGN_OR_RETURN(Entry e, DecodeEntry(bytes));
-    SK_ASSIGN_OR_RETURN(std::vector<TxnOp> written, DecodeTxn(e.body));
-    auto op = std::find_if(written.begin(), written.end(),
-                           [&](const TxnOp& o) { return o.path == p.path && o.version == p.version; });
-    if (op == written.end()) {
-      return NotFound("snapshot " + name + ": entry " + std::to_string(p.seq) + " does not write " + p.path,
-                      "not_found");
-    }
-    SK_ASSIGN_OR_RETURN(SecretBytes value, ReadValue(p.path, p.version, p.seq));
+    std::vector<std::string> groups;
+    SK_ASSIGN_OR_RETURN(SecretBytes value, ReadValue(p.path, p.version, p.seq, &groups));
     // A later version with the same value and groups (an earlier restore, a re-issue) is
     // already what the snapshot says: restoring twice writes nothing the second time.
-    if (live && now->second.groups == op->groups) {
+    if (live && now->second.groups == groups) {
       SK_ASSIGN_OR_RETURN(SecretBytes current, ReadValue(p.path, now->second.version, now->second.seq));
       if (current.Equals(value)) {
         ++out.unchanged;
         continue;
       }
     }
-    ops.push_back(PlainOp{p.path, OpKind::kPut, op->groups, std::move(value)});
+    ops.push_back(PlainOp{p.path, OpKind::kPut, std::move(groups), std::move(value)});
     ++out.put;
   }
   for (const auto& [path, head] : chain_.paths()) {

@@ -59,8 +59,9 @@ class FleetWriter {
   // The value of `path` at `version`, written by entry `seq`: its escrow wrap opened and
   // checked against the signed commitment. not_found when that entry wrote no such put;
   // fleet_wrap_invalid when the escrow wrap is missing or does not open to the committed key.
+  // `groups`, when given, receives the groups that version was written for.
   [[nodiscard]] Result<SecretBytes> ReadValue(const std::string& path, std::uint64_t version,
-                                              std::uint64_t seq);
+                                              std::uint64_t seq, std::vector<std::string>* groups = nullptr);
 
   // Re-issues, as new versions with the same values and groups, every live path that host
   // `host_id` may read under its groups now but could not under `before` (its groups before

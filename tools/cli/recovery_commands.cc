@@ -24,7 +24,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -34,6 +33,7 @@
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
 #include "tools/cli/offline.h"
+#include "tools/cli/share_file.h"
 
 namespace sk::cli {
 namespace {
@@ -126,19 +126,7 @@ std::string ReadHiddenLine(const std::string& prompt) {
 std::shared_ptr<RecoveryOpener> ReadShares() {
   std::vector<RecoveryShare> shares;
   if (!F().shares_file.empty()) {
-    std::ifstream in(F().shares_file);
-    if (!in) Fail(IoError("cannot read", F().shares_file));
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      auto s = ParseRecoveryShare(line);
-      WipeString(line);
-      if (!s.ok()) Fail(s.status().WithContext(F().shares_file + " line " + std::to_string(n)));
-      shares.push_back(std::move(s).value());
-    }
+    shares = ReadSharesFile(F().shares_file);
   } else {
     if (!::isatty(STDIN_FILENO)) {
       Fail(InvalidArgument("no --shares-file and no terminal to type shares at", "too_few_shares"));
