@@ -294,16 +294,7 @@ Status ApplyFleet(const toml::table& root, AgentConfig& c) {
     return InvalidArgument(c.source + ": fleet." + why, "bad_config");
   };
   if (fc.db.empty()) return bad("db is the fleet database's libpq URL (docs/fleet.md)");
-  // A password in the URL would sit in a world-readable config: "password=" as a keyword or
-  // a query parameter, or user:password@ in a URI's authority.
-  bool has_password = fc.db.find("password") != std::string::npos;
-  if (std::size_t scheme = fc.db.find("://"); scheme != std::string::npos) {
-    std::string authority = fc.db.substr(scheme + 3, fc.db.find_first_of("/?", scheme + 3) - (scheme + 3));
-    std::size_t at = authority.rfind('@');
-    if (at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos)
-      has_password = true;
-  }
-  if (has_password) {
+  if (DbUrlHasPassword(fc.db)) {
     return bad("db must not hold a password: put it in fleet.password_file");
   }
   if (fc.host_id.empty() || fc.host_id.size() > 64 ||
@@ -342,6 +333,16 @@ Status Apply(const toml::table& root, AgentConfig& c) {
 }
 
 }  // namespace
+
+bool DbUrlHasPassword(std::string_view url) {
+  if (url.find("password") != std::string_view::npos) return true;
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return false;
+  const std::string_view rest = url.substr(scheme + 3);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  const std::size_t at = authority.rfind('@');
+  return at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos;
+}
 
 Result<AgentConfig> ParseConfig(std::string_view text, const std::string& source) {
   AgentConfig c;

@@ -53,7 +53,7 @@ struct FleetConfig {
   Bytes signer_key;              // the fleet signing key's public half, 65 bytes (hex in the file)
   std::string prefix = "fleet";  // local paths the fleet manages: <prefix>/<fleet path>
   int poll_seconds = 30;         // a pull at least this often, LISTEN/NOTIFY or not
-  int lag_alert_seconds = 300;  // alert fleet_behind when no pull has succeeded for this long
+  int lag_alert_seconds = 300;   // alert fleet_behind when no pull has succeeded for this long
 };
 
 struct AgentConfig {
@@ -96,6 +96,11 @@ Result<AgentConfig> LoadConfig(const std::string& path);
 // What the agent must say at start about a config that turns a safeguard off (today: no
 // audit log), one warning each; empty when there is nothing to say.
 std::vector<std::string> StartupWarnings(const AgentConfig& config);
+
+// Whether a libpq URL holds a password: "password=" as a keyword or a query parameter, or
+// user:password@ in a URI's authority. Such a URL would sit in a world-readable config, or in
+// argv; [fleet] db and `sealkeep fleet --db` refuse it.
+bool DbUrlHasPassword(std::string_view url);
 
 inline constexpr const char* kDefaultConfigPath = "/etc/sealkeep/sealkeep.toml";
 

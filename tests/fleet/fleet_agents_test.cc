@@ -178,6 +178,12 @@ TEST_F(FleetAgentsTest, ATxnReachesTheEntitledAgentsOnlyAndTheirLocalCopiesAreTh
   EXPECT_EQ(r.ErrorCode(), "fleet_managed");
   EXPECT_EQ(Local("web-1", "apps/web/token"), "web-secret-1");
 
+  // A password in --db (argv, visible to every user) is refused before anything connects.
+  out = Cli(nullptr, "fleet status --db 'postgresql://admin:hunter2@localhost/x' --signer " + signer_, &rc);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("--password-file"), std::string::npos) << out;
+  EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+
   // `fleet status` sees every host at the head.
   out = Cli(nullptr, "--json fleet status " + DbFlags() + " --signer " + signer_, &rc);
   ASSERT_EQ(rc, 0) << out;

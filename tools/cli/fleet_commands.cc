@@ -29,14 +29,14 @@
 #include <string>
 #include <vector>
 
-#include <fstream>
-
+#include "agent/config/config.h"
 #include "agent/fleet/fleet_db.h"
 #include "agent/fleet/fleet_writer.h"
 #include "crypto/recovery_share.h"
 #include "hsm/credential.h"
 #include "tools/cli/agent_client.h"
 #include "tools/cli/command.h"
+#include "tools/cli/share_file.h"
 
 namespace sk::cli {
 namespace {
@@ -96,6 +96,10 @@ std::vector<std::string> Groups(const std::string& csv, bool required) {
 
 std::unique_ptr<fleet::FleetDb> Connect() {
   if (F().db.empty()) Fail(InvalidArgument("--db names the fleet database (a libpq URL)", "bad_request"));
+  if (config::DbUrlHasPassword(F().db)) {
+    Fail(InvalidArgument("--db must not hold a password (argv is visible to every user): use --password-file",
+                         "bad_request"));
+  }
   std::optional<SecretBytes> password;
   if (!F().password_file.empty()) password = OrFail(hsm::ReadCredentialFile(F().password_file));
   return OrFail(fleet::FleetDb::Connect(F().db, password ? &*password : nullptr));
@@ -108,24 +112,10 @@ int HexDigit(std::uint8_t c) {
   return -1;
 }
 
-// The signing key from --key-file: 64 hex digits, decoded in locked memory.
-// The signing key from --shares-file: any threshold of its share lines (blank lines and
-// '#' comments skipped), checked against the key id the shares carry.
+// The signing key from --shares-file: any threshold of its share lines, checked against
+// the key id the shares carry.
 SecretBytes KeyFromShares() {
-  std::ifstream in(F().shares_file);
-  if (!in) Fail(Status(Code::kNotFound, "bad_input", "cannot read " + F().shares_file));
-  std::vector<RecoveryShare> shares;
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#') continue;
-    Result<RecoveryShare> share = ParseRecoveryShare(line);
-    std::fill(line.begin(), line.end(), '\0');
-    if (!share.ok()) Fail(share.status().WithContext(F().shares_file + " line " + std::to_string(n)));
-    shares.push_back(std::move(share).value());
-  }
+  const std::vector<RecoveryShare> shares = ReadSharesFile(F().shares_file);
   SecretBytes key = OrFail(CombineRecoveryShares(shares));
   const Bytes public_key = OrFail(RecoveryPublicKey(key));
   if (RecoveryKeyId(public_key) != shares.front().key_id) {
